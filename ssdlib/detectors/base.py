@@ -1,0 +1,83 @@
+"""The one detector interface every method in ssdlib honours.
+
+A detector is fitted on in-distribution *training* representations (labels optional) and scores
+any representations; **higher score = more in-distribution**. Representations travel as a
+:class:`FeatureSet` (penultimate features, logits, labels). Methods that work in input space
+(ODIN, input-preprocessed Mahalanobis, GODIN) override :meth:`Detector.extract`, which turns a
+model and a data loader into the FeatureSet that the method scores.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class NotFittedError(RuntimeError):
+    """Raised when a detector scores before it was fitted: call ``fit()`` first."""
+
+
+class MissingInputError(ValueError):
+    """Raised when a FeatureSet lacks what a detector needs (e.g. logits for MSP)."""
+
+
+@dataclass
+class FeatureSet:
+    """Representations of one dataset: penultimate features [N, D], logits [N, M], labels [N]."""
+
+    features: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    def require(self, name: str, detector: str) -> np.ndarray:
+        value = getattr(self, name)
+        if value is None:
+            raise MissingInputError(
+                f"{detector} needs {name}, but this FeatureSet has none: extract with a model that "
+                f"provides {name} (see ssdlib.features.extract)"
+            )
+        return value
+
+    def __len__(self) -> int:
+        for v in (self.features, self.logits, self.labels):
+            if v is not None:
+                return len(v)
+        return 0
+
+
+class Detector(ABC):
+    """Fit on ID training data, score anything; higher = more in-distribution."""
+
+    name: str = "detector"
+
+    def __init__(self) -> None:
+        self._fitted = False
+
+    @abstractmethod
+    def _fit(self, train: FeatureSet) -> None:
+        """Estimate the detector's statistics from ID training representations."""
+
+    @abstractmethod
+    def _score(self, data: FeatureSet) -> np.ndarray:
+        """Scores [N] for ``data``; higher = more in-distribution."""
+
+    def fit(self, train: FeatureSet) -> "Detector":
+        self._fit(train)
+        self._fitted = True
+        return self
+
+    def score(self, data: FeatureSet) -> np.ndarray:
+        if not self._fitted:
+            raise NotFittedError(f"{self.name}: call fit() on ID training data before score()")
+        scores = np.asarray(self._score(data), dtype=np.float64)
+        if scores.shape != (len(data),):
+            raise RuntimeError(f"{self.name} returned scores of shape {scores.shape} for {len(data)} samples")
+        return scores
+
+    def extract(self, model, loader, device="cpu") -> FeatureSet:
+        """Representations of ``loader`` under ``model``; input-space methods override this."""
+        from ssdlib.features import extract
+
+        return extract(model, loader, device=device)

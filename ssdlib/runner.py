@@ -1,0 +1,177 @@
+"""``ssdlib reproduce``: run the numbered notebooks headless with papermill.
+
+A run validates the params file first (nothing is written when it is invalid), then executes
+``notebooks/NN_*.ipynb`` in order into ``outputs/<profile>/``, each with the profile's values
+injected after its ``parameters`` cell, and gathers the rows the notebooks recorded into
+``results.csv`` and ``results.md``. It stops at the first failing notebook, naming it and the
+cell. A finished run is never replaced silently: ``--overwrite`` is required, and it keeps
+the trained checkpoints so that models are not retrained for nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+import ssdlib
+from ssdlib import params as params_mod
+from ssdlib import results
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_.+\.ipynb$")
+RUN_FILE = "run.json"
+
+
+class RunError(RuntimeError):
+    """A run cannot start or did not finish; the message says why and what to do."""
+
+
+def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order, optionally only those whose number is in ``only``."""
+    found = sorted(p for p in notebook_dir.glob("*.ipynb") if NOTEBOOK_PATTERN.match(p.name))
+    if only:
+        found = [p for p in found if NOTEBOOK_PATTERN.match(p.name).group(1) in only]
+    if not found:
+        raise RunError(f"no numbered notebooks (NN_name.ipynb) in {notebook_dir}" + (f" matching {only}" if only else ""))
+    return found
+
+
+def git_commit(root: Path = PROJECT_ROOT) -> str | None:
+    """The checked-out commit, with '+dirty' when the tree has uncommitted changes; None outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _read_run(output_dir: Path) -> dict:
+    path = output_dir / RUN_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write_run(output_dir: Path, info: dict) -> None:
+    tmp = output_dir / (RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    tmp.replace(output_dir / RUN_FILE)
+
+
+def prepare_output(output_dir: Path, overwrite: bool) -> None:
+    """Refuse to replace a finished run unless asked; clear the previous run's notebooks and table."""
+    previous = _read_run(output_dir)
+    if previous.get("status") == "finished" and not overwrite:
+        raise RunError(
+            f"{output_dir} holds a finished run (finished {previous.get('finished')}). "
+            "Pass --overwrite to run again there (trained checkpoints are kept and reused), "
+            "or --output-dir DIR for a separate run."
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*output_dir.glob("[0-9][0-9]_*.ipynb"), output_dir / results.RESULTS_FILE]:
+        stale.unlink(missing_ok=True)
+
+
+def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool) -> float:
+    """Execute one notebook with papermill into ``output_dir``; return the seconds it took."""
+    import papermill as pm
+
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(notebook), str(output_dir / notebook.name), parameters=parameters,
+            cwd=str(notebook.parent), kernel_name="python3", progress_bar=True, log_output=log_output,
+        )
+    except pm.PapermillExecutionError as err:
+        cell = _source_cell_number(output_dir / notebook.name, err.cell_index)
+        raise RunError(
+            f"notebook {notebook.name} failed at cell {cell} (counting from 1 in notebooks/{notebook.name}): "
+            f"{err.ename}: {err.evalue}\nThe executed copy with the full traceback is {output_dir / notebook.name}"
+        ) from None
+    return time.perf_counter() - start
+
+
+def _source_cell_number(executed: Path, index: int) -> int:
+    """1-based number of executed cell ``index`` in the source notebook (without papermill's injected cell)."""
+    import nbformat
+
+    cells = nbformat.read(executed, as_version=4).cells
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    return index + 1 - sum(1 for i in injected if i < index)
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names assigned in the notebook's ``parameters`` cell: the only ones worth injecting."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(notebook)))
+
+
+def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str] | None = None,
+              overwrite: bool = False, log_output: bool = False,
+              notebook_dir: Path = PROJECT_ROOT / "notebooks") -> Path:
+    """Run the notebook series for one params profile; return the output folder."""
+    p = params_mod.load(params_file)  # fails before anything is written
+    notebooks = find_notebooks(notebook_dir, only)
+    output_dir = (output_dir or PROJECT_ROOT / "outputs" / p.profile).resolve()
+    prepare_output(output_dir, overwrite)
+
+    raw = p.model_dump(mode="json")
+    (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    info = {
+        "status": "running", "profile": p.profile, "params_file": str(params_file),
+        "ssdlib_version": ssdlib.__version__, "git_commit": git_commit(), "python": sys.version.split()[0],
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notebooks": {},
+    }
+    _write_run(output_dir, info)
+    injected = {**raw, "output_dir": str(output_dir), "params_file": str(Path(params_file).resolve())}
+    print(f"[ssdlib] profile '{p.profile}': {len(notebooks)} notebooks -> {output_dir}", flush=True)
+    for i, nb in enumerate(notebooks, 1):
+        print(f"[ssdlib] ({i}/{len(notebooks)}) {nb.name}", flush=True)
+        wanted = {k: v for k, v in injected.items() if k in declared_parameters(nb)}
+        try:
+            seconds = execute(nb, output_dir, wanted, log_output)
+        except RunError:
+            info.update(status="failed", failed_notebook=nb.name)
+            _write_run(output_dir, info)
+            raise
+        info["notebooks"][nb.name] = round(seconds, 1)
+        _write_run(output_dir, info)
+        print(f"[ssdlib]     done in {seconds:.0f} s", flush=True)
+
+    csv_path, md_path = results.write_tables(output_dir)
+    info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    _write_run(output_dir, info)
+    print(f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {csv_path} and {md_path}; "
+          f"executed notebooks and figures in {output_dir}", flush=True)
+    return output_dir
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", required=True, type=Path, help="params profile, e.g. params/offline.yaml")
+    parser.add_argument("--output-dir", type=Path, help="where to write (default: outputs/<profile>)")
+    parser.add_argument("--only", help="comma-separated notebook numbers to run, e.g. 00,02")
+    parser.add_argument("--overwrite", action="store_true", help="run again over a finished run (keeps checkpoints)")
+    parser.add_argument("--log-output", action="store_true", help="stream the notebooks' printed output")
+
+
+def run(args: argparse.Namespace) -> int:
+    only = [s.strip().zfill(2) for s in args.only.split(",")] if args.only else None
+    try:
+        reproduce(args.params, args.output_dir, only, args.overwrite, args.log_output)
+    except (RunError, params_mod.ParamsError) as err:
+        print(f"ssdlib reproduce: {err}", file=sys.stderr)
+        return 1
+    return 0
+

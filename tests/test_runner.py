@@ -1,0 +1,78 @@
+"""The papermill runner on tiny notebooks: order, results table, failures, no silent overwrite."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ssdlib import runner
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+PARAMS_CELL = 'output_dir = "unset"\nparams_file = "unset"\nprofile = "offline"\nseed = 0'
+RECORD_CELL = (
+    "from ssdlib import results\n"
+    "results.record(output_dir, [results.row('toy', [1.0, 2.0], [0.0], id_dataset='offline', "
+    "ood_dataset='noise', seed=seed, notebook='{name}')])"
+)
+
+
+def make_notebook(path: Path, *cells: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(PARAMS_CELL)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def notebooks(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    make_notebook(d / "00_first.ipynb", RECORD_CELL.format(name="00"))
+    make_notebook(d / "01_second.ipynb", RECORD_CELL.format(name="01"))
+    (d / "scratch.ipynb").write_text("not a numbered notebook, never run")
+    return d
+
+
+def test_runs_in_order_and_gathers_results(notebooks, tmp_path):
+    out = runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "finished" and list(run["notebooks"]) == ["00_first.ipynb", "01_second.ipynb"]
+    assert run["ssdlib_version"] and "git_commit" in run
+    assert (out / "params.yaml").is_file() and (out / "00_first.ipynb").is_file()
+    csv = (out / "results.csv").read_text().splitlines()
+    assert len(csv) == 3 and csv[1].startswith("00,toy")
+    assert "| toy" in (out / "results.md").read_text()
+    executed = nbformat.read(out / "01_second.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and str(out) in injected[0].source
+
+
+def test_finished_run_is_not_overwritten_silently(notebooks, tmp_path):
+    out = runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
+    keep = out / "checkpoints" / "model.pt"
+    keep.parent.mkdir()
+    keep.write_text("weights")
+    with pytest.raises(runner.RunError, match="finished run.*--overwrite"):
+        runner.reproduce(ROOT / "params" / "offline.yaml", out, notebook_dir=notebooks)
+    runner.reproduce(ROOT / "params" / "offline.yaml", out, notebook_dir=notebooks, overwrite=True)
+    assert keep.read_text() == "weights"
+    assert len((out / "results.csv").read_text().splitlines()) == 3  # old rows were not appended twice
+
+
+def test_failure_names_notebook_and_cell(notebooks, tmp_path):
+    make_notebook(notebooks / "01_second.ipynb", "x = 1", "raise ValueError('broken pipeline')")
+    with pytest.raises(runner.RunError, match=r"01_second.ipynb failed at cell 3 .*ValueError: broken pipeline"):
+        runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["status"] == "failed" and run["failed_notebook"] == "01_second.ipynb"
+
+
+def test_only_selects_notebooks(notebooks):
+    assert [p.name for p in runner.find_notebooks(notebooks, ["01"])] == ["01_second.ipynb"]
+    with pytest.raises(runner.RunError, match="no numbered notebooks"):
+        runner.find_notebooks(notebooks, ["07"])
