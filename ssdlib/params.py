@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 Arch = Literal["resnet18", "resnet34", "resnet50", "resnet101"]
 
@@ -32,7 +32,8 @@ class _Section(BaseModel):
 class OfflineBenchmark(_Section):
     """Sizes of the generated offline benchmark (see ``ssdlib.data.offline``)."""
 
-    seed: int = 0
+    seed: int = Field(0, description="seed of every generated image: the offline benchmark and the "
+                                     "synthetic OOD sets (blobs, gaussian, uniform) of any profile")
     train_per_class: int = Field(200, ge=1, le=100_000)
     test_per_class: int = Field(100, ge=1, le=100_000)
     ood_per_set: int = Field(500, ge=1, le=100_000)
@@ -49,6 +50,8 @@ class DataParams(_Section):
     normalize: bool = True
     batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
+    synthetic_per_set: int = Field(10_000, ge=1, le=1_000_000,
+                                   description="images in each synthetic OOD set (blobs, gaussian, uniform); SSD: 10 000")
     offline: OfflineBenchmark = OfflineBenchmark()
 
 
@@ -67,6 +70,10 @@ class EncoderParams(_Section):
     temperature: float = Field(0.5, gt=0)
     amp: bool = True
     save_every: int = Field(50, ge=1)
+    original_warmup_momentum: bool = Field(False, description="SSD's bug: momentum 0.9 -> 0.8 in warm-up, never reset")
+    original_loss_scale: bool = Field(False, description="SSD's bug: loss scaled by temperature / 0.07")
+    knn_k: int = Field(20, ge=0, description="neighbours of the kNN monitor (0: off)")
+    monitor_every: int = Field(1, ge=0, description="epochs between monitor runs (0: never)")
 
 
 class ClassifierParams(_Section):
@@ -77,31 +84,134 @@ class ClassifierParams(_Section):
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: int = Field(0, ge=0)
+    amp: bool = True
+    save_every: int = Field(10, ge=1)
+    monitor_every: int = Field(1, ge=0, description="epochs between monitor runs: test and kNN accuracy (0: never)")
 
 
 class SSDParams(_Section):
     """SSD evaluation: the cluster sweep and the SSD_k grid."""
 
-    clusters: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    k: list[int] = Field(default_factory=lambda: [1, 5])
-    copies: list[int] = Field(default_factory=lambda: [10])
+    clusters: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1,
+                                        description="k-means cluster counts to sweep (SSD's default: 1)")
+    k: list[PositiveInt] = Field(default_factory=lambda: [1, 5], min_length=1,
+                                 description="SSD_k: known outliers per OOD class")
+    copies: list[PositiveInt] = Field(default_factory=lambda: [10], min_length=1,
+                                      description="SSD_k: augmented views per known outlier (SSD's default: 10)")
+
+
+Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "regnet_y_800mf",
+                   "mobilenet_v3_large", "mobilenet_v3_small"]
+Balance = Literal["LW", "DR", "LWB"]
 
 
 class SSODParams(_Section):
-    """SSOD joint training (Pei et al.); see docs in ``ssdlib.ssod``."""
+    """SSOD joint training (Pei et al. 2023). Defaults are the paper's (Sec. 5, App. B) where it
+    states them; the choices it leaves open are explained in ``docs/ssod.md`` and ``ssdlib.ssod``."""
 
-    alpha: float = Field(1.5, ge=0)
-    gamma: float = Field(0.95, gt=0.5, lt=1)
-    balance: Literal["LW", "DR", "LWB"] = "LWB"
-    epochs: int = Field(90, ge=1)
+    backbone: Backbone = "resnet18"
+    width: int = Field(64, ge=4, le=256, description="channels of the first stage; 64 is the published network")
+    stem: Literal["cifar", "imagenet"] = Field(
+        "imagenet", description="imagenet: total stride 32 (224 px -> 7x7 map); cifar: stride 8 (32 px -> 4x4)")
+    input_size: int = Field(224, ge=8, le=1024, description="images are resized to this inside the model "
+                                                            "(the paper upsamples CIFAR's 32 px to 224)")
+    pretrained: str = Field("none", description="none | torchvision (its default ImageNet weights, fetched once "
+                                                "into $TORCH_HOME) | a torchvision weights name (IMAGENET1K_V1) | "
+                                                "path to a local torchvision state dict")
+    alpha: float = Field(1.5, ge=0, description="weight of the OOD loss (Eq. 9); 0 = the vanilla classifier")
+    gamma: float = Field(0.95, gt=0.5, lt=1, description="sampler: ID if p >= gamma, OOD if p < 1 - gamma (Eq. 7)")
+    balance: Balance = Field("LWB", description="ID/OOD balance of the OOD loss (Sec. 5.3)")
+    lw_factor: float = Field(0.25, gt=0, description="LW: weight of background (OOD) location losses")
+    warmup_epochs: int = Field(0, ge=0, description="CE-only epochs before the OOD loss switches on")
+    epochs: int = Field(300, ge=1)
     batch_size: int = Field(256, ge=2)
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(1e-4, gt=0, description="AdamW's initial lr")
+    lr_step: int = Field(30, ge=1, description="epochs between lr decays")
+    lr_decay: float = Field(0.5, gt=0, le=1, description="lr factor every lr_step epochs")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW's decoupled weight decay (unstated; PyTorch's default)")
+    crop_scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop's area range")
+    amp: bool = Field(True, description="bf16 autocast on CUDA")
+    score: Literal["ood", "ood_x_msp"] = Field("ood", description="sigmoid(f_ood) (Eq. 10) or its product with MSP")
+    select: Literal["val_accuracy", "last", "test_fpr95"] = Field(
+        "val_accuracy", description="checkpoint kept: best held-out accuracy, the last, or the paper's best test "
+                                    "FPR95 (selects on the test OOD sets)")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training set held out for selection")
+    ablation_ood: str = Field("places365", description="OOD set of the ablations (the paper's Tables 4-6: Places)")
+    alphas: list[float] = Field(default_factory=lambda: [0.7, 1.0, 1.5, 1.8, 2.0], description="Table 4")
+    balances: list[Balance] = Field(default_factory=lambda: ["LW", "DR", "LWB"], description="Table 5")
+    backbones: list[Backbone] = Field(
+        default_factory=lambda: ["resnet50", "densenet121", "regnet_y_800mf", "mobilenet_v3_large"],
+        description="Table 6")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SSODParams":
+        if self.pretrained != "none" and self.width != 64:
+            raise ValueError(f"pretrained weights exist for width 64 only, got width {self.width}: "
+                             "set width: 64 or pretrained: none")
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {list(self.crop_scale)}")
+        return self
+
+
+BaselineMethod = Literal["msp", "maxlogit", "odin", "mahalanobis", "energy", "knn", "react", "vim", "godin"]
+
+
+class BaselineGrids(_Section):
+    """Values tried per hyper-parameter when ``baselines.tune`` is on (``ssdlib.detectors.baselines``).
+
+    ODIN's and ReAct's are OpenOOD v1.5's APS sweeps, Mahalanobis's the eps grid of Lee et al.'s
+    code, k a subset of the KNN paper's list, ViM's dims pytorch-ood's space (dims >= the feature
+    size are skipped), GODIN's a log-spaced grid.
+    """
+
+    odin_temperature: list[float] = Field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0], min_length=1)
+    odin_epsilon: list[float] = Field(default_factory=lambda: [0.0014, 0.0028], min_length=1)
+    mahalanobis_epsilon: list[float] = Field(
+        default_factory=lambda: [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01], min_length=1)
+    knn_k: list[int] = Field(default_factory=lambda: [1, 10, 20, 50, 100, 200, 500, 1000], min_length=1)
+    react_percentile: list[float] = Field(default_factory=lambda: [85.0, 90.0, 95.0, 99.0], min_length=1)
+    vim_dim: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256, 512], min_length=1)
+    godin_epsilon: list[float] = Field(
+        default_factory=lambda: [0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08], min_length=1)
 
 
 class BaselineParams(_Section):
-    """Post-hoc detectors and their hyper-parameters (defaults from the reference)."""
+    """Post-hoc detectors and their hyper-parameters (defaults from the reference, §2 and §5).
 
-    methods: list[str] = Field(default_factory=list)
+    Input steps (``*_epsilon``) are in [0, 1] pixel units: normalisation is the model's first
+    layer, so eps * sign(grad) there equals the reference codes' sign / std in normalised units.
+    """
+
+    methods: list[BaselineMethod] = Field(
+        default_factory=lambda: ["msp", "maxlogit", "odin", "mahalanobis", "energy", "knn", "react", "vim"])
+    odin_temperature: float = Field(1000.0, gt=0, description="ODIN's softmax temperature T (Liang et al. 2018)")
+    odin_epsilon: float = Field(0.0014, ge=0, description="ODIN's input step; 0 = temperature scaling only")
+    mahalanobis_epsilon: float = Field(
+        0.0, ge=0, description="Mahalanobis input preprocessing step; 0 = off (the MDS of OpenOOD, KNN, SSD)")
+    energy_temperature: float = Field(1.0, gt=0, description="T of the energy score T*logsumexp(f/T)")
+    knn_k: int = Field(50, ge=1, description="KNN: distance to the k-th nearest normalised train feature")
+    knn_backend: Literal["auto", "faiss", "exact"] = Field(
+        "auto", description="auto = faiss when installed, else exact chunked torch search")
+    react_percentile: float = Field(90.0, gt=0, le=100, description="ReAct clips at this percentile of ID activations")
+    react_source: Literal["train", "val"] = Field(
+        "train", description="ID split the ReAct percentile is taken on: train (pytorch-ood) or the bundle's val "
+                             "split (ReAct's code, OpenOOD)")
+    vim_dim: int = Field(256, ge=1, description="ViM's principal-subspace dimension (must be below the feature size)")
+    godin_similarity: Literal["cosine", "inner", "euclidean"] = Field(
+        "cosine", description="GODIN's dividend h_i(x) (Hsu et al. 2020: h^C, h^I, h^E)")
+    godin_epsilon: float | None = Field(
+        None, ge=0, description="GODIN's input step; null = chosen on ID validation data (max mean score), "
+                                "GODIN's own rule, which needs no OOD data")
+    tune: bool = Field(False, description="choose the grids' best values on validation data instead of the defaults")
+    tune_on: str = Field(
+        "gaussian", description="validation OOD set for tuning: a synthetic kind (blobs, gaussian, uniform) drawn "
+                                "with a seed no test set uses, never a test set")
+    tune_samples: int = Field(500, ge=10, description="images drawn for the validation OOD set")
+    tune_id_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of ID train held out of the detectors' fit as ID validation when tuning")
+    grids: BaselineGrids = BaselineGrids()
 
 
 class CheckParams(_Section):
@@ -109,6 +219,16 @@ class CheckParams(_Section):
 
     min_ssd_auroc: float = Field(0.9, ge=0, le=1)
     ssd_auroc_sets: list[str] = Field(default_factory=list)
+    min_knn_accuracy: float = Field(0.5, ge=0, le=1, description="kNN monitor accuracy of the trained encoder")
+    max_ssdk_auroc_drop: float = Field(
+        0.02, ge=0, le=1, description="SSD_k with the most known outliers: mean AUROC over the OOD sets at most "
+                                      "this far below plain SSD's")
+    ssod_ood_set: str = Field("places365", description="OOD set on which SSOD must beat MSP of the vanilla classifier")
+    min_ssod_fpr95_gain: float = Field(
+        0.05, ge=-1, le=1, description="SSOD's FPR95 there at least this far below the vanilla classifier's MSP")
+    min_ssod_background_offset: float = Field(
+        0.0, ge=-1, le=1, description="sampler: mean distance of OOD picks from the image centre minus that of "
+                                      "ID picks, in half-diagonals")
 
 
 class Params(_Section):

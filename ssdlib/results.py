@@ -63,3 +63,119 @@ def write_tables(output_dir: str | Path) -> tuple[Path, Path]:
     table.to_csv(csv_path, index=False)
     md_path.write_text(table.to_markdown(index=False, floatfmt=".4f") + "\n")
     return csv_path, md_path
+
+
+# -- Tables laid out like the papers' ---------------------------------------------------------------
+
+TARGETS_FILE = Path(__file__).with_name("paper_targets.csv")
+LOWER_IS_BETTER = {"fpr95", "fpr95_ood_tpr"}
+METRIC_LABELS = {"fpr95": "FPR95↓", "fpr95_ood_tpr": "FPR95(OOD-TPR)↓", "auroc": "AUROC↑", "aupr_in": "AUPR-In↑",
+                 "aupr_out": "AUPR-Out↑", "id_accuracy": "ID acc↑"}
+MEAN = "mean"  # the column averaging the OOD sets shown (the papers' "Average")
+
+
+def paper_targets(path: str | Path = TARGETS_FILE, *, include_recalled: bool = False) -> pd.DataFrame:
+    """Published numbers to compare with, in percent: one row per (paper, table, method, ID set, OOD set, metric).
+
+    Numbers the reference notes only *recalled* (``[recalled]`` in ``note``) are left out unless asked for.
+    ``ood_dataset`` is ``mean`` for a paper's average over its OOD sets and empty for ID accuracy.
+    """
+    targets = pd.read_csv(path, keep_default_na=False, dtype={"value": float})
+    if not include_recalled:
+        targets = targets[~targets["note"].str.contains("[recalled", regex=False)]
+    return targets.reset_index(drop=True)
+
+
+def _one_id_set(rows: pd.DataFrame) -> str:
+    id_sets = rows["id_dataset"].dropna().unique()
+    if len(id_sets) != 1:
+        raise ValueError(f"a paper table shows one ID set, these rows hold {sorted(id_sets)}: "
+                         "filter them, e.g. rows[rows.id_dataset == 'cifar10']")
+    return id_sets[0]
+
+
+def metric_table(rows, metric: str, *, methods=None, ood_sets=None) -> pd.DataFrame:
+    """``metric`` in percent as methods x OOD sets, plus a ``mean`` column over the sets shown.
+
+    Rows of one method and set that differ only in seed are averaged; rows that differ in
+    ``setting`` are an error (filter to one setting first).
+    """
+    rows = pd.DataFrame(rows)
+    if metric not in rows.columns:
+        raise ValueError(f"unknown metric {metric!r}; the rows have {[c for c in rows.columns if c in METRIC_LABELS]}")
+    clash = rows.groupby(["method", "ood_dataset"])["setting"].nunique(dropna=False)
+    if (clash > 1).any():
+        (method, ood), _ = next(iter(clash[clash > 1].items()))
+        raise ValueError(f"{method} on {ood} has rows of several settings: keep one setting per method "
+                         f"(e.g. rows[rows.setting == ...]) before tabulating")
+    methods = list(methods) if methods is not None else list(dict.fromkeys(rows["method"]))
+    ood_sets = list(ood_sets) if ood_sets is not None else list(dict.fromkeys(rows["ood_dataset"]))
+    table = 100 * rows.pivot_table(index="method", columns="ood_dataset", values=metric, aggfunc="mean")
+    table = table.reindex(index=methods, columns=ood_sets)
+    table[MEAN] = table[ood_sets].mean(axis=1, skipna=False)
+    return table
+
+
+def _best(values: pd.Series, metric: str, decimals: int) -> pd.Series:
+    """Which entries are best at the shown precision (ties all count)."""
+    shown = values.round(decimals)
+    best = shown.min() if metric in LOWER_IS_BETTER else shown.max()
+    return shown == best
+
+
+def _cell(value: float, bold: bool, target: float | None, decimals: int) -> str:
+    text = "–" if pd.isna(value) else f"{value:.{decimals}f}"
+    if bold:
+        text = f"**{text}**"
+    if target is not None:
+        diff = "" if pd.isna(value) else f", {value - target:+.{decimals}f}"
+        text += f" [paper {target:.{decimals}f}{diff}]"
+    return text
+
+
+def paper_table(rows, metrics=("fpr95", "auroc"), *, targets: pd.DataFrame | None = None, paper: str | None = None,
+                methods=None, ood_sets=None, accuracy: bool = True, decimals: int = 2) -> pd.DataFrame:
+    """Rows of one ID set as a paper prints them: methods x (OOD set, metric), a ``mean`` per metric last,
+    the best of each column in bold, percentages; ID accuracy last when the rows have it.
+
+    Where ``targets`` (see :func:`paper_targets`, optionally only ``paper``'s) has a number for the
+    same method, ID set, OOD set and metric, the cell reads ``ours [paper P, ours - P]``. The
+    paper's "Average" is matched to the ``mean`` column, which averages the sets *shown*: compare
+    them only when the table shows the paper's sets. Returns strings; ``.to_markdown()`` prints it.
+    """
+    rows = pd.DataFrame(rows)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    id_set = _one_id_set(rows)
+    lookup = _target_lookup(targets, paper, id_set)
+    tables = {metric: metric_table(rows, metric, methods=methods, ood_sets=ood_sets) for metric in metrics}
+    columns = {}  # per OOD set (the mean last), its metrics side by side, as the papers print them
+    for ood in tables[metrics[0]].columns:
+        for metric, table in tables.items():
+            name = ood if len(metrics) == 1 else f"{ood} {METRIC_LABELS.get(metric, metric)}"
+            columns[name] = (table[ood], metric, ood)
+    if accuracy and rows["id_accuracy"].notna().any():
+        acc = 100 * rows.groupby("method")["id_accuracy"].mean()
+        index = next(iter(columns.values()))[0].index
+        columns[METRIC_LABELS["id_accuracy"]] = (acc.reindex(index), "id_accuracy", "")
+    out = {}
+    for name, (values, metric, ood) in columns.items():
+        best = _best(values, metric, decimals)
+        out[name] = [_cell(v, bool(b), lookup.get((method, ood, metric)), decimals)
+                     for method, v, b in zip(values.index, values, best)]
+    return pd.DataFrame(out, index=next(iter(columns.values()))[0].index)
+
+
+def _target_lookup(targets: pd.DataFrame | None, paper: str | None, id_set: str) -> dict[tuple, float]:
+    """(method, OOD set, metric) -> the paper's value, for one ID set; several values for one key are an error."""
+    if targets is None:
+        return {}
+    chosen = targets[targets["id_dataset"] == id_set]
+    if paper is not None:
+        chosen = chosen[chosen["paper"] == paper]
+    keys = ["method", "ood_dataset", "metric"]
+    repeated = chosen[chosen.duplicated(keys, keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        raise ValueError(f"several targets for {first['method']} on {first['ood_dataset']} ({first['metric']}) from "
+                         f"{sorted(repeated['paper'].unique())}: pass paper=... to choose one")
+    return {tuple(k): v for k, v in zip(chosen[keys].itertuples(index=False), chosen["value"])}

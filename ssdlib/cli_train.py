@@ -1,0 +1,135 @@
+"""``ssdlib train``: train an encoder with SSD's ``train.py`` vocabulary.
+
+Flags default to the ``--params`` profile (schema defaults, i.e. SSD's, without one); the flags
+given on the command line replace them. A run writes ``<results-dir>/<exp-name>/`` with
+``setup.log`` (the params first, then one line per epoch), ``params.yaml`` (what was used) and
+``checkpoint.pt`` (atomic; every ``--save-freq`` epochs and at the end). ``--resume`` continues a
+stopped run there to the same weights it would have reached. Launched by ``torchrun``, it trains
+on all processes with DistributedDataParallel; rank 0 writes.
+
+Differences from SSD's flags: ``--warmup`` takes an optional number of epochs (10 when bare, the
+profile's value when absent; ``--warmup 0`` turns it off); ``--normalize`` / ``--no-normalize``
+only choose the model's normalisation layer, which every dataset passes through alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from ssdlib import data
+from ssdlib import params as params_mod
+from ssdlib.training import CheckpointError, NonFiniteLossError, Recipe, train
+from ssdlib.training import distributed as dist
+
+CHECKPOINT = "checkpoint.pt"
+# command-line flag -> (params section or None for top level, key)
+OVERRIDES = {
+    "arch": ("encoder", "arch"), "width": ("encoder", "width"), "training_mode": ("encoder", "training_mode"),
+    "epochs": ("encoder", "epochs"), "batch_size": ("encoder", "batch_size"), "lr": ("encoder", "lr"),
+    "momentum": ("encoder", "momentum"), "weight_decay": ("encoder", "weight_decay"),
+    "warmup": ("encoder", "warmup_epochs"), "temperature": ("encoder", "temperature"),
+    "save_freq": ("encoder", "save_every"), "dataset": ("data", "id_dataset"), "data_dir": ("data", "root"),
+    "normalize": ("data", "normalize"), "size": ("data", "image_size"), "seed": (None, "seed"),
+    "device": (None, "device"),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--params", type=Path, help="params profile supplying the defaults, e.g. params/cifar10.yaml")
+    add("--results-dir", type=Path, default=Path("runs"), help="parent of the run folder (default: runs)")
+    add("--exp-name", default="temp", help="run folder name under --results-dir (default: temp)")
+    add("--resume", action="store_true", help="continue the stopped run in <results-dir>/<exp-name>")
+    add("--training-mode", choices=["SimCLR", "SupCon", "SupCE"])
+    add("--arch", choices=["resnet18", "resnet34", "resnet50", "resnet101"])
+    add("--width", type=int, help="channels of the first stage (64: the standard ResNet)")
+    add("--dataset", help="ID training set, e.g. cifar10, cifar100, svhn, offline")
+    add("--data-dir", help="dataset root (else the profile's data.root or $SSDLIB_DATA)")
+    add("--normalize", action=argparse.BooleanOptionalAction, default=None,
+        help="normalise with the ID set's mean and std as the model's first layer")
+    add("--size", type=int, help="image side in pixels")
+    add("--epochs", type=int, help="cosine-phase epochs (warm-up epochs come on top, as in SSD)")
+    add("--warmup", type=int, nargs="?", const=10, help="warm-up epochs (10 when given bare; 0: none)")
+    add("--batch-size", type=int)
+    add("--lr", type=float)
+    add("--momentum", type=float)
+    add("--weight-decay", type=float)
+    add("--temperature", type=float)
+    add("--save-freq", type=int, help="epochs between checkpoints")
+    add("--seed", type=int)
+    add("--device", choices=["auto", "cpu", "cuda"])
+
+
+def effective_params(args: argparse.Namespace) -> params_mod.Params:
+    """The profile (or schema defaults) with the given flags applied, validated; no OOD sets are loaded."""
+    raw = params_mod.load_raw(args.params) if args.params else {"profile": "train"}
+    for flag, (section, key) in OVERRIDES.items():
+        value = getattr(args, flag)
+        if value is not None:
+            (raw.setdefault(section, {}) if section else raw)[key] = value
+    raw.setdefault("data", {})["ood_datasets"] = []  # training needs only the ID set
+    return params_mod.validate(raw, f"{args.params or 'schema defaults'} + command-line flags")
+
+
+def _logger(run_dir: Path) -> logging.Logger:
+    """SSD's logging: bare messages to stderr and to ``<run dir>/setup.log`` (appended on resume)."""
+    log = logging.getLogger(f"ssdlib.train.{run_dir.resolve()}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(run_dir / "setup.log")):
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    return log
+
+
+def _close(log: logging.Logger) -> None:
+    for handler in list(log.handlers):
+        handler.close()
+        log.removeHandler(handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssdlib import experiment
+
+    try:
+        P = effective_params(args)
+        run_dir = args.results_dir / args.exp_name
+        checkpoint = run_dir / CHECKPOINT
+        if checkpoint.exists() and not args.resume:
+            raise CheckpointError(f"{run_dir} already holds a run ({checkpoint}); pass --resume to continue it, "
+                                  "or choose another --exp-name")
+        if args.resume and not checkpoint.exists():
+            raise CheckpointError(f"--resume: there is no {checkpoint} to continue; drop --resume to start the run")
+        dist.init_from_env()
+        device = experiment.resolve_device(P.device)
+        bundle = data.get_datasets(P.data)  # a missing or misspelt dataset stops here, before anything is written
+    except (params_mod.ParamsError, CheckpointError, data.DatasetNotFoundError, data.UnknownDatasetError) as err:
+        print(f"ssdlib train: {err}", file=sys.stderr)
+        return 1
+
+    rank0 = dist.rank() == 0
+    if rank0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "params.yaml").write_text(yaml.safe_dump(P.model_dump(mode="json"), sort_keys=False))
+    log = _logger(run_dir) if rank0 else logging.getLogger("ssdlib.train.other-ranks")
+    try:
+        log.info(f"params: {P.model_dump(mode='json')}")
+        e = P.encoder
+        if e.batch_size > 256 and not e.warmup_epochs:
+            log.info("warning: batch size above 256 without warm-up; SSD recommends --warmup for large batches")
+        model = experiment.build_model(P, bundle, e.training_mode)
+        train(model, data.tensors(bundle.train), Recipe.from_section(e, seed=P.seed), test=data.tensors(bundle.test),
+              device=device, checkpoint=checkpoint, resume=args.resume,
+              params={"params": P.model_dump(mode="json")}, log=log.info)
+        log.info(f"finished: {checkpoint}")
+    except (NonFiniteLossError, CheckpointError) as err:
+        log.info(f"ssdlib train: stopped: {err}")  # stderr and setup.log on rank 0
+        return 1
+    finally:
+        _close(log)
+    return 0

@@ -1,0 +1,126 @@
+"""Load the model a profile asks for, or train a quick one: shared by the notebooks and the CLIs.
+
+Trained models live in ``<output_dir>/checkpoints/``: ``<mode>_<arch>_w<width>.pt`` for SSD's
+encoders (SimCLR, SupCon) and ``SupCE_<arch>_w<width>.pt`` for the supervised classifier of the
+same size (which SSD's SupCE mode and the post-hoc baselines share). A checkpoint is reused when
+it was trained with the same training params, seed and ID data; a partial one (a killed run) is
+resumed; otherwise the model is trained now. So each model is trained once per output folder,
+whichever notebook asks first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssdlib.params import Params, ParamsError
+from ssdlib.training import History, Recipe, load_checkpoint, train
+
+CHECKPOINT_DIR = "checkpoints"
+FIGURES_DIR = "figures"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` is the GPU when one is visible, else the CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ParamsError(f"device {name!r} was asked for, but PyTorch sees no CUDA GPU here; "
+                          "set device: auto (or cpu) in the params file")
+    return torch.device(name)
+
+
+def notebook_output(output_dir: str | Path, name: str) -> Path:
+    """Create ``output_dir`` and return the folder for notebook ``name``'s figures,
+    ``<output_dir>/figures/<name>/`` (created too)."""
+    folder = Path(output_dir) / FIGURES_DIR / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def checkpoint_path(P: Params, output_dir: str | Path, mode: str | None = None) -> Path:
+    """Where the model named ``mode`` (default: the profile's training mode) is kept."""
+    mode = mode or P.encoder.training_mode
+    return Path(output_dir) / CHECKPOINT_DIR / f"{mode}_{P.encoder.arch}_w{P.encoder.width}.pt"
+
+
+def build_model(P: Params, bundle, mode: str) -> torch.nn.Module:
+    """A freshly initialised network (seeded with ``P.seed``) of ``P.encoder``'s arch and width:
+    ``SSLNet`` for SimCLR / SupCon, ``SupNet`` for SupCE; normalisation from the ID set is its first layer."""
+    from ssdlib.models.heads import SSLNet, SupNet
+    from ssdlib.models.resnet import resnet
+
+    torch.manual_seed(P.seed)
+    stem = "cifar" if P.data.image_size <= 96 else "imagenet"
+    encoder = resnet(P.encoder.arch, width=P.encoder.width, stem=stem)
+    if mode == "SupCE":
+        return SupNet(encoder, bundle.num_classes, normalize=bundle.normalize())
+    return SSLNet(encoder, normalize=bundle.normalize())
+
+
+def encoder_for(P: Params, bundle, output_dir: str | Path, mode: str | None = None) -> torch.nn.Module:
+    """The trained SSD network of ``mode`` (default ``P.encoder.training_mode``), in eval mode.
+
+    SimCLR / SupCon give an ``SSLNet`` trained with ``P.encoder``; SupCE gives the classifier of
+    :func:`classifier_for`. ``model.features(x)`` gives the penultimate features SSD scores.
+    """
+    mode = mode or P.encoder.training_mode
+    if mode == "SupCE":
+        return classifier_for(P, bundle, output_dir)
+    return load_or_train(P, bundle, output_dir, build_model(P, bundle, mode),
+                         Recipe.from_section(P.encoder, seed=P.seed, mode=mode))
+
+
+def classifier_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module:
+    """The supervised CE classifier (``SupNet``) of ``P.encoder``'s arch and width, trained with
+    ``P.classifier``; in eval mode. MSP and the post-hoc baselines score it."""
+    return load_or_train(P, bundle, output_dir, build_model(P, bundle, "SupCE"),
+                         Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"))
+
+
+def training_history(P: Params, output_dir: str | Path, mode: str | None = None) -> History:
+    """The loss / lr / monitor history stored with the model of ``mode`` (train it first)."""
+    path = checkpoint_path(P, output_dir, mode)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained model yet; call encoder_for (or classifier_for) first")
+    return History.from_dict(load_checkpoint(path)["history"])
+
+
+def load_or_train(P: Params, bundle, output_dir: str | Path, model: torch.nn.Module, recipe: Recipe, *,
+                  name: str | None = None, identity: dict[str, Any] | None = None) -> torch.nn.Module:
+    """``model`` (freshly initialised with ``P.seed``) trained with ``recipe`` on ``bundle.train``, in eval mode.
+
+    Kept as ``<output_dir>/checkpoints/<name>_<arch>_w<width>.pt`` (``name`` defaults to the recipe's
+    mode) and reused while the arch, width, recipe (monitoring aside), ``identity`` (whatever else
+    defines the model) and ID data stay the same; a stopped run is resumed.
+    """
+    from ssdlib.data import tensors
+
+    name = name or recipe.mode
+    path = checkpoint_path(P, output_dir, name)
+    data = P.data.model_dump(mode="json", include={"id_dataset", "image_size", "normalize", "offline"})
+    kept = {k: v for k, v in asdict(recipe).items() if k not in Recipe.MONITORING}
+    identity = {"arch": P.encoder.arch, "width": P.encoder.width, "recipe": kept, "data": data, **(identity or {})}
+    device = resolve_device(P.device)
+
+    resume = False
+    if path.is_file():
+        state = load_checkpoint(path)
+        if state["params"].get("identity") != identity:
+            print(f"{path} was trained with other params; training a new one in its place")
+        elif state["finished"]:
+            model.load_state_dict(state["model"])
+            print(f"loaded the trained {name} model from {path}")
+            return model.to(device).eval()
+        else:
+            resume = True
+            print(f"{path} holds a run stopped after epoch {state['epoch']}/{state['total_epochs']}; resuming it")
+    if not resume:
+        print(f"training a quick {name} {P.encoder.arch} (width {P.encoder.width}) for "
+              f"{recipe.total_epochs} epochs on {device}; checkpoints go to {path}")
+    train(model, tensors(bundle.train), recipe, test=tensors(bundle.test), device=device, checkpoint=path,
+          resume=resume, params={"identity": identity, "params": P.model_dump(mode="json")})
+    return model.eval()

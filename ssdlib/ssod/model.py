@@ -1,0 +1,84 @@
+"""The SSOD network (Pei et al. 2023, Sec. 4.2): backbone h, classifier f_cls, OOD head f_ood.
+
+- ``feature_map(x)`` = X = h(x) [B, C, H, W], the last convolutional stage;
+- ``features(x)`` = GAP(X) [B, C], the pooled feature (what ``ssdlib.features.extract`` stores);
+- ``classify(f)`` = f_cls(f), Eq. 6; ``class_map(X)`` applies the *same* f_cls at every location
+  (a 1x1-convolution view of the Linear: shared weight and bias) -> [B, M, H, W], the confidence map
+  the sampler reads (Eq. 7);
+- ``ood_logit(f)`` = f_ood(f), one logit, positive = in-distribution; ``ood_map(X)`` applies it at
+  every location (Eq. 8, training) while the test score uses the pooled feature (Eq. 10).
+
+Because f_cls is linear, f_cls(GAP(X)) = GAP(f_cls(X)): the image's prediction is the mean of the
+location logits. Inputs are images in [0, 1]; the first layers resize them to ``input_size``
+(the paper upsamples CIFAR's 32 px to 224 px to get a bigger map, App. A) and normalise them, so
+every evaluation, ID or OOD, sees the same pre-processing.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Resize(nn.Module):
+    """Bilinear resize of a batch to ``size`` x ``size`` (antialiased when shrinking); no-op if it fits."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size is None or x.shape[-2:] == (self.size, self.size):
+            return x
+        shrink = min(x.shape[-2:]) > self.size
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=shrink)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+class SSODNet(nn.Module):
+    """Backbone + classifier + OOD head; ``forward`` returns class logits of the pooled feature."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int, normalize: nn.Module | None = None,
+                 input_size: int | None = None) -> None:
+        super().__init__()
+        if not hasattr(encoder, "feature_map") or not hasattr(encoder, "out_dim"):
+            raise TypeError(f"{type(encoder).__name__} is not a feature-map backbone: it needs .feature_map(x) "
+                            "and .out_dim (see ssdlib.models.backbones.backbone)")
+        self.resize = Resize(input_size)
+        self.normalize = normalize if normalize is not None else nn.Identity()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.out_dim, num_classes)  # f_cls
+        self.ood_head = nn.Linear(encoder.out_dim, 1)  # f_ood: logit of P(x is ID)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """X = h(x) [B, C, H, W] for images in [0, 1]."""
+        return self.encoder.feature_map(self.normalize(self.resize(x)))
+
+    @staticmethod
+    def pool(feature_map: torch.Tensor) -> torch.Tensor:
+        """GAP over the spatial axes: [B, C, H, W] -> [B, C]."""
+        return feature_map.mean(dim=(2, 3))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.feature_map(x))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def ood_logit(self, features: torch.Tensor) -> torch.Tensor:
+        """f_ood of pooled features [B, C] -> [B]; sigmoid of it is P(ID) (Eq. 10)."""
+        return self.ood_head(features)[:, 0]
+
+    def class_map(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """f_cls at every location: [B, C, H, W] -> [B, M, H, W] (same weight and bias as ``classify``)."""
+        return F.conv2d(feature_map, self.head.weight[:, :, None, None], self.head.bias)
+
+    def ood_map(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """f_ood at every location: [B, C, H, W] -> [B, H, W]."""
+        return F.conv2d(feature_map, self.ood_head.weight[:, :, None, None], self.ood_head.bias)[:, 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))

@@ -1,0 +1,226 @@
+"""SSOD models of a params profile, trained once per output folder, and their evaluation.
+
+``trained(P, bundle, output_dir, **overrides)`` gives the model of ``P.ssod`` with some fields
+overridden (``alpha=0.0`` is the vanilla classifier of the same backbone, ``balance="DR"`` an
+ablation run). Each run is kept in ``<output_dir>/checkpoints/ssod_<backbone>_<hash>.pt``, where
+the hash covers everything that determines its weights (the training fields of the section, the
+seed and the ID data), so a finished run is loaded, a killed one resumed, and a changed one
+trained afresh.
+
+The CE-only warm-up (``warmup_epochs``) does not depend on alpha, the balance scheme or the
+number of epochs, so runs that differ only in those share it: its end state, random state
+included, is saved once (``ssod-warmup_<backbone>_<hash>.pt``) and every such run continues
+from it, with the same weights it would reach from scratch. That keeps the offline ablations
+(Tables 4-6) within the CPU budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ssdlib import metrics, results
+from ssdlib.detectors.base import FeatureSet
+from ssdlib.params import Params, SSODParams
+from ssdlib.ssod.model import SSODNet
+from ssdlib.ssod.train import SSODHistory, SSODTrainer, split_validation
+from ssdlib.training import checkpoint as ckpt
+
+CHECKPOINT_DIR = "checkpoints"
+TENSOR_LIMIT = 200_000  # training sets up to this many images are held as one tensor, larger ones streamed
+# fields that change nothing in the trained weights
+NOT_TRAINING = {"score", "ablation_ood", "alphas", "balances", "backbones"}
+# fields the CE-only warm-up does not depend on
+NOT_WARMUP = NOT_TRAINING | {"alpha", "balance", "lw_factor", "epochs", "select"}
+
+
+@dataclass
+class SSODRun:
+    """A trained model with its settings, training history and checkpoint file."""
+
+    cfg: SSODParams
+    model: SSODNet
+    history: SSODHistory
+    path: Path
+
+    @property
+    def label(self) -> str:
+        c = self.cfg
+        return "vanilla" if c.alpha == 0 else f"alpha={c.alpha:g},balance={c.balance}"
+
+
+def build_model(cfg: SSODParams, num_classes: int, normalize: torch.nn.Module | None, seed: int = 0) -> SSODNet:
+    """A freshly initialised (or ImageNet-pretrained) SSOD network of ``cfg``, seeded with ``seed``.
+
+    With ``pretrained`` the backbone gets torchvision's weights, and the classifier starts from
+    torchvision's linear classifier when it has the same classes (ImageNet), as the paper
+    fine-tunes the released ResNet-50.
+    """
+    from ssdlib.models.backbones import backbone, load_pretrained
+
+    torch.manual_seed(seed)
+    encoder = backbone(cfg.backbone, width=cfg.width, stem=cfg.stem)
+    model = SSODNet(encoder, num_classes, normalize=normalize, input_size=cfg.input_size)
+    if cfg.pretrained != "none":
+        classifier = load_pretrained(encoder, cfg.backbone, cfg.pretrained)
+        if classifier is not None and classifier["weight"].shape == model.head.weight.shape:
+            model.head.load_state_dict(classifier)
+    return model
+
+
+def settings(P: Params, **overrides: Any) -> SSODParams:
+    """``P.ssod`` with ``overrides`` applied and validated."""
+    return SSODParams.model_validate({**P.ssod.model_dump(), **overrides})
+
+
+def _identity(P: Params, cfg: SSODParams, exclude: set[str]) -> dict[str, Any]:
+    data = P.data.model_dump(mode="json", include={"id_dataset", "image_size", "normalize", "offline", "root"})
+    return {"ssod": cfg.model_dump(mode="json", exclude=exclude), "seed": P.seed, "data": data}
+
+
+def _digest(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _selected_weights(state: dict[str, Any], cfg: SSODParams) -> dict[str, torch.Tensor]:
+    return state["best_state"] if cfg.select != "last" and state["best_state"] is not None else state["model"]
+
+
+def trained(P: Params, bundle, output_dir: str | Path, *, log: Callable[[str], None] = print,
+            progress: bool = True, **overrides: Any) -> SSODRun:
+    """The SSOD run of ``P.ssod`` + ``overrides`` on ``bundle``: loaded, resumed or trained now (eval mode)."""
+    from ssdlib.data import tensors
+    from ssdlib.experiment import resolve_device
+
+    cfg = settings(P, **overrides)
+    identity, warm_identity = _identity(P, cfg, NOT_TRAINING), _identity(P, cfg, NOT_WARMUP)
+    folder = Path(output_dir) / CHECKPOINT_DIR
+    path = folder / f"ssod_{cfg.backbone}_{_digest(identity)}.pt"
+    warm_path = folder / f"ssod-warmup_{cfg.backbone}_{_digest(warm_identity)}.pt"
+    device = resolve_device(P.device)
+    model = build_model(cfg, bundle.num_classes, bundle.normalize(), P.seed)
+    trainer = SSODTrainer(model, cfg, device=device, seed=P.seed, num_workers=P.data.num_workers, log=log,
+                          progress=progress)
+
+    state = ckpt.load(path) if path.is_file() else None
+    if state is not None and state["finished"] and state["params"].get("identity") == identity:
+        model.load_state_dict(_selected_weights(state, cfg))
+        log(f"loaded the SSOD run ({cfg.backbone}, alpha {cfg.alpha:g}, {cfg.balance}) from {path}")
+        return SSODRun(cfg, model.to(device).eval(), SSODHistory.from_dict(state["history"]), path)
+    if state is not None and state["params"].get("identity") == identity:
+        trainer.load_state_dict(state)
+        log(f"resuming {path} after epoch {trainer.epoch}/{cfg.epochs}")
+    elif cfg.warmup_epochs and warm_path.is_file():
+        trainer.load_state_dict(ckpt.load(warm_path))
+        log(f"starting from the shared {cfg.warmup_epochs}-epoch CE warm-up {warm_path}")
+    else:
+        log(f"training SSOD ({cfg.backbone}, width {cfg.width}, alpha {cfg.alpha:g}, {cfg.balance}) for "
+            f"{cfg.epochs} epochs on {device}; checkpoints go to {path}")
+
+    train_set = bundle.train if len(bundle.train) > TENSOR_LIMIT else tensors(bundle.train)
+    train_set, val = split_validation(train_set, cfg.val_fraction, P.seed)
+    selection = _test_fpr95(bundle, device, cfg) if cfg.select == "test_fpr95" else None
+    history = trainer.fit(train_set, val=val, selection=selection, checkpoint=path,
+                          params={"identity": identity, "params": P.model_dump(mode="json")},
+                          warmup_checkpoint=warm_path if cfg.warmup_epochs and not warm_path.is_file() else None)
+    return SSODRun(cfg, trainer.use_selected().eval(), history, path)
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+def extract(model: SSODNet, data, device: torch.device | str, batch_size: int = 256) -> FeatureSet:
+    """Pooled features, logits and labels of a dataset (see ``ssdlib.features.extract``)."""
+    from ssdlib.features import extract as extract_features
+
+    return extract_features(model, data, device=device, batch_size=batch_size, desc="SSOD features")
+
+
+def detector_for(run: SSODRun, score: str | None = None):
+    """The score of a run: SSOD's OOD head (``score``, default ``cfg.score``), or MSP for the
+    vanilla classifier (alpha 0), whose OOD head was never trained."""
+    from ssdlib.detectors.msp import MSP
+    from ssdlib.detectors.ssod import SSOD
+
+    return (MSP() if run.cfg.alpha == 0 else SSOD.from_model(run.model, score or run.cfg.score)).fit(FeatureSet())
+
+
+def _test_fpr95(bundle, device, cfg: SSODParams) -> Callable[[SSODNet], float]:
+    """The paper's selection (App. B): minus the mean FPR95 over the test OOD sets. It selects on test data."""
+    from ssdlib.detectors.ssod import SSOD
+
+    def selection(model: SSODNet) -> float:
+        det = SSOD.from_model(model, cfg.score).fit(FeatureSet())
+        id_scores = det.score(extract(model, bundle.test, device, cfg.batch_size))
+        return -float(np.mean([metrics.fpr_at_95_id_tpr(id_scores, det.score(extract(model, ood, device,
+                                                                                         cfg.batch_size)))
+                               for ood in bundle.ood.values()]))
+
+    return selection
+
+
+def evaluate(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, setting: str = "",
+             score: str | None = None, notebook: str = "", params_file: str | None = None) -> list[dict[str, Any]]:
+    """One results row per OOD set (all of ``bundle.ood`` unless ``sets``), with the run's ID
+    accuracy; ``score`` ("ood" or "ood_x_msp") overrides ``cfg.score``."""
+    from ssdlib.experiment import resolve_device
+
+    device = resolve_device(P.device)
+    det = detector_for(run, score)
+    test = extract(run.model, bundle.test, device, run.cfg.batch_size)
+    id_scores = det.score(test)
+    accuracy = metrics.accuracy(test.logits, test.labels)
+    rows = []
+    for name in sets or list(bundle.ood):
+        ood_scores = det.score(extract(run.model, bundle.ood[name], device, run.cfg.batch_size))
+        rows.append(results.row(det.name, id_scores, ood_scores, ood_dataset=name, id_dataset=P.data.id_dataset,
+                                training_mode="SSOD" if run.cfg.alpha else "CE", arch=run.cfg.backbone,
+                                setting=setting or run.label, id_accuracy=accuracy, notebook=notebook,
+                                params_file=params_file, seed=P.seed))
+    return rows
+
+
+# -- ablations (Tables 4-6) ------------------------------------------------------------------
+
+ABLATIONS = {"alpha": "alphas", "balance": "balances", "backbone": "backbones"}
+
+
+def ablation(P: Params, bundle, output_dir: str | Path, field: str, *, notebook: str = "",
+             params_file: str | None = None, log: Callable[[str], None] = print,
+             progress: bool = True) -> list[dict[str, Any]]:
+    """Results rows of the ablation over ``field`` ("alpha", "balance" or "backbone") on ``P.ssod.ablation_ood``.
+
+    Each value of the matching list (``alphas``, ``balances``, ``backbones``) is one run, the rest
+    of ``P.ssod`` unchanged; ``setting`` names it (e.g. ``"balance=DR"``). For backbones each also
+    gets its vanilla classifier (alpha 0, scored by MSP), as Table 6 compares the two.
+    """
+    if field not in ABLATIONS:
+        raise ValueError(f"unknown ablation {field!r}; choose one of {', '.join(ABLATIONS)}")
+    if P.ssod.ablation_ood not in bundle.ood:
+        raise ValueError(f"ssod.ablation_ood {P.ssod.ablation_ood!r} is not among the loaded OOD sets "
+                         f"{list(bundle.ood)}: add it to data.ood_datasets")
+    rows = []
+    for value in getattr(P.ssod, ABLATIONS[field]):
+        variants = [{field: value}] + ([{field: value, "alpha": 0.0}] if field == "backbone" else [])
+        for overrides in variants:
+            run = trained(P, bundle, output_dir, log=log, progress=progress, **overrides)
+            rows += evaluate(run, P, bundle, sets=[P.ssod.ablation_ood], setting=f"{field}={value}",
+                             notebook=notebook, params_file=params_file)
+    return rows
+
+
+def ablation_table(rows: list[dict[str, Any]], field: str) -> "pd.DataFrame":
+    """The rows of one ablation as a table: the ablated value (column ``field``), method, FPR95,
+    AUROC and ID accuracy, in the order the runs were made."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    table = table[table["setting"].str.startswith(f"{field}=")].copy()
+    values = table["setting"].str.split("=", n=1).str[1]
+    table[field] = pd.to_numeric(values) if field == "alpha" else values
+    return table[[field, "method", "ood_dataset", "fpr95", "auroc", "id_accuracy"]].reset_index(drop=True)

@@ -1,0 +1,20 @@
+"""Training of SSD's encoders (SimCLR, SupCon) and of supervised CE classifiers (SupCE, GODIN).
+
+- :mod:`~ssdlib.training.loop`: :class:`Recipe`, :class:`Trainer`, :func:`train`, :class:`History`
+- :mod:`~ssdlib.training.schedule`: warm-up + cosine per iteration (and SSD's momentum bug, optional)
+- :mod:`~ssdlib.training.objectives`: the per-mode views and losses (and SSD's loss-scale bug, optional)
+- :mod:`~ssdlib.training.checkpoint`: atomic checkpoints with every random state
+- :mod:`~ssdlib.training.monitor`: kNN and top-1 monitors
+- :mod:`~ssdlib.training.distributed`: torchrun / DDP helpers
+- :mod:`~ssdlib.training.figures`: training curves and 2-D embeddings (notebook 01)
+"""
+
+from ssdlib.training.checkpoint import CheckpointError
+from ssdlib.training.checkpoint import load as load_checkpoint
+from ssdlib.training.loop import History, NonFiniteLossError, Recipe, Trainer, train
+from ssdlib.training.monitor import classifier_accuracy, encoder_features, knn_accuracy
+
+__all__ = [
+    "CheckpointError", "History", "NonFiniteLossError", "Recipe", "Trainer", "classifier_accuracy",
+    "encoder_features", "knn_accuracy", "load_checkpoint", "train",
+]

@@ -1,0 +1,125 @@
+"""experiment: devices, output folders, and "load the profile's model or train a quick one"."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ssdlib import experiment, params
+from ssdlib.data.memory import ImageTensorDataset
+from ssdlib.data.normalize import Normalize
+from ssdlib.training.loop import Trainer
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_params(**encoder):
+    return params.validate({
+        "profile": "tiny", "device": "cpu", "seed": 3, "data": {"image_size": 16},
+        "encoder": {"arch": "resnet18", "width": 4, "epochs": 1, "warmup_epochs": 1, "batch_size": 16, "lr": 0.1,
+                    "save_every": 1, "knn_k": 5, **encoder},
+        "classifier": {"epochs": 2, "batch_size": 16, "lr": 0.1},
+    })
+
+
+def tiny_bundle():
+    g = torch.Generator().manual_seed(0)
+    def images(n):
+        return ImageTensorDataset(torch.rand(n, 3, 16, 16, generator=g), torch.randint(0, 4, (n,), generator=g))
+    return SimpleNamespace(train=images(48), test=images(16), ood={}, num_classes=4,
+                           normalize=lambda: Normalize([0.5] * 3, [0.25] * 3))
+
+
+def test_resolve_device(monkeypatch):
+    assert experiment.resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert experiment.resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(params.ParamsError, match="no CUDA GPU.*device: auto"):
+        experiment.resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert experiment.resolve_device("auto") == torch.device("cuda")
+
+
+def test_notebook_output_creates_the_figure_folder(tmp_path):
+    folder = experiment.notebook_output(tmp_path / "out", "01_simclr_pretraining")
+    assert folder == tmp_path / "out" / "figures" / "01_simclr_pretraining" and folder.is_dir()
+
+
+def equal_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.slow
+def test_encoder_is_trained_once_then_loaded_and_retrained_when_params_change(tmp_path, capsys, monkeypatch):
+    P, bundle = tiny_params(), tiny_bundle()
+    model = experiment.encoder_for(P, bundle, tmp_path)
+    said = capsys.readouterr().out
+    path = tmp_path / "checkpoints" / "SimCLR_resnet18_w4.pt"
+    assert f"training a quick SimCLR resnet18 (width 4) for 2 epochs on cpu; checkpoints go to {path}" in said
+    assert path.is_file() and not model.training
+    history = experiment.training_history(P, tmp_path)
+    assert history.epoch == [1, 2] and history.checkpoint == str(path)
+
+    with monkeypatch.context() as m:
+        m.setattr(experiment, "train", lambda *a, **k: pytest.fail("a finished model must not be retrained"))
+        again = experiment.encoder_for(P.model_copy(update={"encoder": P.encoder.model_copy(update={"save_every": 2})}),
+                                       bundle, tmp_path)  # monitoring params do not matter
+    assert "loaded the trained SimCLR model" in capsys.readouterr().out and equal_weights(model, again)
+
+    changed = experiment.encoder_for(tiny_params(lr=0.05), bundle, tmp_path)
+    assert "trained with other params" in capsys.readouterr().out and not equal_weights(model, changed)
+
+
+@pytest.mark.slow
+def test_a_killed_encoder_run_is_resumed_to_the_same_weights(tmp_path, capsys, monkeypatch):
+    P, bundle = tiny_params(), tiny_bundle()
+    straight = experiment.encoder_for(P, bundle, tmp_path / "straight")
+
+    original = Trainer._train_epoch
+    def killed_in_epoch_2(self, x, y, epoch, *rest):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, x, y, epoch, *rest)
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            experiment.encoder_for(P, bundle, tmp_path / "killed")
+    capsys.readouterr()
+    resumed = experiment.encoder_for(P, bundle, tmp_path / "killed")
+    assert "stopped after epoch 1/2; resuming it" in capsys.readouterr().out
+    assert equal_weights(straight, resumed)
+
+
+@pytest.mark.slow
+def test_classifier_is_the_supce_model_of_the_same_size(tmp_path, capsys):
+    P, bundle = tiny_params(), tiny_bundle()
+    clf = experiment.classifier_for(P, bundle, tmp_path)
+    assert (tmp_path / "checkpoints" / "SupCE_resnet18_w4.pt").is_file()
+    assert clf(torch.rand(2, 3, 16, 16)).shape == (2, 4)
+    history = experiment.training_history(P, tmp_path, mode="SupCE")
+    assert len(history.epoch) == 2 and 0 <= history.test_accuracy[-1] <= 1
+    capsys.readouterr()
+    assert equal_weights(experiment.encoder_for(P, bundle, tmp_path, mode="SupCE"), clf)
+    assert "loaded the trained SupCE model" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_load_or_train_keys_on_name_and_extra_identity(tmp_path, capsys):
+    """What other model families (GODIN) reuse: their own file name, their own identity fields."""
+    P, bundle = tiny_params(), tiny_bundle()
+    recipe = experiment.Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE")
+    experiment.load_or_train(P, bundle, tmp_path, experiment.build_model(P, bundle, "SupCE"), recipe,
+                             name="Custom", identity={"variant": 1})
+    assert (tmp_path / "checkpoints" / "Custom_resnet18_w4.pt").is_file()
+    capsys.readouterr()
+    experiment.load_or_train(P, bundle, tmp_path, experiment.build_model(P, bundle, "SupCE"), recipe,
+                             name="Custom", identity={"variant": 2})
+    assert "trained with other params" in capsys.readouterr().out

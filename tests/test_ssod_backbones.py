@@ -1,0 +1,90 @@
+"""Feature-map backbones (SSOD Table 6): shapes and strides, and torchvision weights loading from local files."""
+
+import typing
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from ssdlib.models.backbones import BACKBONES, TORCHVISION, backbone, load_pretrained
+from ssdlib.params import Backbone
+
+TV_OUT_DIM = {"densenet121": 1024, "regnet_y_800mf": 784, "mobilenet_v3_large": 960, "mobilenet_v3_small": 576,
+              "resnet18": 512, "resnet50": 2048}
+
+
+def test_params_list_every_backbone():
+    assert set(typing.get_args(Backbone)) == set(BACKBONES)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_cifar_stem_has_stride_8_imagenet_stem_stride_32(name):
+    torch.manual_seed(0)
+    net = backbone(name, width=8, stem="cifar").eval()
+    x = torch.rand(2, 3, 32, 32)
+    fmap = net.feature_map(x)
+    assert fmap.shape == (2, net.out_dim, 4, 4)
+    torch.testing.assert_close(net(x), fmap.mean(dim=(2, 3)))
+    assert backbone(name, width=8, stem="imagenet").eval().feature_map(torch.rand(1, 3, 64, 64)).shape[-2:] == (2, 2)
+
+
+@pytest.mark.parametrize("name", [n for n in TV_OUT_DIM if n != "resnet50"])
+def test_full_width_matches_torchvision(name):
+    ours = backbone(name)
+    assert ours.out_dim == TV_OUT_DIM[name]
+    tv_keys = {k for k in getattr(torchvision.models, name)().state_dict()
+               if not k.startswith(("fc.", "classifier."))}
+    ours_keys = set(ours.state_dict())
+    if name.startswith("resnet"):
+        tv_keys = {k.replace(".downsample.", ".shortcut.") for k in tv_keys}
+    assert ours_keys == tv_keys
+
+
+def test_smaller_width_scales_channels():
+    for name in TORCHVISION:
+        assert backbone(name, width=16).out_dim < backbone(name).out_dim
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121", "regnet_y_800mf", "mobilenet_v3_small"])
+def test_local_torchvision_weights_give_torchvision_features(name, tmp_path):
+    torch.manual_seed(1)
+    tv = getattr(torchvision.models, name)().eval()
+    path = tmp_path / f"{name}.pth"
+    torch.save(tv.state_dict(), path)
+    ours = backbone(name).eval()
+    classifier = load_pretrained(ours, name, str(path))
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        if name == "resnet18":
+            h = tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))
+            expected = tv.layer4(tv.layer3(tv.layer2(tv.layer1(h))))
+        elif name == "densenet121":
+            expected = F.relu(tv.features(x))
+        elif name == "regnet_y_800mf":
+            expected = tv.trunk_output(tv.stem(x))
+        else:
+            expected = tv.features(x)
+        torch.testing.assert_close(ours.feature_map(x), expected)
+    if name == "mobilenet_v3_small":
+        assert classifier is None  # its classifier is an MLP, not one linear layer
+    else:
+        head = tv.fc if hasattr(tv, "fc") else tv.classifier
+        torch.testing.assert_close(classifier["weight"], head.weight)
+        torch.testing.assert_close(classifier["bias"], head.bias)
+
+
+def test_weights_of_another_width_are_refused(tmp_path):
+    path = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    with pytest.raises(Exception, match="width"):
+        load_pretrained(backbone("resnet18", width=16), "resnet18", str(path))
+
+
+def test_bad_names_and_widths_say_what_to_use():
+    with pytest.raises(ValueError, match="densenet121"):
+        backbone("vgg16")
+    with pytest.raises(ValueError, match="stem"):
+        backbone("resnet18", stem="tiny")
+    with pytest.raises(ValueError, match="width"):
+        backbone("resnet18", width=2)

@@ -1,0 +1,135 @@
+"""SSOD training on a tiny synthetic task: logs, lr schedule, exact resume, shared warm-up, selection."""
+
+from types import SimpleNamespace
+
+import math
+
+import pytest
+import torch
+
+from ssdlib import params
+from ssdlib.data.memory import ImageTensorDataset
+from ssdlib.ssod import runs
+from ssdlib.ssod.train import SSODTrainer, lr_at, split_validation
+
+pytestmark = pytest.mark.slow
+
+
+def shapes_on_noise(n: int, seed: int) -> ImageTensorDataset:
+    """16 px images: a bright square (class 0) or a bright bar (class 1) at a random place on dark noise."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, 16, 16, generator=g) * 0.3
+    labels = torch.arange(n) % 2
+    for i in range(n):
+        r, c = torch.randint(0, 10, (2,), generator=g).tolist()
+        if labels[i] == 0:
+            images[i, :, r:r + 6, c:c + 6] = 1.0
+        else:
+            images[i, :, r:r + 6, c + 2:c + 4] = 1.0
+    return ImageTensorDataset((images * 255).round().to(torch.uint8), labels)
+
+
+def tiny_params(**ssod) -> params.Params:
+    cfg = dict(backbone="resnet18", width=4, stem="cifar", input_size=32, warmup_epochs=1, epochs=3,
+               batch_size=16, lr=3e-3, crop_scale=[0.6, 1.0], val_fraction=0.25, gamma=0.8)
+    return params.validate({"profile": "tiny", "device": "cpu", "ssod": {**cfg, **ssod}})
+
+
+def bundle():
+    return SimpleNamespace(train=shapes_on_noise(64, 0), test=shapes_on_noise(32, 1),
+                           ood={"noise": ImageTensorDataset(torch.randint(0, 80, (32, 3, 16, 16), dtype=torch.uint8),
+                                                           torch.full((32,), -1))},
+                           num_classes=2, normalize=lambda: None)
+
+
+def trainer_for(P, seed=0):
+    model = runs.build_model(P.ssod, 2, None, seed)
+    return SSODTrainer(model, P.ssod, seed=seed, log=lambda _m: None, progress=False)
+
+
+def data_of(P):
+    from ssdlib.data import tensors
+
+    return split_validation(tensors(bundle().train), P.ssod.val_fraction, 0)
+
+
+def test_step_log_schedule_and_warmup():
+    P = tiny_params(lr_step=1, lr_decay=0.5)
+    trainer = trainer_for(P)
+    train, val = data_of(P)
+    h = trainer.fit(train, val=val)
+    steps = len(train[0]) // P.ssod.batch_size
+    assert len(h.step_ce) == len(h.step_n_id) == len(h.step_lr) == 3 * steps
+    assert h.step_lr == [lr_at(e - 1, 3e-3, 1, 0.5) for e in h.step_epoch] and h.step_lr[-1] == 3e-3 / 4
+    assert all(math.isnan(v) for v, e in zip(h.step_ce_ood, h.step_epoch) if e == 1)  # warm-up: CE only
+    assert all(math.isfinite(v) for v, e in zip(h.step_ce_ood, h.step_epoch) if e > 1)
+    assert h.locations == 16 and all(0 <= n <= 16 * 16 for n in h.step_n_id + h.step_n_ood)
+    assert len(h.val_accuracy) == 3 and h.best_epoch in (2, 3)
+
+
+def test_resume_reaches_the_same_weights():
+    P = tiny_params()
+    train, val = data_of(P)
+    straight = trainer_for(P)
+    straight.fit(train, val=val)
+
+    first = trainer_for(P)
+    first.fit(train, val=val, epochs=2)
+    state = first.state_dict()
+    resumed = trainer_for(P, seed=5)  # wrong seed on purpose: the saved random state must win
+    resumed.load_state_dict(state)
+    resumed.fit(train, val=val)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert straight.history.step_ce == resumed.history.step_ce
+
+
+def test_selection_keeps_the_best_validation_epoch_after_warmup():
+    P = tiny_params(epochs=4)
+    train, val = data_of(P)
+    trainer = trainer_for(P)
+    h = trainer.fit(train, val=val)
+    after_warmup = h.val_accuracy[1:]
+    assert h.best_epoch == 2 + after_warmup.index(max(after_warmup))
+    last = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.use_selected()
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, trainer.best_state[k])
+    assert h.best_epoch == 4 or any(not torch.equal(last[k], v) for k, v in trainer.best_state.items())
+
+
+def test_runs_share_the_warmup_without_changing_weights(tmp_path):
+    P, data = tiny_params(), bundle()
+    logs = []
+    runs.trained(P, data, tmp_path / "shared", log=logs.append, progress=False)  # writes the warm-up state
+    shared = runs.trained(P, data, tmp_path / "shared", log=logs.append, progress=False, alpha=0.0, balance="DR")
+    alone = runs.trained(P, data, tmp_path / "alone", log=lambda _m: None, progress=False, alpha=0.0, balance="DR")
+    assert any("shared 1-epoch CE warm-up" in m for m in logs)
+    for a, b in zip(shared.model.state_dict().values(), alone.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+    again = runs.trained(P, data, tmp_path / "shared", log=logs.append, progress=False, alpha=0.0, balance="DR")
+    assert "loaded the SSOD run" in logs[-1]
+    for a, b in zip(shared.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_evaluate_rows_name_method_and_setting(tmp_path):
+    P, data = tiny_params(), bundle()
+    ssod = runs.trained(P, data, tmp_path, log=lambda _m: None, progress=False)
+    vanilla = runs.trained(P, data, tmp_path, log=lambda _m: None, progress=False, alpha=0.0)
+    (row,) = runs.evaluate(ssod, P, data, setting="alpha=1.5")
+    assert (row["method"], row["training_mode"], row["ood_dataset"], row["setting"]) == ("SSOD", "SSOD", "noise",
+                                                                                         "alpha=1.5")
+    assert 0 <= row["fpr95"] <= 1 and 0 <= row["id_accuracy"] <= 1
+    (row,) = runs.evaluate(vanilla, P, data)
+    assert (row["method"], row["training_mode"], row["setting"]) == ("MSP", "CE", "vanilla")
+
+
+def test_backbone_ablation_pairs_ssod_with_its_vanilla_classifier(tmp_path):
+    P, data = tiny_params(backbones=["resnet18"], ablation_ood="noise"), bundle()
+    rows = runs.ablation(P, data, tmp_path, "backbone", log=lambda _m: None, progress=False)
+    table = runs.ablation_table(rows, "backbone")
+    assert table[["backbone", "method"]].values.tolist() == [["resnet18", "SSOD"], ["resnet18", "MSP"]]
+    with pytest.raises(ValueError, match="data.ood_datasets"):
+        runs.ablation(tiny_params(ablation_ood="places365"), data, tmp_path, "alpha")

@@ -1,0 +1,85 @@
+"""``ssdlib train``: SSD's flags over a params profile, the run folder, refusal to clobber, --resume."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import ssdlib.data
+from ssdlib import cli_train
+from ssdlib.training import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    cli_train.configure(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_flags_override_the_profile():
+    P = cli_train.effective_params(parse("--params", str(ROOT / "params" / "offline.yaml"), "--lr", "0.2",
+                                         "--warmup", "--arch", "resnet34", "--no-normalize", "--seed", "7"))
+    offline = yaml.safe_load((ROOT / "params" / "offline.yaml").read_text())
+    assert (P.encoder.lr, P.encoder.warmup_epochs, P.encoder.arch, P.data.normalize, P.seed) == (0.2, 10, "resnet34", False, 7)
+    assert P.encoder.epochs == offline["encoder"]["epochs"] and P.data.ood_datasets == []
+    assert cli_train.effective_params(parse("--warmup", "0")).encoder.warmup_epochs == 0
+    defaults = cli_train.effective_params(parse())  # no profile: SSD's defaults
+    assert (defaults.encoder.arch, defaults.encoder.epochs, defaults.encoder.batch_size) == ("resnet50", 500, 512)
+
+
+def test_bad_value_is_named_and_nothing_is_written(tmp_path, capsys):
+    code = cli_train.run(parse("--width", "2", "--results-dir", str(tmp_path), "--exp-name", "x"))
+    assert code == 1 and "encoder.width" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def tiny_bundle():
+    from types import SimpleNamespace
+
+    from ssdlib.data.memory import ImageTensorDataset
+    from ssdlib.data.normalize import Normalize
+
+    g = torch.Generator().manual_seed(0)
+    def images(n):
+        return ImageTensorDataset(torch.rand(n, 3, 16, 16, generator=g), torch.randint(0, 4, (n,), generator=g))
+    return SimpleNamespace(train=images(32), test=images(16), ood={}, num_classes=4,
+                           normalize=lambda: Normalize.identity())
+
+
+@pytest.mark.slow
+def test_run_folder_setup_log_refusal_and_resume(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ssdlib.data, "get_datasets", lambda data: tiny_bundle(), raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        argv = ["--arch", "resnet18", "--width", "4", "--training-mode", "SupCon", "--size", "16", "--epochs", "2",
+                "--warmup", "0", "--batch-size", "16", "--lr", "0.1", "--save-freq", "1", "--device", "cpu",
+                "--results-dir", str(tmp_path), "--exp-name", "simclr"]
+        assert cli_train.run(parse(*argv)) == 0
+        run_dir = tmp_path / "simclr"
+        log = (run_dir / "setup.log").read_text()
+        assert log.startswith("params: {") and f"epoch 2: checkpoint written to {run_dir / 'checkpoint.pt'}" in log
+        assert yaml.safe_load((run_dir / "params.yaml").read_text())["encoder"]["training_mode"] == "SupCon"
+        state = load_checkpoint(run_dir / "checkpoint.pt")
+        assert state["finished"] and state["params"]["params"]["encoder"]["width"] == 4
+
+        capsys.readouterr()
+        written = (run_dir / "checkpoint.pt").read_bytes()
+        assert cli_train.run(parse(*argv)) == 1
+        assert "already holds a run" in capsys.readouterr().err
+        assert cli_train.run(parse(*argv, "--resume")) == 0  # finished: nothing left to train
+        assert (run_dir / "checkpoint.pt").read_bytes() == written
+        assert cli_train.run(parse(*argv[:-1], "other", "--resume")) == 1
+        assert "there is no" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_unknown_dataset_stops_before_anything_is_written(tmp_path, capsys):
+    code = cli_train.run(parse("--dataset", "cifar11", "--results-dir", str(tmp_path), "--exp-name", "x"))
+    assert code == 1 and "cifar11" in capsys.readouterr().err and not (tmp_path / "x").exists()
