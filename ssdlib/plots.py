@@ -64,6 +64,8 @@ def cluster_sweep(table: pd.DataFrame, metric: str = "auroc"):
             part = part.sort_values("clusters")
             ax.plot(part["clusters"], part[metric], "o-", label=name)
         ax.set_xscale("log", base=2)
+        ticks = sorted(table["clusters"].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set(xlabel="clusters", ylabel=metric.upper(), title=method)
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
@@ -89,6 +91,7 @@ def few_shot_grid(table: pd.DataFrame, baseline: pd.DataFrame, metric: str = "au
         ax.axhline(baseline.loc[baseline["ood_dataset"] == name, metric].iloc[0], color="k", ls="--", lw=1,
                    label="SSD")
         ax.set_title(name, fontsize=9)
+        ax.set_xticks(sorted(part["k"].unique()))
         ax.set_xlabel("k (known outliers per class)", fontsize=8)
         ax.set_ylabel(metric.upper(), fontsize=8)
     for ax in list(axes.flat)[len(sets):]:

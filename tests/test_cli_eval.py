@@ -48,6 +48,12 @@ def eval_args(tmp_path, ckpt, profile, *extra):
             "--seed", "3", "--device", "cpu", *extra]
 
 
+def cli_eval_namespace(argv):
+    parser = argparse.ArgumentParser()
+    cli_eval.configure(parser)
+    return parser.parse_args(argv[1:])
+
+
 def test_results_line_is_ssds():
     r = {"fpr95": 0.0206, "auroc": 0.9962, "aupr_out": 0.9985, "aupr_in": 0.1}
     assert cli_eval.results_line("cifar10", "svhn", 1, r) == (
@@ -100,12 +106,6 @@ def test_ssd_lines_match_an_independent_evaluation(tmp_path, profile):
     assert {(r["method"], r["setting"], r["training_mode"], r["arch"]) for r in rows} == {
         ("SSD", "clusters=2", "SimCLR", "resnet18")}
     assert rows[0]["auroc"] == pytest.approx(float(parsed[0][4]))
-
-
-def cli_eval_namespace(argv):
-    parser = argparse.ArgumentParser()
-    cli_eval.configure(parser)
-    return parser.parse_args(argv[1:])
 
 
 def test_ssdk_writes_its_own_file(tmp_path, profile, capsys):

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -91,17 +90,15 @@ def test_from_notebook_validates_sections():
         params.from_notebook(profile="offline", ssd={"kk": 1})
 
 
-def test_cli_rejects_bad_params_within_seconds_and_writes_nothing(tmp_path):
+def test_cli_rejects_bad_params_before_any_work_and_writes_nothing(tmp_path):
     raw = offline()
     raw["data"]["batchsize"] = raw["data"].pop("batch_size")
     path = write(tmp_path, raw)
     out = tmp_path / "out"
-    start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "ssdlib.cli", "reproduce", "--params", str(path), "--output-dir", str(out)],
         capture_output=True, text=True, cwd=ROOT,
     )
-    assert time.perf_counter() - start < 20
     assert proc.returncode == 1
     assert "data.batchsize" in proc.stderr and str(path) in proc.stderr
     assert not out.exists()

@@ -139,6 +139,11 @@ def method_name(training_mode: str) -> str:
     return METHOD_NAMES[training_mode]
 
 
+def split_scores(detector: Detector, features) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A fitted detector's scores of ID test and of each OOD set (``features``: ``ssdlib.features.SplitFeatures``)."""
+    return detector.score(features.test), {name: detector.score(fs) for name, fs in features.ood.items()}
+
+
 def ood_rows(method: str, id_scores, ood_scores: dict[str, np.ndarray], *, id_dataset: str, **info) -> list[dict]:
     """One result row per OOD set (``ssdlib.results.row``), all against the same ID-test scores."""
     return [row(method, id_scores, s, ood_dataset=name, id_dataset=id_dataset, **info) for name, s in ood_scores.items()]

@@ -24,6 +24,7 @@ weights API (cached under $TORCH_HOME; the first use needs network) or a local s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -120,6 +121,8 @@ def backbone(name: str, width: int = STANDARD_WIDTH, stem: str = "imagenet") -> 
     return _mobilenet_v3(name, scale, stem)
 
 
+_DENSENET_OLD_KEY = re.compile(  # the pattern torchvision's densenet loader rewrites
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 _CLASSIFIER_KEYS = {"resnet": "fc", "densenet121": "classifier", "regnet_y_800mf": "fc"}
 
 
@@ -141,7 +144,11 @@ def load_pretrained(model: nn.Module, name: str, pretrained: str | Path) -> dict
     if name in ARCHS:
         state = torchvision_to_ssd_keys(state)
     else:
+        if name == "densenet121":  # torchvision's released file predates its key names ("norm.1" -> "norm1")
+            state = {_DENSENET_OLD_KEY.sub(r"\1\2", k): v for k, v in state.items()}
         parts = {n for n, _ in model.named_children()}
         state = {k: v for k, v in state.items() if k.split(".", 1)[0] in parts}
+    # files saved before PyTorch 0.4.1 lack BatchNorm's counter; PyTorch itself fills it with 0
+    state |= {k: torch.tensor(0) for k in model.state_dict() if k.endswith("num_batches_tracked") and k not in state}
     load_state_dict_strict(model, state, str(pretrained))
     return classifier

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from ssdlib import metrics, results
+from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.detectors.base import FeatureSet
 from ssdlib.params import Params, SSODParams
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.train import SSODHistory, SSODTrainer, split_validation
 from ssdlib.training import checkpoint as ckpt
 
-CHECKPOINT_DIR = "checkpoints"
 TENSOR_LIMIT = 200_000  # training sets up to this many images are held as one tensor, larger ones streamed
 # fields that change nothing in the trained weights
 NOT_TRAINING = {"score", "ablation_ood", "alphas", "balances", "backbones"}
@@ -96,7 +96,6 @@ def trained(P: Params, bundle, output_dir: str | Path, *, log: Callable[[str], N
             progress: bool = True, **overrides: Any) -> SSODRun:
     """The SSOD run of ``P.ssod`` + ``overrides`` on ``bundle``: loaded, resumed or trained now (eval mode)."""
     from ssdlib.data import tensors
-    from ssdlib.experiment import resolve_device
 
     cfg = settings(P, **overrides)
     identity, warm_identity = _identity(P, cfg, NOT_TRAINING), _identity(P, cfg, NOT_WARMUP)
@@ -168,8 +167,6 @@ def evaluate(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, 
              score: str | None = None, notebook: str = "", params_file: str | None = None) -> list[dict[str, Any]]:
     """One results row per OOD set (all of ``bundle.ood`` unless ``sets``), with the run's ID
     accuracy; ``score`` ("ood" or "ood_x_msp") overrides ``cfg.score``."""
-    from ssdlib.experiment import resolve_device
-
     device = resolve_device(P.device)
     det = detector_for(run, score)
     test = extract(run.model, bundle.test, device, run.cfg.batch_size)
