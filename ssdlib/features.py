@@ -9,6 +9,7 @@ statistics) without gradients, and leaves the model in the mode it found it in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,7 +19,8 @@ from tqdm.auto import tqdm
 from ssdlib.detectors.base import FeatureSet
 
 
-def _loader(data, batch_size: int) -> DataLoader:
+def loader(data, batch_size: int) -> DataLoader:
+    """``data`` (a Dataset, a DataLoader or an image tensor) as a DataLoader that keeps its order."""
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, torch.Tensor):
@@ -31,36 +33,44 @@ def _loader(data, batch_size: int) -> DataLoader:
 
 
 @torch.no_grad()
+def collect(model, batches: DataLoader, features_of: Callable[[torch.Tensor], torch.Tensor],
+            outputs: Callable[[torch.Tensor], torch.Tensor] | None, desc: str) -> FeatureSet:
+    """``features_of(images)``, ``outputs(features)`` as logits (if given) and the labels of ``batches``.
+
+    The one loop behind :func:`extract` and preprocessed extraction (which enables gradients for its
+    own input step): the model runs in eval mode and is left in the mode it was found in.
+    """
+    was_training = model.training
+    model.eval()
+    features, logits, labels = [], [], []
+    try:
+        for batch in tqdm(batches, desc=desc, leave=False):
+            f = features_of(batch[0] if isinstance(batch, (list, tuple)) else batch)
+            features.append(f.float().cpu())
+            if outputs is not None:
+                logits.append(outputs(f).float().cpu())
+            if isinstance(batch, (list, tuple)) and len(batch) > 1:
+                labels.append(torch.as_tensor(batch[1]).cpu())
+    finally:
+        model.train(was_training)
+    if not features:
+        raise ValueError(f"got an empty dataset ({desc}): there is nothing to compute features of")
+    return FeatureSet(
+        features=torch.cat(features).numpy(),
+        logits=torch.cat(logits).numpy() if logits else None,
+        labels=torch.cat(labels).numpy().astype(np.int64) if labels else None,
+    )
+
+
 def extract(model, data, device="cpu", batch_size: int = 256, desc: str | None = None) -> FeatureSet:
     """Features [N, D] (float32), logits [N, M] when the model classifies, and labels [N] of ``data``.
 
     ``data`` is a Dataset yielding ``(image, label)`` or ``(image,)``, a DataLoader over one, or an
     image tensor. Labels are None when the data carries none.
     """
-    loader = _loader(data, batch_size)
     device = torch.device(device)
-    classify = getattr(model, "classify", None)
-    was_training = model.training
-    model.eval()
-    features, logits, labels = [], [], []
-    try:
-        for batch in tqdm(loader, desc=desc or "features", leave=False):
-            x = batch[0] if isinstance(batch, (list, tuple)) else batch
-            f = model.features(x.to(device))
-            features.append(f.float().cpu())
-            if classify is not None:
-                logits.append(classify(f).float().cpu())
-            if isinstance(batch, (list, tuple)) and len(batch) > 1:
-                labels.append(torch.as_tensor(batch[1]).cpu())
-    finally:
-        model.train(was_training)
-    if not features:
-        raise ValueError("extract() got an empty dataset: there is nothing to compute features of")
-    return FeatureSet(
-        features=torch.cat(features).numpy(),
-        logits=torch.cat(logits).numpy() if logits else None,
-        labels=torch.cat(labels).numpy().astype(np.int64) if labels else None,
-    )
+    return collect(model, loader(data, batch_size), lambda x: model.features(x.to(device)),
+                   getattr(model, "classify", None), desc or "features")
 
 
 def subset(data: FeatureSet, index) -> FeatureSet:

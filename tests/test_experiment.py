@@ -12,13 +12,7 @@ from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.data.normalize import Normalize
 from ssdlib.training.loop import Trainer
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_params(**encoder):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import UnitLinear, identity_augment
 from torch import nn
 
 from ssdlib.losses import contrastive_loss
@@ -23,14 +24,7 @@ from ssdlib.training.monitor import knn_predict
 from ssdlib.training.objectives import objective_for
 from ssdlib.training.schedule import ETA_MIN, WarmupCosine
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and the machine is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sgd():
@@ -116,24 +110,6 @@ def test_knn_predict_hand_case_and_tie_goes_to_smallest_label():
     labels = torch.tensor([3, 3, 1, 1])
     assert knn_predict(bank, labels, torch.tensor([[1.0, 0.05], [0.0, 2.0]]), k=2).tolist() == [3, 1]
     assert knn_predict(bank, labels, torch.tensor([[1.0, 1.0]]), k=4).tolist() == [1]  # 2 votes each
-
-
-class UnitLinear(nn.Module):
-    """A BN-free 'encoder + head' returning unit vectors (forward) and features."""
-
-    def __init__(self, dim_in=3 * 8 * 8, dim=8):
-        super().__init__()
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(dim_in, dim))
-
-    def features(self, x):
-        return self.encoder(x)
-
-    def forward(self, x):
-        return F.normalize(self.features(x), dim=-1)
-
-
-def identity_augment(x, generator=None):
-    return x
 
 
 def test_original_loss_scale_multiplies_the_loss_by_T_over_0_07():

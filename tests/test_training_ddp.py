@@ -11,30 +11,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from conftest import UnitLinear, identity_augment
 from torch import nn
 
 from ssdlib.training import Recipe, Trainer, load_checkpoint, train
 
 WORLD = 2
 STEPS = 3
-
-
-class UnitLinear(nn.Module):
-    """A BN-free network (no per-replica statistics), so 1-process and 2-process steps must agree."""
-
-    def __init__(self):
-        super().__init__()
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 8))
-
-    def features(self, x):
-        return self.encoder(x)
-
-    def forward(self, x):
-        return F.normalize(self.features(x), dim=-1)
-
-
-def identity_augment(x, generator=None):
-    return x
 
 
 def batches():

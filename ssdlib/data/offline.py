@@ -1,8 +1,8 @@
 """The offline benchmark: a small CIFAR-like OOD benchmark generated on a CPU in seconds.
 
 In-distribution: 10 classes of shapes and letters (``shapes.ID_CLASSES``) of random colour,
-size, aspect, position and rotation, pasted on cluttered crops of five skimage photos; an
-object covers 5-30 % of its image (median 12 %), so background is left around it (SSOD samples
+size, aspect, position and rotation, pasted on out-of-focus crops of five skimage photos (as
+in object photos taken with a shallow depth of field); an object covers 5-30 % of its image (median 12 %), so background is left around it (SSOD samples
 its OOD locations there). Colour never tells the class: a linear model on the pixels stays at
 chance, a small CNN reaches about 88 % test accuracy in 12 epochs. The OOD sets stand in for
 those of the SSD and SSOD papers:
@@ -10,7 +10,8 @@ those of the SSD and SSOD papers:
 - ``near``: held-out shape classes on the same backgrounds (CIFAR-10 -> CIFAR-100, near-OOD);
 - ``textures``: tinted crops of skimage's texture photos (DTD);
 - ``digits``: scikit-learn's digits, upscaled and coloured (SVHN);
-- ``scenes``: object-free crops of photos never used as backgrounds (Places365 / LSUN).
+- ``scenes``: object-free, equally out-of-focus crops of photos never used as backgrounds
+  (Places365 / LSUN): ID backgrounds without their objects, the case SSOD is built for.
 
 Every set draws from its own random stream of ``seed``, so changing one set's size leaves the
 others unchanged. The result is cached under ``outputs/cache/`` keyed by a hash of the
@@ -28,20 +29,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from sklearn.datasets import load_digits
 
 from ssdlib.data import photos, shapes
 from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.params import OfflineBenchmark
 
-VERSION = 1  # bump whenever the generator's output changes, so stale caches are not reused
+VERSION = 2  # bump whenever the generator's output changes, so stale caches are not reused
 OOD_SETS = ("near", "textures", "digits", "scenes")
 DESCRIPTIONS = {
     "offline": "10 shape and letter classes pasted on crops of 5 skimage photos (stands in for CIFAR-10)",
     "near": "6 held-out shape and letter classes on the same kind of backgrounds (CIFAR-100: near-OOD)",
     "textures": "tinted crops of skimage's brick, grass and gravel photos (Textures / DTD)",
     "digits": "scikit-learn's 8x8 digits, upscaled and coloured on plain backgrounds (SVHN)",
-    "scenes": "object-free crops of 4 skimage photos never used as ID backgrounds (Places365 / LSUN)",
+    "scenes": "object-free, out-of-focus crops of 4 skimage photos never used as ID backgrounds (Places365 / LSUN)",
 }
 CLASS_NAMES = {
     "train": list(shapes.ID_CLASSES), "test": list(shapes.ID_CLASSES), "near": list(shapes.NEAR_CLASSES),
@@ -53,6 +55,7 @@ BACKGROUND_SCALE = (0.15, 0.45)  # crop side / the photo's shorter side: clutter
 TEXTURE_SCALE = (0.1, 0.4)
 OBJECT_SCALE = (0.45, 0.75)  # half-width of a shape's square / half the image width
 DIGIT_SCALE = (0.55, 0.8)
+DEFOCUS = (0.03, 0.06)  # Gaussian blur sigma of backgrounds / the image side: 1-2 px at 32 px
 MIN_CONTRAST = 0.35  # RGB distance between an object's colour and the background under it
 CHUNK = 256  # images warped at once (bounds the memory of the sampling grids)
 
@@ -122,9 +125,21 @@ def _noise(rng: np.random.Generator, shape) -> torch.Tensor:
     return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32) * sigma.astype(np.float32))
 
 
+def _defocused(names: tuple[str, ...], n: int, size: int, rng: np.random.Generator):
+    """Crops of the named photos, each blurred by a random sigma in DEFOCUS * size: the background of
+    an object in focus. In-focus clutter (fur, foliage) would pass for texture, and SimCLR would match
+    two views by it rather than by the object."""
+    crops, sources = photos.crops_of(names, n, size, rng, BACKGROUND_SCALE)
+    sigmas = rng.uniform(*DEFOCUS, n) * size
+    radius = int(np.ceil(3 * sigmas.max()))
+    for i, sigma in enumerate(sigmas):
+        crops[i] = TF.gaussian_blur(crops[i], [2 * radius + 1] * 2, [float(sigma)] * 2)
+    return crops, sources
+
+
 def _objects(classes: tuple[str, ...], n: int, size: int, rng: np.random.Generator):
     labels = rng.permutation(np.arange(n) % len(classes))
-    backgrounds, _ = photos.crops_of(photos.ID_BACKGROUNDS, n, size, rng, BACKGROUND_SCALE)
+    backgrounds, _ = _defocused(photos.ID_BACKGROUNDS, n, size, rng)
     masks = _warp(shapes.templates(classes), labels, size, rng, OBJECT_SCALE, max_angle=np.pi)
     return _paint(backgrounds, masks, rng), torch.from_numpy(labels)
 
@@ -147,7 +162,7 @@ def _digits(n: int, size: int, rng: np.random.Generator):
 
 
 def _scenes(n: int, size: int, rng: np.random.Generator):
-    return photos.crops_of(photos.SCENES, n, size, rng, BACKGROUND_SCALE)
+    return _defocused(photos.SCENES, n, size, rng)
 
 
 def generate(config: OfflineBenchmark, size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

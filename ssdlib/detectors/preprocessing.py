@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ssdlib.detectors.base import FeatureSet
-from ssdlib.features import _loader
+from ssdlib.features import collect, loader
 
 Loss = Callable[[torch.Tensor], torch.Tensor]  # images [B, 3, H, W] -> per-sample losses [B]
 
@@ -49,23 +47,5 @@ def extract_preprocessed(model: torch.nn.Module, data, device, loss: Loss, epsil
     The model runs in eval mode and is left in the mode it was found in.
     """
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    features, logits, labels = [], [], []
-    try:
-        for batch in tqdm(_loader(data, batch_size), desc=desc, leave=False):
-            x = batch[0] if isinstance(batch, (list, tuple)) else batch
-            x = sign_step(loss, x.to(device), epsilon)
-            with torch.no_grad():
-                f = model.features(x)
-                features.append(f.float().cpu())
-                if outputs is not None:
-                    logits.append(outputs(f).float().cpu())
-            if isinstance(batch, (list, tuple)) and len(batch) > 1:
-                labels.append(torch.as_tensor(batch[1]).cpu())
-    finally:
-        model.train(was_training)
-    if not features:
-        raise ValueError("got an empty dataset: there is nothing to preprocess")
-    return FeatureSet(features=torch.cat(features).numpy(), logits=torch.cat(logits).numpy() if logits else None,
-                      labels=torch.cat(labels).numpy().astype(np.int64) if labels else None)
+    return collect(model, loader(data, batch_size), lambda x: model.features(sign_step(loss, x.to(device), epsilon)),
+                   outputs, desc)

@@ -15,7 +15,6 @@ which leaves the cosine dividend unchanged in value (it is scale-free in w_i).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -68,32 +67,17 @@ class GODINNet(nn.Module):
 def godin_for(P, bundle, output_dir: str | Path) -> GODINNet:
     """The GODIN network of ``P.encoder``'s arch and width, trained by the SupCE loop with ``P.classifier``.
 
-    Kept as ``<output_dir>/checkpoints/GODIN_<arch>_w<width>.pt`` and reused while the training
-    params, seed and ID data stay the same; returned in eval mode.
+    Kept as ``<output_dir>/checkpoints/GODIN_<arch>_w<width>.pt`` by ``ssdlib.experiment.load_or_train``:
+    reused while the training params, similarity, seed and ID data stay the same, resumed if stopped;
+    returned in eval mode.
     """
-    from ssdlib.data.memory import tensors
-    from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
+    from ssdlib.experiment import load_or_train
     from ssdlib.models.resnet import resnet
-    from ssdlib.training import Recipe, load_checkpoint, train
+    from ssdlib.training import Recipe
 
-    recipe = Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE")
-    identity = {"arch": P.encoder.arch, "width": P.encoder.width, "similarity": P.baselines.godin_similarity,
-                "recipe": {k: v for k, v in asdict(recipe).items() if k not in Recipe.MONITORING},
-                "data": P.data.model_dump(mode="json", include={"id_dataset", "image_size", "normalize", "offline"})}
-    path = Path(output_dir) / CHECKPOINT_DIR / f"GODIN_{P.encoder.arch}_w{P.encoder.width}.pt"
     torch.manual_seed(P.seed)
     stem = "cifar" if P.data.image_size <= 96 else "imagenet"
     model = GODINNet(resnet(P.encoder.arch, width=P.encoder.width, stem=stem), bundle.num_classes,
                      normalize=bundle.normalize(), similarity=P.baselines.godin_similarity)
-    device = resolve_device(P.device)
-    state = load_checkpoint(path) if path.is_file() else None
-    same = state is not None and state["params"].get("identity") == identity
-    if same and state["finished"]:
-        model.load_state_dict(state["model"])
-        print(f"loaded the trained GODIN model from {path}")
-        return model.to(device).eval()
-    print(f"training GODIN ({P.baselines.godin_similarity} dividend) for {recipe.total_epochs} epochs on {device}; "
-          f"checkpoint: {path}")
-    train(model, tensors(bundle.train), recipe, test=tensors(bundle.test), device=device, checkpoint=path,
-          resume=same, params={"identity": identity})
-    return model.eval()
+    return load_or_train(P, bundle, output_dir, model, Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"),
+                         name="GODIN", identity={"similarity": P.baselines.godin_similarity})

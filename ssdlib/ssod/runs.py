@@ -124,7 +124,7 @@ def trained(P: Params, bundle, output_dir: str | Path, *, log: Callable[[str], N
 
     train_set = bundle.train if len(bundle.train) > TENSOR_LIMIT else tensors(bundle.train)
     train_set, val = split_validation(train_set, cfg.val_fraction, P.seed)
-    selection = _test_fpr95(bundle, device, cfg) if cfg.select == "test_fpr95" else None
+    selection = _test_fpr95(bundle, device, cfg, P.data.batch_size) if cfg.select == "test_fpr95" else None
     history = trainer.fit(train_set, val=val, selection=selection, checkpoint=path,
                           params={"identity": identity, "params": P.model_dump(mode="json")},
                           warmup_checkpoint=warm_path if cfg.warmup_epochs and not warm_path.is_file() else None)
@@ -149,15 +149,14 @@ def detector_for(run: SSODRun, score: str | None = None):
     return (MSP() if run.cfg.alpha == 0 else SSOD.from_model(run.model, score or run.cfg.score)).fit(FeatureSet())
 
 
-def _test_fpr95(bundle, device, cfg: SSODParams) -> Callable[[SSODNet], float]:
+def _test_fpr95(bundle, device, cfg: SSODParams, batch_size: int) -> Callable[[SSODNet], float]:
     """The paper's selection (App. B): minus the mean FPR95 over the test OOD sets. It selects on test data."""
     from ssdlib.detectors.ssod import SSOD
 
     def selection(model: SSODNet) -> float:
         det = SSOD.from_model(model, cfg.score).fit(FeatureSet())
-        id_scores = det.score(extract(model, bundle.test, device, cfg.batch_size))
-        return -float(np.mean([metrics.fpr_at_95_id_tpr(id_scores, det.score(extract(model, ood, device,
-                                                                                         cfg.batch_size)))
+        id_scores = det.score(extract(model, bundle.test, device, batch_size))
+        return -float(np.mean([metrics.fpr_at_95_id_tpr(id_scores, det.score(extract(model, ood, device, batch_size)))
                                for ood in bundle.ood.values()]))
 
     return selection
@@ -169,12 +168,12 @@ def evaluate(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, 
     accuracy; ``score`` ("ood" or "ood_x_msp") overrides ``cfg.score``."""
     device = resolve_device(P.device)
     det = detector_for(run, score)
-    test = extract(run.model, bundle.test, device, run.cfg.batch_size)
+    test = extract(run.model, bundle.test, device, P.data.batch_size)
     id_scores = det.score(test)
     accuracy = metrics.accuracy(test.logits, test.labels)
     rows = []
     for name in sets or list(bundle.ood):
-        ood_scores = det.score(extract(run.model, bundle.ood[name], device, run.cfg.batch_size))
+        ood_scores = det.score(extract(run.model, bundle.ood[name], device, P.data.batch_size))
         rows.append(results.row(det.name, id_scores, ood_scores, ood_dataset=name, id_dataset=P.data.id_dataset,
                                 training_mode="SSOD" if run.cfg.alpha else "CE", arch=run.cfg.backbone,
                                 setting=setting or run.label, id_accuracy=accuracy, notebook=notebook,

@@ -30,7 +30,7 @@ import copy
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +43,7 @@ from ssdlib.ssod.loss import ssod_loss
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, sample
 from ssdlib.training import checkpoint as ckpt
+from ssdlib.training.loop import RunLog
 
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision's RandomResizedCrop default aspect range
 Data = tuple[torch.Tensor, torch.Tensor] | Dataset
@@ -53,7 +54,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 @dataclass
-class SSODHistory:
+class SSODHistory(RunLog):
     """Per-step losses and sampler counts, per-epoch summaries, and the selected epoch."""
 
     step_epoch: list[int] = field(default_factory=list)
@@ -61,25 +62,15 @@ class SSODHistory:
     step_ce_ood: list[float] = field(default_factory=list)
     step_n_id: list[int] = field(default_factory=list)
     step_n_ood: list[int] = field(default_factory=list)
-    step_lr: list[float] = field(default_factory=list)
-    epoch: list[int] = field(default_factory=list)
+    locations: int = 0  # H * W of the feature map: what the counts are out of, per image
     ce: list[float] = field(default_factory=list)
     ce_ood: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     selection: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
     best_epoch: int | None = None
-    locations: int = 0  # H * W of the feature map: what the counts are out of, per image
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SSODHistory":
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def steps(self):
-        """Per-step log as a pandas DataFrame (columns epoch, ce, ce_ood, n_id, n_ood, lr)."""
+        """Per-step log as a pandas DataFrame (columns lr, epoch, ce, ce_ood, n_id, n_ood)."""
         import pandas as pd
 
         return pd.DataFrame({k[len("step_"):]: v for k, v in asdict(self).items() if k.startswith("step_")})

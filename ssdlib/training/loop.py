@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -87,28 +87,39 @@ class Recipe:
                 if k not in self.MONITORING and other.get(k) != v]
 
 
+Log = TypeVar("Log", bound="RunLog")
+
+
 @dataclass
-class History:
-    """Per-epoch loss (mean), lr and momentum (at the epoch's last step), monitor accuracies
-    (NaN where not computed), seconds; per-step loss and lr; where the checkpoint was written."""
+class RunLog:
+    """The columns every training log keeps (epoch, seconds per epoch, lr per step) and the
+    log's round trip through a checkpoint, shared by :class:`History` and SSOD's history."""
 
     epoch: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    momentum: list[float] = field(default_factory=list)
-    knn_accuracy: list[float] = field(default_factory=list)
-    test_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
-    step_loss: list[float] = field(default_factory=list)
     step_lr: list[float] = field(default_factory=list)
-    checkpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "History":
+    def from_dict(cls: type[Log], data: dict[str, Any]) -> Log:
+        """Keys this log does not have are dropped; columns ``data`` lacks start empty."""
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass
+class History(RunLog):
+    """Per-epoch loss (mean), lr and momentum (at the epoch's last step), monitor accuracies
+    (NaN where not computed), seconds; per-step loss and lr; where the checkpoint was written."""
+
+    loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    momentum: list[float] = field(default_factory=list)
+    knn_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    step_loss: list[float] = field(default_factory=list)
+    checkpoint: str | None = None
 
     @staticmethod
     def last(values: list[float]) -> float:
