@@ -1,11 +1,12 @@
 """The offline benchmark: a small CIFAR-like OOD benchmark generated on a CPU in seconds.
 
 In-distribution: 10 classes of shapes and letters (``shapes.ID_CLASSES``) of random colour,
-size, aspect, position and rotation, pasted on out-of-focus crops of five skimage photos (as
-in object photos taken with a shallow depth of field); an object covers 5-30 % of its image (median 12 %), so background is left around it (SSOD samples
-its OOD locations there). Colour never tells the class: a linear model on the pixels stays at
-chance, a small CNN reaches about 88 % test accuracy in 12 epochs. The OOD sets stand in for
-those of the SSD and SSOD papers:
+size, aspect, position and rotation, pasted on out-of-focus crops of five skimage photos (as in
+object photos taken with a shallow depth of field); an object covers 5-30 % of its image (median
+12 %), so background is left around it (SSOD samples its OOD locations there). Colour never
+tells the class, only shape does: the offline profile's 1/8-width ResNet-18 reaches about 50 %
+test accuracy in 10 CPU epochs, and SimCLR features barely sort the classes in that budget.
+The OOD sets stand in for those of the SSD and SSOD papers:
 
 - ``near``: held-out shape classes on the same backgrounds (CIFAR-10 -> CIFAR-100, near-OOD);
 - ``textures``: tinted crops of skimage's texture photos (DTD);
@@ -36,7 +37,7 @@ from ssdlib.data import photos, shapes
 from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.params import OfflineBenchmark
 
-VERSION = 2  # bump whenever the generator's output changes, so stale caches are not reused
+VERSION = 3  # bump whenever the generator's output changes, so stale caches are not reused
 OOD_SETS = ("near", "textures", "digits", "scenes")
 DESCRIPTIONS = {
     "offline": "10 shape and letter classes pasted on crops of 5 skimage photos (stands in for CIFAR-10)",
@@ -51,11 +52,11 @@ CLASS_NAMES = {
 }
 _STREAMS = {"train": 0, "test": 1, "near": 2, "textures": 3, "digits": 4, "scenes": 5}
 
-BACKGROUND_SCALE = (0.15, 0.45)  # crop side / the photo's shorter side: cluttered, not one flat region
+BACKGROUND_SCALE = (0.15, 0.45)  # crop side / the photo's shorter side: varied, not one flat region
 TEXTURE_SCALE = (0.1, 0.4)
 OBJECT_SCALE = (0.45, 0.75)  # half-width of a shape's square / half the image width
 DIGIT_SCALE = (0.55, 0.8)
-DEFOCUS = (0.03, 0.06)  # Gaussian blur sigma of backgrounds / the image side: 1-2 px at 32 px
+DEFOCUS = (0.06, 0.12)  # Gaussian blur sigma of backgrounds / the image side: 2-4 px at 32 px
 MIN_CONTRAST = 0.35  # RGB distance between an object's colour and the background under it
 CHUNK = 256  # images warped at once (bounds the memory of the sampling grids)
 

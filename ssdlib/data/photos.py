@@ -13,7 +13,7 @@ import skimage.data
 import torch
 import torch.nn.functional as F
 
-ID_BACKGROUNDS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")  # cluttered scenes behind ID objects
+ID_BACKGROUNDS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")  # scenes behind ID objects (blurred there)
 SCENES = ("camera", "hubble_deep_field", "immunohistochemistry", "retina")  # object-free scenes, never ID backgrounds
 TEXTURES = ("brick", "grass", "gravel")  # grey texture photos
 
