@@ -106,14 +106,13 @@ def _ssd_scores(args, train, id_test, ood_features) -> tuple[dict[str, tuple[np.
 
 def _ssdk_scores(args, model, bundle, train, id_test, ood_features, device,
                  batch_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from ssdlib.data import tensors
     from ssdlib.detectors.ssdk import SSDk, evaluate_ssdk
 
     print("Using ledoit-wolf covariance estimator.")
     detector = SSDk().fit(train)
     out = {}
     for name, fs in ood_features.items():
-        r = evaluate_ssdk(model, detector, id_test, tensors(bundle.ood[name])[0], fs, k=args.k, copies=args.copies,
+        r = evaluate_ssdk(model, detector, id_test, bundle.ood[name], fs, k=args.k, copies=args.copies,
                           seed=args.seed, device=device, batch_size=batch_size)
         print(f"{name}: number of selected OOD images (k * num_classes_ood_dataset) = {r.known}, "
               f"after augmentation = {r.views}, remaining in the OOD test set = {r.evaluated}")

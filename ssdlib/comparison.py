@@ -45,24 +45,18 @@ def _ssd(name: str, cache: bl.FeatureCache, ood: list[str], mode: str, arch: str
 
 
 def _ssod(P: Params, bundle, output_dir, ood: list[str]) -> bl.Scored:
-    from ssdlib.metrics import accuracy
     from ssdlib.ssod import runs
 
     run = runs.trained(P, bundle, output_dir)
-    device = next(run.model.parameters()).device
-    detector = runs.detector_for(run)
-    test = runs.extract(run.model, bundle.test, device)
-    scores = {o: detector.score(runs.extract(run.model, bundle.ood[o], device)) for o in ood}
+    detector, id_scores, ood_scores, accuracy = runs.scores(run, P, bundle, sets=ood)
     name = detector.name if run.cfg.alpha else "SSOD alpha=0 (MSP)"  # alpha 0 trains no OOD head
-    return bl.Scored(name, run.label, detector.score(test), scores,
-                     info={"training_mode": "SSOD", "arch": run.cfg.backbone,
-                           "id_accuracy": accuracy(test.logits, test.labels)})
+    return bl.Scored(name, run.label, id_scores, ood_scores,
+                     info={"training_mode": runs.training_mode(run), "arch": run.cfg.backbone, "id_accuracy": accuracy})
 
 
 def score_all(P: Params, bundle, output_dir: str | Path, *, ssod: bool = True) -> list[bl.Scored]:
     """Scores of every method (see the module docstring) on ``bundle.test`` and each of ``bundle.ood``."""
     from ssdlib import experiment
-    from ssdlib.models.godin import godin_for
 
     device = experiment.resolve_device(P.device)
     ood, arch, seed, size = list(bundle.ood), P.encoder.arch, P.seed, P.data.image_size
@@ -75,7 +69,7 @@ def score_all(P: Params, bundle, output_dir: str | Path, *, ssod: bool = True) -
     out += _with_info(bl.run(posthoc, P.baselines, classifier, ood, image_size=size, seed=seed),
                       training_mode="SupCE", arch=arch, id_accuracy=bl.id_accuracy(classifier))
     if "godin" in methods:
-        godin = bl.FeatureCache(godin_for(P, bundle, output_dir), _sets(bundle), device, P.data.batch_size)
+        godin = bl.FeatureCache(experiment.godin_for(P, bundle, output_dir), _sets(bundle), device, P.data.batch_size)
         out += _with_info(bl.run(["godin"], P.baselines, godin, ood, image_size=size, seed=seed),
                           training_mode="GODIN", arch=arch, id_accuracy=bl.id_accuracy(godin))
 

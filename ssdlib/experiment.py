@@ -49,7 +49,9 @@ def checkpoint_path(P: Params, output_dir: str | Path, mode: str | None = None) 
 
 def build_model(P: Params, bundle, mode: str) -> torch.nn.Module:
     """A freshly initialised network (seeded with ``P.seed``) of ``P.encoder``'s arch and width:
-    ``SSLNet`` for SimCLR / SupCon, ``SupNet`` for SupCE; normalisation from the ID set is its first layer."""
+    ``SSLNet`` for SimCLR / SupCon, ``SupNet`` for SupCE, ``GODINNet`` for GODIN; normalisation from the
+    ID set is its first layer."""
+    from ssdlib.models.godin import GODINNet
     from ssdlib.models.heads import SSLNet, SupNet
     from ssdlib.models.resnet import resnet
 
@@ -58,6 +60,9 @@ def build_model(P: Params, bundle, mode: str) -> torch.nn.Module:
     encoder = resnet(P.encoder.arch, width=P.encoder.width, stem=stem)
     if mode == "SupCE":
         return SupNet(encoder, bundle.num_classes, normalize=bundle.normalize())
+    if mode == "GODIN":
+        return GODINNet(encoder, bundle.num_classes, normalize=bundle.normalize(),
+                        similarity=P.baselines.godin_similarity)
     return SSLNet(encoder, normalize=bundle.normalize())
 
 
@@ -79,6 +84,14 @@ def classifier_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module
     ``P.classifier``; in eval mode. MSP and the post-hoc baselines score it."""
     return load_or_train(P, bundle, output_dir, build_model(P, bundle, "SupCE"),
                          Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"))
+
+
+def godin_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module:
+    """The GODIN network of ``P.encoder``'s arch and width, trained by the SupCE loop with
+    ``P.classifier`` (kept as ``GODIN_<arch>_w<width>.pt``, reused while its similarity stays the same)."""
+    return load_or_train(P, bundle, output_dir, build_model(P, bundle, "GODIN"),
+                         Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"),
+                         name="GODIN", identity={"similarity": P.baselines.godin_similarity})
 
 
 def training_history(P: Params, output_dir: str | Path, mode: str | None = None) -> History:

@@ -246,11 +246,6 @@ class Params(_Section):
     checks: CheckParams = CheckParams()
 
 
-SECTIONS: dict[str, type[BaseModel]] = {
-    name: field.annotation for name, field in Params.model_fields.items() if isinstance(field.annotation, type)
-}
-
-
 def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:
     """Keys allowed at the parent of ``loc`` (for the "unknown key" message)."""
     for part in loc[:-1]:

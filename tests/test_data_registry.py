@@ -8,7 +8,7 @@ import torch
 from ssdlib import plots
 from ssdlib.data import (ImageTensorDataset, Normalize, UnknownDatasetError, get_datasets, ood_names, tensors)
 from ssdlib.data.synthetic import SyntheticImages
-from ssdlib.params import DataParams, OfflineBenchmark
+from ssdlib.params import DataParams, OfflineBenchmark, ParamsError
 
 ALL_OFFLINE = ["near", "textures", "digits", "scenes", "blobs", "gaussian", "uniform"]
 
@@ -132,3 +132,10 @@ def test_dataset_grid_shows_samples_of_every_set(bundle):
         names = getattr(ds, "class_names", None)
         assert row[0].get_title() == (names[target] if names else "")
     plt.close(fig)
+
+
+def test_require_ood_names_the_key_and_the_missing_sets():
+    bundle = get_datasets(tiny(ood_datasets=["gaussian", "blobs"]))
+    bundle.require_ood("checks.ssd_auroc_sets", ["gaussian", "blobs"])
+    with pytest.raises(ParamsError, match=r"checks.ssod_ood_set names OOD sets \['places365'\].*add them"):
+        bundle.require_ood("checks.ssod_ood_set", "places365")

@@ -1,7 +1,5 @@
 """SSOD training on a tiny synthetic task: logs, lr schedule, exact resume, shared warm-up, selection."""
 
-from types import SimpleNamespace
-
 import math
 
 import pytest
@@ -9,6 +7,7 @@ import torch
 
 from ssdlib import params
 from ssdlib.data.memory import ImageTensorDataset
+from ssdlib.data.registry import DatasetBundle
 from ssdlib.ssod import runs
 from ssdlib.ssod.train import SSODTrainer, lr_at, split_validation
 
@@ -36,10 +35,9 @@ def tiny_params(**ssod) -> params.Params:
 
 
 def bundle():
-    return SimpleNamespace(train=shapes_on_noise(64, 0), test=shapes_on_noise(32, 1),
-                           ood={"noise": ImageTensorDataset(torch.randint(0, 80, (32, 3, 16, 16), dtype=torch.uint8),
-                                                           torch.full((32,), -1))},
-                           num_classes=2, normalize=lambda: None)
+    noise = ImageTensorDataset(torch.randint(0, 80, (32, 3, 16, 16), dtype=torch.uint8), torch.full((32,), -1))
+    return DatasetBundle("shapes", shapes_on_noise(64, 0), shapes_on_noise(32, 1), {"noise": noise},
+                         mean=(0.5,) * 3, std=(0.25,) * 3, class_names=["a", "b"], normalized=False)
 
 
 def trainer_for(P, seed=0):

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 from sklearn.datasets import load_digits
 
 from ssdlib.data import photos, shapes
@@ -130,6 +129,8 @@ def _defocused(names: tuple[str, ...], n: int, size: int, rng: np.random.Generat
     """Crops of the named photos, each blurred by a random sigma in DEFOCUS * size: the background of
     an object in focus. In-focus clutter (fur, foliage) would pass for texture, and SimCLR would match
     two views by it rather than by the object."""
+    import torchvision.transforms.v2.functional as TF  # only when generating: the cache spares the import
+
     crops, sources = photos.crops_of(names, n, size, rng, BACKGROUND_SCALE)
     sigmas = rng.uniform(*DEFOCUS, n) * size
     radius = int(np.ceil(3 * sigmas.max()))
@@ -217,15 +218,13 @@ def _read_cache(path: Path, key: str):
 
 
 def _write_cache(path: Path, key: str, sets) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    from ssdlib.training.checkpoint import save_atomic  # a reader never sees half a file
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "sets": sets}, tmp)
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        save_atomic({"key": key, "sets": sets}, path)
     except OSError as err:
         warnings.warn(f"could not cache the offline benchmark at {path} ({err}); it will be generated again next time",
                       stacklevel=3)
-        tmp.unlink(missing_ok=True)
 
 
 def load_benchmark(config: OfflineBenchmark, size: int,

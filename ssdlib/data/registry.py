@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from ssdlib.data import offline, real, synthetic
 from ssdlib.data.memory import channel_stats
 from ssdlib.data.normalize import Normalize
-from ssdlib.params import DataParams
+from ssdlib.params import DataParams, ParamsError
 
 SYNTHETIC = tuple(synthetic.DESCRIPTIONS)
 IMAGEFOLDER_NAME = real.IMAGEFOLDER + "<path>"
@@ -56,6 +56,14 @@ class DatasetBundle:
     def normalize(self) -> Normalize:
         """The first layer of every model: the ID set's statistics (identity when normalisation is off)."""
         return Normalize(self.mean, self.std) if self.normalized else Normalize.identity()
+
+    def require_ood(self, key: str, names: str | list[str]) -> None:
+        """Stop before any training when the params key ``key`` names OOD sets this bundle lacks
+        (the notebooks' checks and SSOD's ablations read them at the end)."""
+        missing = [n for n in ([names] if isinstance(names, str) else names) if n not in self.ood]
+        if missing:
+            raise ParamsError(f"{key} names OOD sets {missing} that data.ood_datasets {list(self.ood)} does not load: "
+                              f"add them to data.ood_datasets or change {key}")
 
     def catalogue(self, include_test: bool = True) -> dict[str, tuple[Dataset, str]]:
         """Every set under a display label ("<id> train", "<id> test", then the OOD names),

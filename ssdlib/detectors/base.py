@@ -14,6 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+L2_EPS = 1e-10  # SSD's and knn-ood's epsilon: z / (||z|| + 1e-10)
+
+
+def l2_normalize(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, in float64: the feature normalisation of SSD and KNN."""
+    features = np.asarray(features, dtype=np.float64)
+    return features / (np.linalg.norm(features, axis=1, keepdims=True) + L2_EPS)
+
 
 class NotFittedError(RuntimeError):
     """Raised when a detector scores before it was fitted: call ``fit()`` first."""
@@ -51,6 +59,7 @@ class Detector(ABC):
     """Fit on ID training data, score anything; higher = more in-distribution."""
 
     name: str = "detector"
+    input_space: bool = False  # True when scores need the images themselves (see :meth:`extract`)
 
     def __init__(self) -> None:
         self._fitted = False

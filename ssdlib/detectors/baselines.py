@@ -125,7 +125,7 @@ class FeatureCache:
 
     def represent(self, detector: Detector, name: str) -> FeatureSet:
         """What ``detector`` scores for set ``name``: its own extract if it works on images, else plain features."""
-        if getattr(detector, "input_space", False):
+        if detector.input_space:
             return detector.extract(self.model, self._dataset(name), self.device)
         return self.plain(name)
 

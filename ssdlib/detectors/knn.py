@@ -19,17 +19,10 @@ import importlib.util
 import numpy as np
 import torch
 
-from ssdlib.detectors.base import Detector, FeatureSet
+from ssdlib.detectors.base import Detector, FeatureSet, l2_normalize
 
-EPS = 1e-10  # knn-ood's epsilon in the normaliser
 BACKENDS = ("auto", "faiss", "exact")
 CHUNK_ENTRIES = 2**25  # query x bank distances held at once by the exact search (256 MB in float64)
-
-
-def normalize(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (knn-ood's z / (||z|| + 1e-10))."""
-    features = np.asarray(features, dtype=np.float64)
-    return features / (np.linalg.norm(features, axis=1, keepdims=True) + EPS)
 
 
 def kth_distance_exact(bank: np.ndarray, queries: np.ndarray, k: int, chunk: int | None = None) -> np.ndarray:
@@ -74,13 +67,13 @@ class KNN(Detector):
         self.backend = ("faiss" if has_faiss else "exact") if backend == "auto" else backend
 
     def _fit(self, train: FeatureSet) -> None:
-        bank = normalize(train.require("features", self.name))
+        bank = l2_normalize(train.require("features", self.name))
         if self.k > len(bank):
             raise ValueError(f"k = {self.k} exceeds the {len(bank)} train features: use a smaller k")
         self.bank_ = bank
 
     def _score(self, data: FeatureSet) -> np.ndarray:
-        queries = normalize(data.require("features", self.name))
+        queries = l2_normalize(data.require("features", self.name))
         if self.backend == "faiss":
             return -kth_distance_faiss(self.bank_, queries, self.k)
         return -kth_distance_exact(self.bank_, queries, self.k, self.chunk)

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 
-from ssdlib.detectors.base import Detector, FeatureSet
+from ssdlib.detectors.base import Detector, FeatureSet, l2_normalize
 from ssdlib.results import row
 
-EPS = 1e-10  # SSD's epsilon for the L2 norm and the std
+EPS = 1e-10  # SSD's epsilon for the std
 KMEANS_ITERATIONS = 100  # faiss niter in eval_ssd.py
 
 
@@ -42,18 +42,13 @@ class Standardizer:
     mean: np.ndarray
     std: np.ndarray
 
-    @staticmethod
-    def l2(features: np.ndarray) -> np.ndarray:
-        features = np.asarray(features, dtype=np.float64)
-        return features / (np.linalg.norm(features, axis=1, keepdims=True) + EPS)
-
     @classmethod
     def fit(cls, train_features: np.ndarray) -> "Standardizer":
-        unit = cls.l2(train_features)
+        unit = l2_normalize(train_features)
         return cls(mean=unit.mean(axis=0), std=unit.std(axis=0))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        return (self.l2(features) - self.mean) / (self.std + EPS)
+        return (l2_normalize(features) - self.mean) / (self.std + EPS)
 
 
 @dataclass(frozen=True)

@@ -115,32 +115,40 @@ class SSDkResult:
     evaluated: int
 
 
-def evaluate_ssdk(model, detector: SSDk, id_test: FeatureSet, ood_images: torch.Tensor, ood: FeatureSet, *,
+def _images(data, index) -> torch.Tensor:
+    """Images ``index`` of a Dataset yielding (image, label) or of an image tensor [N, 3, H, W]."""
+    items = [data[int(i)] for i in index]
+    return torch.stack([torch.as_tensor(x[0] if isinstance(x, (tuple, list)) else x) for x in items])
+
+
+def evaluate_ssdk(model, detector: SSDk, id_test: FeatureSet, ood_data, ood: FeatureSet, *,
                   k: int, copies: int, seed: int = 0, device="cpu", batch_size: int = 256) -> SSDkResult:
     """SSD_k on one OOD set: draw the known outliers, extract their views, score ID test and the remainder.
 
-    ``detector`` is an :class:`SSDk` fitted on the ID train features; ``ood_images`` [N, 3, H, W]
-    and ``ood`` (their features, with class labels) hold the same set in the same order.
+    ``detector`` is an :class:`SSDk` fitted on the ID train features; ``ood_data`` (a Dataset or an
+    image tensor; only the known outliers are read) and ``ood`` (its features, with class labels)
+    hold the same set in the same order.
     """
     labels = ood.require("labels", "SSD_k (OOD class labels pick k known outliers per class)")
-    if len(ood_images) != len(labels):
-        raise ValueError(f"ood_images has {len(ood_images)} images but ood has {len(labels)} rows; pass the same set")
+    if len(ood_data) != len(labels):
+        raise ValueError(f"ood_data has {len(ood_data)} images but ood has {len(labels)} rows; pass the same set")
     known, keep = split_known_outliers(labels, k, seed=seed)
-    views = augmented_views(ood_images[torch.as_tensor(known)], copies, seed=seed)
+    views = augmented_views(_images(ood_data, known), copies, seed=seed)
     fitted = detector.with_known_outliers(extract(model, views, device, batch_size, desc="known outliers"))
     return SSDkResult(fitted.score(id_test), fitted.score(subset(ood, keep)), len(known), len(views), len(keep))
 
 
-def ssdk_grid(model, train: FeatureSet, id_test: FeatureSet, ood_images: dict[str, torch.Tensor],
+def ssdk_grid(model, train: FeatureSet, id_test: FeatureSet, ood_data: dict,
               ood: dict[str, FeatureSet], ks, copies, *, id_dataset: str, seed: int = 0, device="cpu",
               batch_size: int = 256, **info) -> list[dict]:
-    """Result rows of SSD_k for every OOD set, k in ``ks`` and copies in ``copies`` ("k=K,copies=C")."""
+    """Result rows of SSD_k for every OOD set, k in ``ks`` and copies in ``copies`` ("k=K,copies=C");
+    ``ood_data`` maps each set's name to its Dataset (or image tensor)."""
     detector = SSDk().fit(train)
     rows = []
     for name, features in ood.items():
         for k in ks:
             for c in copies:
-                r = evaluate_ssdk(model, detector, id_test, ood_images[name], features, k=k, copies=c, seed=seed,
+                r = evaluate_ssdk(model, detector, id_test, ood_data[name], features, k=k, copies=c, seed=seed,
                                   device=device, batch_size=batch_size)
                 rows.append(row("SSD_k", r.id_scores, r.ood_scores, ood_dataset=name, id_dataset=id_dataset,
                                 setting=f"k={k},copies={c}", **{"seed": seed, **info}))

@@ -10,9 +10,9 @@ logsumexp(W z + b) - alpha ||(z - u) R||. ``dim`` = 256 for 512-d ResNet-18 feat
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ssdlib.detectors.base import Detector, FeatureSet
+from ssdlib.detectors.energy import energy_score
 
 
 class ViM(Detector):
@@ -51,4 +51,4 @@ class ViM(Detector):
 
     def _score(self, data: FeatureSet) -> np.ndarray:
         z = np.asarray(data.require("features", self.name), dtype=np.float64)
-        return logsumexp(self._logits(z), axis=1) - self.alpha_ * self._residual_norm(z)
+        return energy_score(self._logits(z)) - self.alpha_ * self._residual_norm(z)

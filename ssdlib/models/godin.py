@@ -15,8 +15,6 @@ which leaves the cosine dividend unchanged in value (it is scale-free in w_i).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,21 +61,3 @@ class GODINNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(x))
 
-
-def godin_for(P, bundle, output_dir: str | Path) -> GODINNet:
-    """The GODIN network of ``P.encoder``'s arch and width, trained by the SupCE loop with ``P.classifier``.
-
-    Kept as ``<output_dir>/checkpoints/GODIN_<arch>_w<width>.pt`` by ``ssdlib.experiment.load_or_train``:
-    reused while the training params, similarity, seed and ID data stay the same, resumed if stopped;
-    returned in eval mode.
-    """
-    from ssdlib.experiment import load_or_train
-    from ssdlib.models.resnet import resnet
-    from ssdlib.training import Recipe
-
-    torch.manual_seed(P.seed)
-    stem = "cifar" if P.data.image_size <= 96 else "imagenet"
-    model = GODINNet(resnet(P.encoder.arch, width=P.encoder.width, stem=stem), bundle.num_classes,
-                     normalize=bundle.normalize(), similarity=P.baselines.godin_similarity)
-    return load_or_train(P, bundle, output_dir, model, Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"),
-                         name="GODIN", identity={"similarity": P.baselines.godin_similarity})

@@ -162,23 +162,31 @@ def _test_fpr95(bundle, device, cfg: SSODParams, batch_size: int) -> Callable[[S
     return selection
 
 
+def scores(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, score: str | None = None):
+    """The run's detector (:func:`detector_for`), its ID test scores, its scores of each OOD set (all of
+    ``bundle.ood`` unless ``sets``) and its ID test accuracy."""
+    device = resolve_device(P.device)
+    det = detector_for(run, score)
+    test = extract(run.model, bundle.test, device, P.data.batch_size)
+    ood = {name: det.score(extract(run.model, bundle.ood[name], device, P.data.batch_size))
+           for name in sets or list(bundle.ood)}
+    return det, det.score(test), ood, metrics.accuracy(test.logits, test.labels)
+
+
+def training_mode(run: SSODRun) -> str:
+    """``SSOD``, or ``CE`` for the vanilla classifier (alpha 0)."""
+    return "SSOD" if run.cfg.alpha else "CE"
+
+
 def evaluate(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, setting: str = "",
              score: str | None = None, notebook: str = "", params_file: str | None = None) -> list[dict[str, Any]]:
     """One results row per OOD set (all of ``bundle.ood`` unless ``sets``), with the run's ID
     accuracy; ``score`` ("ood" or "ood_x_msp") overrides ``cfg.score``."""
-    device = resolve_device(P.device)
-    det = detector_for(run, score)
-    test = extract(run.model, bundle.test, device, P.data.batch_size)
-    id_scores = det.score(test)
-    accuracy = metrics.accuracy(test.logits, test.labels)
-    rows = []
-    for name in sets or list(bundle.ood):
-        ood_scores = det.score(extract(run.model, bundle.ood[name], device, P.data.batch_size))
-        rows.append(results.row(det.name, id_scores, ood_scores, ood_dataset=name, id_dataset=P.data.id_dataset,
-                                training_mode="SSOD" if run.cfg.alpha else "CE", arch=run.cfg.backbone,
-                                setting=setting or run.label, id_accuracy=accuracy, notebook=notebook,
-                                params_file=params_file, seed=P.seed))
-    return rows
+    det, id_scores, ood, accuracy = scores(run, P, bundle, sets=sets, score=score)
+    return [results.row(det.name, id_scores, ood_scores, ood_dataset=name, id_dataset=P.data.id_dataset,
+                        training_mode=training_mode(run), arch=run.cfg.backbone, setting=setting or run.label,
+                        id_accuracy=accuracy, notebook=notebook, params_file=params_file, seed=P.seed)
+            for name, ood_scores in ood.items()]
 
 
 # -- ablations (Tables 4-6) ------------------------------------------------------------------
@@ -197,9 +205,7 @@ def ablation(P: Params, bundle, output_dir: str | Path, field: str, *, notebook:
     """
     if field not in ABLATIONS:
         raise ValueError(f"unknown ablation {field!r}; choose one of {', '.join(ABLATIONS)}")
-    if P.ssod.ablation_ood not in bundle.ood:
-        raise ValueError(f"ssod.ablation_ood {P.ssod.ablation_ood!r} is not among the loaded OOD sets "
-                         f"{list(bundle.ood)}: add it to data.ood_datasets")
+    bundle.require_ood("ssod.ablation_ood", P.ssod.ablation_ood)
     rows = []
     for value in getattr(P.ssod, ABLATIONS[field]):
         variants = [{field: value}] + ([{field: value, "alpha": 0.0}] if field == "backbone" else [])

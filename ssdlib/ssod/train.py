@@ -43,14 +43,10 @@ from ssdlib.ssod.loss import ssod_loss
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, sample
 from ssdlib.training import checkpoint as ckpt
-from ssdlib.training.loop import RunLog
+from ssdlib.training.loop import NonFiniteLossError, RunLog, autocast_for
 
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision's RandomResizedCrop default aspect range
 Data = tuple[torch.Tensor, torch.Tensor] | Dataset
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The SSOD loss became NaN or inf; the message says where and what to try."""
 
 
 @dataclass
@@ -136,8 +132,8 @@ class SSODTrainer:
             "augment": torch.Generator().manual_seed(seed + 1),
             "sampler": torch.Generator().manual_seed(seed + 2),  # DR's random subsets
         }
-        bf16 = cfg.amp and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
+        autocast, dtype = autocast_for(self.device, cfg.amp)
+        self.autocast = autocast if dtype == torch.bfloat16 else nullcontext  # fp16 would need a GradScaler
         self.num_workers, self.log, self.progress = num_workers, log, progress
         self.history = SSODHistory()
         self.epoch = 0  # completed epochs
@@ -167,8 +163,9 @@ class SSODTrainer:
             else:
                 total = torch.nn.functional.cross_entropy(logits.float(), y)
                 ce, ce_ood = total.item(), math.nan
-        if not math.isfinite(total.item()):
-            raise NonFiniteLossError(f"the SSOD loss is {total.item()} in epoch {epoch + 1} (CE {ce}, CE_ood "
+        value = total.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"the SSOD loss is {value} in epoch {epoch + 1} (CE {ce}, CE_ood "
                                      f"{ce_ood}): lower lr, or raise warmup_epochs")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -19,11 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssdlib.checkpoints import CheckpointError, read_checkpoint
+
 FORMAT = "ssdlib-train-1"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read or does not belong to this run; the message says what to do."""
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
@@ -58,20 +56,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read an ssdlib training checkpoint (tensors and plain data only)."""
-    path = Path(path)
+def load(path: str | Path) -> dict[str, Any]:
+    """Read an ssdlib training checkpoint safely (tensors and plain data only)."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except Exception as err:  # a truncated or foreign file
-        raise CheckpointError(
-            f"{path}: not a readable ssdlib training checkpoint ({type(err).__name__}: {err}). "
-            "Delete it to train from scratch; released SSD files are loaded with ssdlib.checkpoints."
-        ) from None
+        state = read_checkpoint(path)
+    except CheckpointError as err:
+        if not Path(path).is_file():
+            raise
+        raise CheckpointError(f"{err} Delete it to train from scratch.") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an ssdlib training checkpoint (format {FORMAT!r} expected)")
+        raise CheckpointError(f"{path}: not an ssdlib training checkpoint (format {FORMAT!r} expected). Delete it "
+                              "to train from scratch; released SSD files are loaded with ssdlib.checkpoints.")
     return state
 
 

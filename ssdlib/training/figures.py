@@ -45,7 +45,9 @@ def project_2d(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-10)
+    from ssdlib.detectors.base import l2_normalize
+
+    x = l2_normalize(features)
     if method == "pca":
         return PCA(2, random_state=seed).fit_transform(x)
     if method != "tsne":

@@ -127,7 +127,7 @@ class History(RunLog):
         return next((v for v in reversed(values) if not math.isnan(v)), math.nan)
 
 
-def _autocast_for(device: torch.device, amp: bool) -> tuple[Callable, torch.dtype | None]:
+def autocast_for(device: torch.device, amp: bool) -> tuple[Callable, torch.dtype | None]:
     """Mixed precision on CUDA only: bf16 where the GPU supports it, else fp16 (needs a GradScaler)."""
     if not (amp and device.type == "cuda"):
         return nullcontext, None
@@ -148,7 +148,7 @@ class Trainer:
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                          weight_decay=recipe.weight_decay)
         self.objective = objective_for(recipe.mode, recipe.temperature, recipe.original_loss_scale, augment)
-        self.autocast, amp_dtype = _autocast_for(self.device, recipe.amp)
+        self.autocast, amp_dtype = autocast_for(self.device, recipe.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         self.generators = {
             "shuffle": torch.Generator().manual_seed(recipe.seed),  # same order on every rank
@@ -284,8 +284,7 @@ class Trainer:
         state = self.state_dict(params)  # collective under DDP: every rank takes part
         path = Path(path)
         if self.rank == 0:
-            self.history.checkpoint = str(path)
-            state["history"]["checkpoint"] = str(path)
+            self.history.checkpoint = state["history"]["checkpoint"] = str(path)
             ckpt.save_atomic(state, path)
         self.last_good = path
 
