@@ -135,5 +135,6 @@ def load_or_train(P: Params, bundle, output_dir: str | Path, model: torch.nn.Mod
         print(f"training a quick {name} {P.encoder.arch} (width {P.encoder.width}) for "
               f"{recipe.total_epochs} epochs on {device}; checkpoints go to {path}")
     train(model, tensors(bundle.train), recipe, test=tensors(bundle.test), device=device, checkpoint=path,
-          resume=resume, params={"identity": identity, "params": P.model_dump(mode="json")})
+          resume=resume, params={"identity": identity, "params": P.model_dump(mode="json")},
+          name=f"{name} {P.encoder.arch} w{P.encoder.width}")
     return model.eval()

@@ -215,17 +215,31 @@ class BaselineParams(_Section):
 
 
 class CheckParams(_Section):
-    """Thresholds the notebooks assert on their own results, so a broken pipeline fails loudly."""
+    """Thresholds of the checks the notebooks run on their own results (``ssdlib.checks``, recorded in
+    ``checks.json``), so that a broken pipeline fails loudly. Each must be able to fail: none below chance."""
 
-    min_ssd_auroc: float = Field(0.9, ge=0, le=1)
+    min_ssd_auroc: float = Field(
+        0.9, ge=0, le=1, description="SSD's (and SSD_k's) AUROC on each of ssd_auroc_sets (far OOD)")
     ssd_auroc_sets: list[str] = Field(default_factory=list)
     min_knn_accuracy: float = Field(0.5, ge=0, le=1, description="kNN monitor accuracy of the trained encoder")
+    min_supcon_knn_accuracy: float = Field(0.8, ge=0, le=1, description="kNN monitor accuracy of the SupCon encoder")
+    min_classifier_accuracy: float = Field(0.9, ge=0, le=1, description="test accuracy of the SupCE classifier")
+    near_ood_set: str | None = Field(
+        None, description="OOD set of the near-OOD checks (notebooks 02, 03); null: no near-OOD checks")
+    min_near_auroc: float = Field(0.7, ge=0, le=1, description="SSD's and MSP's AUROC on near_ood_set")
+    min_ssd_plus_gain: float = Field(
+        0.03, ge=-1, le=1, description="SSD+'s AUROC on near_ood_set at least this far above SSD's")
+    min_ssdk_near_gain: float = Field(
+        0.0, ge=-1, le=1, description="SSD_k with the most known outliers: AUROC on near_ood_set strictly more than "
+                                      "this above plain SSD's")
     max_ssdk_auroc_drop: float = Field(
         0.02, ge=0, le=1, description="SSD_k with the most known outliers: mean AUROC over the OOD sets at most "
                                       "this far below plain SSD's")
     ssod_ood_set: str = Field("places365", description="OOD set on which SSOD must beat MSP of the vanilla classifier")
     min_ssod_fpr95_gain: float = Field(
         0.05, ge=-1, le=1, description="SSOD's FPR95 there at least this far below the vanilla classifier's MSP")
+    max_ssod_accuracy_drop: float = Field(
+        0.03, ge=0, le=1, description="SSOD's ID accuracy at most this far below the vanilla classifier's (alpha 0)")
     min_ssod_background_offset: float = Field(
         0.0, ge=-1, le=1, description="sampler: mean distance of OOD picks from the image centre minus that of "
                                       "ID picks, in half-diagonals")

@@ -56,13 +56,43 @@ def load(output_dir: str | Path) -> pd.DataFrame:
 
 
 def write_tables(output_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``results.csv`` and ``results.md`` from the recorded rows."""
+    """Write ``results.csv`` (every recorded row and column) and ``results.md`` (:func:`markdown`)."""
     output_dir = Path(output_dir)
     table = load(output_dir)
     csv_path, md_path = output_dir / "results.csv", output_dir / "results.md"
     table.to_csv(csv_path, index=False)
-    md_path.write_text(table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    md_path.write_text(markdown(table))
     return csv_path, md_path
+
+
+def labelled(rows) -> pd.DataFrame:
+    """The rows with ``method`` renamed "method (setting)" where a setting is given, so that the rows
+    of one method in several settings (SSD's clusters, SSD_k's k and copies) get a table row each."""
+    rows = pd.DataFrame(rows).copy()
+    setting = rows["setting"].fillna("").astype(str)
+    rows["method"] = rows["method"].where(setting == "", rows["method"] + " (" + setting + ")")
+    rows["setting"] = None
+    return rows
+
+
+def markdown(rows) -> str:
+    """The results as the papers print them: one section per notebook (in notebook order), each with
+    a methods x OOD sets table of AUROC (plus ID accuracy where recorded) and one of FPR95, in percent."""
+    rows = pd.DataFrame(rows, columns=COLUMNS) if not isinstance(rows, pd.DataFrame) else rows
+    lines = ["# Results", ""]
+    if rows.empty:
+        return "\n".join(lines + ["No results were recorded.", ""])
+    lines += ["AUROC and FPR95 in percent; **bold**: the best of a column; `mean`: over the OOD sets shown; "
+              "a method run in several settings has a row per setting. Every row and column: `results.csv`.", ""]
+    rows = rows.assign(notebook=rows["notebook"].fillna("(no notebook)"), id_dataset=rows["id_dataset"].fillna("?"))
+    for notebook in sorted(rows["notebook"].unique()):
+        for id_set, part in rows[rows["notebook"] == notebook].groupby("id_dataset", sort=False):
+            part = labelled(part)
+            lines += [f"## {notebook} (ID: {id_set})", ""]
+            for metric in ("auroc", "fpr95"):
+                table = paper_table(part, metric, accuracy=metric == "auroc")
+                lines += [f"### {METRIC_LABELS[metric]} (%)", "", table.to_markdown(), ""]
+    return "\n".join(lines)
 
 
 # -- Tables laid out like the papers' ---------------------------------------------------------------

@@ -3,9 +3,11 @@
 A run validates the params file first (nothing is written when it is invalid), then executes
 ``notebooks/NN_*.ipynb`` in order into ``outputs/<profile>/``, each with the profile's values
 injected after its ``parameters`` cell, and gathers the rows the notebooks recorded into
-``results.csv`` and ``results.md``. It stops at the first failing notebook, naming it and the
-cell. A finished run is never replaced silently: ``--overwrite`` is required, and it keeps
-the trained checkpoints so that models are not retrained for nothing.
+``results.csv`` and ``results.md`` and their sanity checks into ``checks.json``. While a notebook
+runs, its training loops' per-epoch lines reach the terminal (:mod:`ssdlib.progress`). It stops
+at the first failing notebook, naming it and the cell. A finished run is never replaced
+silently: ``--overwrite`` is required, and it keeps the trained checkpoints so that models are
+not retrained for nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 import yaml
 
 import ssdlib
+from ssdlib import checks
 from ssdlib import params as params_mod
-from ssdlib import results
+from ssdlib import progress, results
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_.+\.ipynb$")
@@ -70,7 +73,8 @@ def _write_run(output_dir: Path, info: dict) -> None:
 
 
 def prepare_output(output_dir: Path, overwrite: bool) -> None:
-    """Refuse to replace a finished run unless asked; clear the previous run's notebooks and table."""
+    """Refuse to replace a finished run unless asked; clear the previous run's notebooks, table, checks
+    and progress log."""
     previous = _read_run(output_dir)
     if previous.get("status") == "finished" and not overwrite:
         raise RunError(
@@ -79,20 +83,26 @@ def prepare_output(output_dir: Path, overwrite: bool) -> None:
             "or --output-dir DIR for a separate run."
         )
     output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*output_dir.glob("[0-9][0-9]_*.ipynb"), output_dir / results.RESULTS_FILE]:
+    for stale in [*output_dir.glob("[0-9][0-9]_*.ipynb"), output_dir / results.RESULTS_FILE,
+                  output_dir / checks.CHECKS_FILE, output_dir / progress.PROGRESS_FILE]:
         stale.unlink(missing_ok=True)
 
 
 def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool) -> float:
-    """Execute one notebook with papermill into ``output_dir``; return the seconds it took."""
+    """Execute one notebook with papermill into ``output_dir``; return the seconds it took.
+
+    The kernel's training progress (``<output_dir>/progress.log``) is printed as it comes, each line
+    prefixed with the notebook's name.
+    """
     import papermill as pm
 
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            str(notebook), str(output_dir / notebook.name), parameters=parameters,
-            cwd=str(notebook.parent), kernel_name="python3", progress_bar=True, log_output=log_output,
-        )
+        with progress.follow(output_dir / progress.PROGRESS_FILE, prefix=f"[{notebook.stem}] "):
+            pm.execute_notebook(
+                str(notebook), str(output_dir / notebook.name), parameters=parameters,
+                cwd=str(notebook.parent), kernel_name="python3", progress_bar=True, log_output=log_output,
+            )
     except pm.PapermillExecutionError as err:
         cell = _source_cell_number(output_dir / notebook.name, err.cell_index)
         raise RunError(
@@ -118,6 +128,16 @@ def declared_parameters(notebook: Path) -> set[str]:
     return set(pm.inspect_notebook(str(notebook)))
 
 
+def project_path(path: str | Path, root: Path = PROJECT_ROOT) -> str:
+    """``path`` relative to the project root when it lies inside it (so that recorded tables do not
+    depend on where the project is checked out), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str] | None = None,
               overwrite: bool = False, log_output: bool = False,
               notebook_dir: Path = PROJECT_ROOT / "notebooks") -> Path:
@@ -130,12 +150,12 @@ def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str]
     raw = p.model_dump(mode="json")
     (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     info = {
-        "status": "running", "profile": p.profile, "params_file": str(params_file),
+        "status": "running", "profile": p.profile, "params_file": project_path(params_file),
         "ssdlib_version": ssdlib.__version__, "git_commit": git_commit(), "python": sys.version.split()[0],
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notebooks": {},
     }
     _write_run(output_dir, info)
-    injected = {**raw, "output_dir": str(output_dir), "params_file": str(Path(params_file).resolve())}
+    injected = {**raw, "output_dir": str(output_dir), "params_file": project_path(params_file)}
     print(f"[ssdlib] profile '{p.profile}': {len(notebooks)} notebooks -> {output_dir}", flush=True)
     for i, nb in enumerate(notebooks, 1):
         print(f"[ssdlib] ({i}/{len(notebooks)}) {nb.name}", flush=True)
@@ -145,6 +165,8 @@ def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str]
         except RunError:
             info.update(status="failed", failed_notebook=nb.name)
             _write_run(output_dir, info)
+            print(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})",
+                  flush=True)
             raise
         info["notebooks"][nb.name] = round(seconds, 1)
         _write_run(output_dir, info)
@@ -155,6 +177,8 @@ def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str]
     _write_run(output_dir, info)
     print(f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {csv_path} and {md_path}; "
           f"executed notebooks and figures in {output_dir}", flush=True)
+    print(f"[ssdlib] checks: {checks.summary(output_dir)}; each with its value and threshold in "
+          f"{output_dir / checks.CHECKS_FILE}", flush=True)
     return output_dir
 
 

@@ -1,9 +1,11 @@
-"""Paper-style tables: layout, mean column, bold best, paper targets and differences; the targets file."""
+"""Paper-style tables: layout, mean column, bold best, paper targets and differences; the targets file;
+results.md as one section of tables per notebook, results.csv as the full flat table."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from ssdlib import results
 from ssdlib.results import MEAN, metric_table, paper_table, paper_targets
 
 
@@ -105,3 +107,43 @@ def test_shipped_targets_hold_the_ssod_tables_and_hide_recalled_numbers():
     t3 = targets[(targets.paper == "SSOD") & (targets.table == "Table 3")].set_index(["method", "metric"])["value"]
     assert t3[("KNN", "fpr95")] == 11.56 and t3[("SSOD", "fpr95")] == 50.02
     assert np.isclose(t3[("SSOD", "fpr95")] - t3[("KNN", "fpr95")], 38.46)  # the paper's "about 38.46%"
+
+
+def recorded(notebook, method, ood, auroc, fpr95, setting=None, acc=None):
+    """A recorded row with hand-set metrics (``results.row`` computes them from scores)."""
+    r = {c: None for c in results.COLUMNS}
+    r.update(notebook=notebook, method=method, ood_dataset=ood, id_dataset="offline", setting=setting,
+             auroc=auroc, fpr95=fpr95, id_accuracy=acc, params_file="params/offline.yaml", seed=0)
+    return r
+
+
+def test_results_md_has_a_section_per_notebook_with_auroc_and_fpr95_pivots(tmp_path):
+    results.record(tmp_path, [  # recorded out of notebook order, as a rerun of one notebook would
+        recorded("03_few_shot_ssdk", "SSD_k", "near", 0.9, 0.5, setting="k=5,copies=10"),
+        recorded("02_ssd_clustering", "SSD", "near", 0.80, 0.60, setting="clusters=1"),
+        recorded("02_ssd_clustering", "SSD", "textures", 0.99, 0.02, setting="clusters=1"),
+        recorded("02_ssd_clustering", "SSD", "near", 0.70, 0.70, setting="clusters=4"),
+        recorded("02_ssd_clustering", "SSD", "textures", 0.98, 0.05, setting="clusters=4"),
+        recorded("02_ssd_clustering", "MSP", "near", 0.85, 0.40, acc=0.9312),
+        recorded("02_ssd_clustering", "MSP", "textures", 0.90, 0.30, acc=0.9312),
+    ])
+    csv_path, md_path = results.write_tables(tmp_path)
+    assert len(pd.read_csv(csv_path)) == 7 and list(pd.read_csv(csv_path).columns) == results.COLUMNS
+    md = md_path.read_text()
+    assert md.index("## 02_ssd_clustering (ID: offline)") < md.index("## 03_few_shot_ssdk (ID: offline)")
+    section = md[md.index("## 02"):md.index("## 03")]
+    auroc = section[section.index("### AUROC"):section.index("### FPR95")]
+    fpr = section[section.index("### FPR95"):]
+    lines = [line for line in auroc.splitlines() if line.startswith("|")]
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["method", "near", "textures", "mean", "ID acc↑"]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in lines[2:]}
+    assert cells["SSD (clusters=1)"] == ["80.00", "**99.00**", "**89.50**", "–"]
+    assert cells["SSD (clusters=4)"] == ["70.00", "98.00", "84.00", "–"]
+    assert cells["MSP"] == ["**85.00**", "90.00", "87.50", "**93.12**"]
+    assert "| MSP " in fpr and "**40.00**" in fpr and "ID acc" not in fpr  # FPR95: lower is best
+    assert "| SSD_k (k=5,copies=10) | **90.00**" in md
+
+
+def test_results_md_without_rows(tmp_path):
+    _, md_path = results.write_tables(tmp_path)
+    assert "No results were recorded." in md_path.read_text()

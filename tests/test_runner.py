@@ -1,4 +1,5 @@
-"""The papermill runner on tiny notebooks: order, results table, failures, no silent overwrite."""
+"""The papermill runner on tiny notebooks: order, results table, checks, failures, no silent overwrite;
+and, without papermill, the recorded params path and what a new run clears."""
 
 import json
 from pathlib import Path
@@ -6,16 +7,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssdlib import runner
+from ssdlib import checks, progress, results, runner
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
 
 PARAMS_CELL = 'output_dir = "unset"\nparams_file = "unset"\nprofile = "offline"\nseed = 0'
 RECORD_CELL = (
     "from ssdlib import results\n"
     "results.record(output_dir, [results.row('toy', [1.0, 2.0], [0.0], id_dataset='offline', "
-    "ood_dataset='noise', seed=seed, notebook='{name}')])"
+    "ood_dataset='noise', seed=seed, notebook='{name}', params_file=params_file)])\n"
+    "from ssdlib import checks\n"
+    "c = checks.Checks(output_dir, '{name}')\n"
+    "c.at_least('toy_auroc', 1.0, 0.5)\n"
+    "c.conclude()"
 )
 
 
@@ -38,20 +42,28 @@ def notebooks(tmp_path):
     return d
 
 
-def test_runs_in_order_and_gathers_results(notebooks, tmp_path):
+@pytest.mark.slow
+def test_runs_in_order_and_gathers_results(notebooks, tmp_path, capsys):
     out = runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "finished" and list(run["notebooks"]) == ["00_first.ipynb", "01_second.ipynb"]
-    assert run["ssdlib_version"] and "git_commit" in run
+    assert run["ssdlib_version"] and "git_commit" in run and run["params_file"] == "params/offline.yaml"
     assert (out / "params.yaml").is_file() and (out / "00_first.ipynb").is_file()
+    table = results.load(out)
+    assert table["notebook"].tolist() == ["00", "01"] and set(table["params_file"]) == {"params/offline.yaml"}
     csv = (out / "results.csv").read_text().splitlines()
     assert len(csv) == 3 and csv[1].startswith("00,toy")
-    assert "| toy" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert md.index("## 00 (ID: offline)") < md.index("## 01 (ID: offline)") and "| toy" in md
+    assert [(c.notebook, c.name, c.passed) for c in checks.read(out)] == [("00", "toy_auroc", True),
+                                                                          ("01", "toy_auroc", True)]
+    assert "checks: 2 checks, all passed" in capsys.readouterr().out
     executed = nbformat.read(out / "01_second.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and str(out) in injected[0].source
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_overwritten_silently(notebooks, tmp_path):
     out = runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
     keep = out / "checkpoints" / "model.pt"
@@ -64,6 +76,7 @@ def test_finished_run_is_not_overwritten_silently(notebooks, tmp_path):
     assert len((out / "results.csv").read_text().splitlines()) == 3  # old rows were not appended twice
 
 
+@pytest.mark.slow
 def test_failure_names_notebook_and_cell(notebooks, tmp_path):
     make_notebook(notebooks / "01_second.ipynb", "x = 1", "raise ValueError('broken pipeline')")
     with pytest.raises(runner.RunError, match=r"01_second.ipynb failed at cell 3 .*ValueError: broken pipeline"):
@@ -76,3 +89,21 @@ def test_only_selects_notebooks(notebooks):
     assert [p.name for p in runner.find_notebooks(notebooks, ["01"])] == ["01_second.ipynb"]
     with pytest.raises(runner.RunError, match="no numbered notebooks"):
         runner.find_notebooks(notebooks, ["07"])
+
+
+def test_params_file_is_recorded_relative_to_the_project(tmp_path):
+    assert runner.project_path(ROOT / "params" / "offline.yaml") == "params/offline.yaml"
+    assert runner.project_path(ROOT / "notebooks" / ".." / "params" / "cifar10.yaml") == "params/cifar10.yaml"
+    outside = tmp_path / "mine.yaml"
+    assert runner.project_path(outside) == str(outside.resolve())
+
+
+def test_a_new_run_clears_the_previous_runs_notebooks_table_checks_and_progress(tmp_path):
+    kept = tmp_path / "checkpoints" / "model.pt"
+    kept.parent.mkdir()
+    stale = [tmp_path / name for name in ("01_a.ipynb", results.RESULTS_FILE, checks.CHECKS_FILE,
+                                          progress.PROGRESS_FILE)]
+    for path in [*stale, kept]:
+        path.write_text("old")
+    runner.prepare_output(tmp_path, overwrite=False)
+    assert not any(p.exists() for p in stale) and kept.read_text() == "old"

@@ -57,10 +57,10 @@ class DatasetBundle:
         """The first layer of every model: the ID set's statistics (identity when normalisation is off)."""
         return Normalize(self.mean, self.std) if self.normalized else Normalize.identity()
 
-    def require_ood(self, key: str, names: str | list[str]) -> None:
+    def require_ood(self, key: str, names: str | list[str] | None) -> None:
         """Stop before any training when the params key ``key`` names OOD sets this bundle lacks
-        (the notebooks' checks and SSOD's ablations read them at the end)."""
-        missing = [n for n in ([names] if isinstance(names, str) else names) if n not in self.ood]
+        (the notebooks' checks and SSOD's ablations read them at the end); None names none."""
+        missing = [n for n in ([names] if isinstance(names, str) else names or []) if n not in self.ood]
         if missing:
             raise ParamsError(f"{key} names OOD sets {missing} that data.ood_datasets {list(self.ood)} does not load: "
                               f"add them to data.ood_datasets or change {key}")

@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from ssdlib import progress as progress_report
 from ssdlib.augment import resized_crop, sample_crop_boxes
 from ssdlib.ssod.loss import ssod_loss
 from ssdlib.ssod.model import SSODNet
@@ -120,11 +121,18 @@ def _batches(data: Data, batch_size: int, shuffle: torch.Generator | None, drop_
 
 
 class SSODTrainer:
-    """Trains an :class:`SSODNet` with the settings of an ``SSODParams`` section."""
+    """Trains an :class:`SSODNet` with the settings of an ``SSODParams`` section.
+
+    ``name`` names the run in the per-epoch progress lines of ``ssdlib reproduce`` (:mod:`ssdlib.progress`);
+    by default the backbone, width, alpha and balance scheme.
+    """
 
     def __init__(self, model: SSODNet, cfg, *, device: str | torch.device = "cpu", seed: int = 0,
-                 num_workers: int = 0, log: Callable[[str], None] = print, progress: bool = True) -> None:
+                 num_workers: int = 0, log: Callable[[str], None] = print, progress: bool = True,
+                 name: str | None = None) -> None:
         self.cfg, self.device = cfg, torch.device(device)
+        self.name = name or (f"SSOD {cfg.backbone} w{cfg.width} alpha {cfg.alpha:g} {cfg.balance}" if cfg.alpha
+                             else f"SSOD {cfg.backbone} w{cfg.width} alpha 0 (vanilla)")
         self.model = model.to(self.device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.generators = {
@@ -198,14 +206,17 @@ class SSODTrainer:
             raise ValueError("select: test_fpr95 needs the selection function (ssdlib.ssod.runs.trained builds it)")
         bar = tqdm(range(self.epoch, epochs), desc="SSOD epochs", initial=self.epoch, total=epochs,
                    disable=not self.progress)
+        report = progress_report.EpochReporter(self.name, epochs, self.epoch)
         for epoch in bar:
             self._train_epoch(train, epoch)
             self._end_epoch(val, selection)
-            bar.set_postfix(ce=f"{self.history.ce[-1]:.3f}", ce_ood=f"{self.history.ce_ood[-1]:.3f}")
+            h = self.history
+            bar.set_postfix(ce=f"{h.ce[-1]:.3f}", ce_ood=f"{h.ce_ood[-1]:.3f}")
             if warmup_checkpoint and self.epoch == cfg.warmup_epochs:
                 self.save(warmup_checkpoint, params)
             if checkpoint:
                 self.save(checkpoint, params, finished=self.epoch == epochs)
+            report.epoch(self.epoch, {"CE": h.ce[-1], "CE_ood": h.ce_ood[-1], "val accuracy": h.val_accuracy[-1]})
         return self.history
 
     def use_selected(self) -> SSODNet:

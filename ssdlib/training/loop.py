@@ -24,6 +24,7 @@ from typing import Any, Callable, TypeVar
 import torch
 from tqdm.auto import tqdm
 
+from ssdlib import progress as progress_report
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training import distributed as dist
 from ssdlib.training.monitor import classifier_accuracy, has_features, knn_accuracy
@@ -136,10 +137,15 @@ def autocast_for(device: torch.device, amp: bool) -> tuple[Callable, torch.dtype
 
 
 class Trainer:
-    """Trains ``model`` with ``recipe`` on ``device``; :meth:`fit` runs epochs, :meth:`step` one batch."""
+    """Trains ``model`` with ``recipe`` on ``device``; :meth:`fit` runs epochs, :meth:`step` one batch.
+
+    ``name`` (default: the recipe's mode) names the run in the per-epoch progress lines that
+    ``ssdlib reproduce`` shows (:mod:`ssdlib.progress`).
+    """
 
     def __init__(self, model: torch.nn.Module, recipe: Recipe, *, device: str | torch.device = "cpu",
-                 augment: Augment | None = None, log: Callable[[str], None] = print, progress: bool = True) -> None:
+                 augment: Augment | None = None, log: Callable[[str], None] = print, progress: bool = True,
+                 name: str | None = None) -> None:
         self.device = torch.device(device)
         self.recipe = recipe
         self.model = model.to(self.device)
@@ -161,6 +167,7 @@ class Trainer:
         self.last_good: Path | None = None
         self.log = log if self.rank == 0 else (lambda _msg: None)
         self.progress = progress and self.rank == 0
+        self.name = name or recipe.mode
 
     # -- one optimisation step -------------------------------------------------------------
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -207,6 +214,7 @@ class Trainer:
             self.log(f"resuming {checkpoint} after epoch {self.epoch}/{r.total_epochs}")
         bar = tqdm(total=r.total_epochs * steps_per_epoch, initial=self.epoch * steps_per_epoch, unit="step",
                    desc=f"{r.mode} training", disable=not self.progress, mininterval=1.0)
+        report = progress_report.EpochReporter(self.name, r.total_epochs, self.epoch) if self.rank == 0 else None
         with bar:
             for epoch in range(self.epoch, r.total_epochs):
                 self._train_epoch(x, y, epoch, steps_per_epoch, bar)
@@ -214,6 +222,10 @@ class Trainer:
                 if checkpoint and (self.epoch % r.save_every == 0 or self.epoch == r.total_epochs):
                     self.save(checkpoint, params)
                     self.log(f"epoch {self.epoch}: checkpoint written to {checkpoint}")
+                if report:
+                    h = self.history
+                    report.epoch(self.epoch, {"loss": h.loss[-1], "kNN accuracy": h.knn_accuracy[-1],
+                                              "test accuracy": h.test_accuracy[-1]})
         return self.history
 
     def _train_epoch(self, x: torch.Tensor, y: torch.Tensor, epoch: int, steps_per_epoch: int, bar) -> None:
@@ -313,7 +325,8 @@ class Trainer:
 def train(model: torch.nn.Module, train_data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe, *,
           test: tuple[torch.Tensor, torch.Tensor] | None = None, device: str | torch.device = "cpu",
           checkpoint: str | Path | None = None, resume: bool = False, params: dict[str, Any] | None = None,
-          augment: Augment | None = None, log: Callable[[str], None] = print, progress: bool = True) -> History:
+          augment: Augment | None = None, log: Callable[[str], None] = print, progress: bool = True,
+          name: str | None = None) -> History:
     """Train ``model`` in place with ``recipe`` (see :class:`Trainer`); return the history."""
-    trainer = Trainer(model, recipe, device=device, augment=augment, log=log, progress=progress)
+    trainer = Trainer(model, recipe, device=device, augment=augment, log=log, progress=progress, name=name)
     return trainer.fit(train_data, test=test, checkpoint=checkpoint, resume=resume, params=params)
