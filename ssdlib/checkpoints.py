@@ -1,6 +1,7 @@
 """Load SSD and SupContrast checkpoints into ssdlib models, safely by default.
 
-File layouts met in the wild (see the SSD reference notes, Sec. 2.3):
+File layouts met in the wild (see SSD's ``utils.py`` ``save_checkpoint`` and the loader in its
+``eval_ssd.py``, and SupContrast's ``util.py`` ``save_model``):
 
 - SSD ``train.py``: ``{"epoch", "arch", "state_dict", "best_prec1", "optimizer"}``;
 - SupContrast (the released SSD models): ``{"opt", "model", "optimizer", "epoch"}``, where ``opt`` is

@@ -23,7 +23,7 @@ import yaml
 
 from ssdlib import data
 from ssdlib import params as params_mod
-from ssdlib.training import CheckpointError, NonFiniteLossError, Recipe, train
+from ssdlib.training import CheckpointError, NonFiniteLossError, train
 from ssdlib.training import distributed as dist
 
 CHECKPOINT = "checkpoint.pt"
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if e.batch_size > 256 and not e.warmup_epochs:
             log.info("warning: batch size above 256 without warm-up; SSD recommends --warmup for large batches")
         model = experiment.build_model(P, bundle, e.training_mode)
-        train(model, data.tensors(bundle.train), Recipe.from_section(e, seed=P.seed), test=data.tensors(bundle.test),
+        train(model, data.tensors(bundle.train), experiment.encoder_recipe(P), test=data.tensors(bundle.test),
               device=device, checkpoint=checkpoint, resume=args.resume,
               params={"params": P.model_dump(mode="json")}, log=log.info)
         log.info(f"finished: {checkpoint}")

@@ -130,6 +130,14 @@ def beside_paper(rows, targets: pd.DataFrame, *, paper: str, table: str, ood_dat
     return ours.join(theirs, how="outer").reindex(list(dict.fromkeys([*ours.index, *theirs.index])))
 
 
+def below_chance(rows, metric: str = "auroc") -> pd.DataFrame:
+    """The (method, OOD set) pairs of ``rows`` whose AUROC is below 0.5: sets the method scores as *more*
+    in-distribution than the ID test images, worst first."""
+    rows = pd.DataFrame(rows)
+    low = rows[rows[metric] < 0.5][["method", "ood_dataset", metric, "fpr95"]]
+    return low.sort_values(metric).reset_index(drop=True)
+
+
 def images_of(bundle, picks: pd.DataFrame) -> list:
     """The [3, H, W] images of ``picks`` (rows of :func:`most_trusted`), from ``bundle.ood``."""
     return [bundle.ood[s][int(i)][0] for s, i in zip(picks["ood_dataset"], picks["index"])]

@@ -69,14 +69,19 @@ def build_model(P: Params, bundle, mode: str) -> torch.nn.Module:
 def encoder_for(P: Params, bundle, output_dir: str | Path, mode: str | None = None) -> torch.nn.Module:
     """The trained SSD network of ``mode`` (default ``P.encoder.training_mode``), in eval mode.
 
-    SimCLR / SupCon give an ``SSLNet`` trained with ``P.encoder``; SupCE gives the classifier of
+    SimCLR / SupCon give an ``SSLNet`` trained with ``P.encoder`` (:func:`encoder_recipe`); SupCE gives the classifier of
     :func:`classifier_for`. ``model.features(x)`` gives the penultimate features SSD scores.
     """
     mode = mode or P.encoder.training_mode
     if mode == "SupCE":
         return classifier_for(P, bundle, output_dir)
-    return load_or_train(P, bundle, output_dir, build_model(P, bundle, mode),
-                         Recipe.from_section(P.encoder, seed=P.seed, mode=mode))
+    return load_or_train(P, bundle, output_dir, build_model(P, bundle, mode), encoder_recipe(P, mode))
+
+
+def encoder_recipe(P: Params, mode: str | None = None) -> Recipe:
+    """How ``P.encoder`` trains an encoder with ``mode`` (default ``P.encoder.training_mode``)."""
+    mode = mode or P.encoder.training_mode
+    return Recipe.from_section(P.encoder, seed=P.seed, mode=mode, epochs=P.encoder.epochs_for(mode))
 
 
 def classifier_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module:

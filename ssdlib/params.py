@@ -62,6 +62,8 @@ class EncoderParams(_Section):
     width: int = Field(64, ge=4, le=256, description="channels of the first stage; 64 is the standard ResNet")
     training_mode: Literal["SimCLR", "SupCon", "SupCE"] = "SimCLR"
     epochs: int = Field(500, ge=1)
+    supcon_epochs: int | None = Field(None, ge=1, description="SupCon's epochs where they differ from `epochs` "
+                                      "(labels make it converge sooner); null: `epochs`")
     batch_size: int = Field(512, ge=2)
     lr: float = Field(0.5, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -74,6 +76,10 @@ class EncoderParams(_Section):
     original_loss_scale: bool = Field(False, description="SSD's bug: loss scaled by temperature / 0.07")
     knn_k: int = Field(20, ge=0, description="neighbours of the kNN monitor (0: off)")
     monitor_every: int = Field(1, ge=0, description="epochs between monitor runs (0: never)")
+
+    def epochs_for(self, mode: str) -> int:
+        """The cosine epochs of the encoder trained with ``mode``."""
+        return self.supcon_epochs if mode == "SupCon" and self.supcon_epochs is not None else self.epochs
 
 
 class ClassifierParams(_Section):
@@ -178,7 +184,8 @@ class BaselineGrids(_Section):
 
 
 class BaselineParams(_Section):
-    """Post-hoc detectors and their hyper-parameters (defaults from the reference, §2 and §5).
+    """Post-hoc detectors and their hyper-parameters (defaults from OpenOOD v1.5's
+    ``configs/postprocessors`` and the detectors' papers).
 
     Input steps (``*_epsilon``) are in [0, 1] pixel units: normalisation is the model's first
     layer, so eps * sign(grad) there equals the reference codes' sign / std in normalised units.

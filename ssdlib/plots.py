@@ -126,6 +126,32 @@ def method_histograms(scored, *, bins: int = 40, cols: int = 4):
     return fig
 
 
+def below_chance_histograms(scored, pairs: pd.DataFrame, *, bins: int = 40, cols: int = 4):
+    """A panel per (method, OOD set) pair of ``pairs`` (``ssdlib.comparison.below_chance``): the method's
+    ID-test scores (filled) against that set's (line), so that a set scored above the ID images shows
+    as a line to the right of the grey mass."""
+    by_method = {s.method: s for s in scored}
+    rows = max(1, math.ceil(len(pairs) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
+    for ax, (_, pair) in zip(axes.flat, pairs.iterrows()):
+        s = by_method[pair["method"]]
+        ood = s.ood_scores[pair["ood_dataset"]]
+        low, high = np.percentile(np.concatenate([s.id_scores, ood]), [0.5, 99.5])
+        edges = np.linspace(low, high, bins + 1) if high > low else bins
+        ax.hist(np.clip(s.id_scores, low, high), edges, density=True, color="0.75", label="ID test")
+        ax.hist(np.clip(ood, low, high), edges, density=True, histtype="step", lw=1.3, color="C3",
+                label=pair["ood_dataset"])
+        ax.set_title(f"{pair['method']} on {pair['ood_dataset']}: AUROC {pair['auroc']:.2f}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
+    fig.supxlabel("score (higher = more in-distribution)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def trusted_ood_grid(images: dict[str, list], picks: dict[str, pd.DataFrame]):
     """SSOD Fig. 4 for every method: a row per method with the OOD images it scores most in-distribution,
     each titled with its set, score and ID percentile (share of ID test scored lower).

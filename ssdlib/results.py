@@ -107,7 +107,8 @@ MEAN = "mean"  # the column averaging the OOD sets shown (the papers' "Average")
 def paper_targets(path: str | Path = TARGETS_FILE, *, include_recalled: bool = False) -> pd.DataFrame:
     """Published numbers to compare with, in percent: one row per (paper, table, method, ID set, OOD set, metric).
 
-    Numbers the reference notes only *recalled* (``[recalled]`` in ``note``) are left out unless asked for.
+    Numbers quoted from memory and not checked against their paper (``[recalled]`` in ``note``) are left out
+    unless asked for.
     ``ood_dataset`` is ``mean`` for a paper's average over its OOD sets and empty for ID accuracy.
     """
     targets = pd.read_csv(path, keep_default_na=False, dtype={"value": float})

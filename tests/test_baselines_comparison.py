@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssdlib.comparison import beside_paper, most_trusted, trusted_counts
+from ssdlib import plots
+from ssdlib.comparison import below_chance, beside_paper, most_trusted, trusted_counts
 from ssdlib.detectors.baselines import Scored
 
 
@@ -20,6 +21,17 @@ def test_most_trusted_ranks_ood_images_over_all_sets_with_their_id_percentile():
     np.testing.assert_allclose(top["score"], [5.0, 3.0, 2.5])
     # ID scores strictly below: 4 of 4, 3 of 4 (a tie at 3.0 does not count), 3 of 4
     np.testing.assert_allclose(top["id_percentile"], [100.0, 75.0, 75.0])
+
+
+def test_below_chance_keeps_auroc_under_half_worst_first_and_plots_each_pair():
+    rows = [{"method": "X", "ood_dataset": "a", "auroc": 0.4, "fpr95": 0.9},
+            {"method": "X", "ood_dataset": "b", "auroc": 0.5, "fpr95": 0.6},  # chance itself is not below it
+            {"method": "Y", "ood_dataset": "a", "auroc": 0.1, "fpr95": 1.0},
+            {"method": "Y", "ood_dataset": "b", "auroc": 0.9, "fpr95": 0.2}]
+    low = below_chance(rows)
+    assert list(zip(low["method"], low["ood_dataset"])) == [("Y", "a"), ("X", "a")]
+    fig = plots.below_chance_histograms([scored("X"), scored("Y")], low, cols=2)
+    assert [ax.get_title() for ax in fig.axes] == ["Y on a: AUROC 0.10", "X on a: AUROC 0.40"]
 
 
 def test_trusted_counts_per_set_keep_the_method_order():

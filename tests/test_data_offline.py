@@ -70,7 +70,8 @@ def test_shape_templates_have_the_designed_areas():
 
 def test_objects_are_placed_whole_and_leave_background():
     """Rotation and aspect keep a shape's area (s^2 x its template area) and nothing is cut off by
-    the image border; the object leaves most of the image to background (SSOD samples OOD there)."""
+    the image border; the widest object, a circle at the largest scale (pi 0.85^2 s^2 / 4 of the image), leaves the
+    rest to background (SSOD samples OOD there)."""
     rng = np.random.default_rng(0)
     templates = shapes.templates(shapes.ID_CLASSES)
     labels = np.arange(N_ID).repeat(3)
@@ -78,7 +79,9 @@ def test_objects_are_placed_whole_and_leave_background():
     template_area = templates.mean((1, 2, 3))[labels]
     np.testing.assert_allclose(placed.mean((1, 2, 3)), 0.25 * template_area, rtol=0.05)
     widest = offline._warp(templates, labels, 32, rng, scale=(offline.OBJECT_SCALE[1],) * 2, max_angle=np.pi)
-    assert widest.mean((1, 2, 3)).max() < 0.4
+    circle = np.pi * (0.85 * offline.OBJECT_SCALE[1]) ** 2 / 4
+    np.testing.assert_allclose(widest.mean((1, 2, 3)).max(), circle, rtol=0.01)
+    assert circle < 0.55
 
 
 def test_cache_is_written_and_reused(tmp_path, monkeypatch):
@@ -90,6 +93,15 @@ def test_cache_is_written_and_reused(tmp_path, monkeypatch):
     assert isinstance(second["train"], ImageTensorDataset)
     assert torch.equal(first["train"].images, second["train"].images)
     assert second["train"].class_names == list(shapes.ID_CLASSES)
+
+
+def test_cache_key_changes_with_every_design_constant(monkeypatch):
+    keys = {offline.cache_key(TINY, 32)}
+    for name in offline.DESIGN:
+        with monkeypatch.context() as patch:
+            patch.setattr(offline, name, tuple(2 * v for v in np.atleast_1d(getattr(offline, name))))
+            keys.add(offline.cache_key(TINY, 32))
+    assert len(keys) == len(offline.DESIGN) + 1
 
 
 def test_cache_key_changes_with_every_parameter():

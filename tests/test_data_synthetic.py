@@ -32,7 +32,7 @@ def test_blobs_blur_across_channels_not_per_channel():
 
 
 def test_blobs_statistics_match_the_reference():
-    """About 22 % of pixels stay non-zero, with a maximum near 0.87 (reference §5)."""
+    """About 22 % of pixels stay non-zero, with a maximum near 0.87, as SSD's ``data.py`` ``blobs`` gives."""
     x = torch.stack([SyntheticImages("blobs", 40, 32, seed=0)[i][0] for i in range(40)])
     assert 0.17 < (x > 0).float().mean() < 0.27
     assert x[x > 0].min() >= 0.75 and 0.82 < x.max() < 0.95

@@ -117,3 +117,11 @@ def test_load_or_train_keys_on_name_and_extra_identity(tmp_path, capsys):
     experiment.load_or_train(P, bundle, tmp_path, experiment.build_model(P, bundle, "SupCE"), recipe,
                              name="Custom", identity={"variant": 2})
     assert "trained with other params" in capsys.readouterr().out
+
+
+def test_supcon_epochs_apply_to_supcon_only():
+    P = tiny_params(epochs=7, supcon_epochs=3)
+    assert experiment.encoder_recipe(P, "SupCon").epochs == 3
+    assert experiment.encoder_recipe(P, "SimCLR").epochs == 7
+    assert experiment.encoder_recipe(P).mode == "SimCLR" and experiment.encoder_recipe(P).epochs == 7
+    assert experiment.encoder_recipe(tiny_params(epochs=7), "SupCon").epochs == 7  # null: the same epochs

@@ -1,4 +1,4 @@
-"""Encoders and heads: reference parameter counts, SSD key layout, init, and parity with torchvision."""
+"""Encoders and heads: parameter counts of SSD's ``models.py``, SSD key layout, init, and parity with torchvision."""
 
 import pytest
 import torch

@@ -1,4 +1,8 @@
-"""SSD against an independent numpy computation of Sehwag et al.'s score (reference §4.2-4.3)."""
+"""SSD against an independent numpy computation of Sehwag et al.'s score.
+
+The score as SSD's ``eval_ssd.py`` (``get_eval_results``, ``get_scores_multi_cluster``) and
+``utils.py`` (``get_scores_one_cluster``) compute it.
+"""
 
 import numpy as np
 import pytest

@@ -1,4 +1,7 @@
-"""SSD_k against its formula (reference §4.4): split, augmented views, Ledoit-Wolf d_in - d_ood."""
+"""SSD_k against its formula: split, augmented views, Ledoit-Wolf d_in - d_ood.
+
+As in SSD's ``eval_ssdk.py`` (``get_eval_results``) and ``utils.py`` (``sliceloader``).
+"""
 
 import numpy as np
 import pytest

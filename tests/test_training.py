@@ -20,7 +20,7 @@ from ssdlib.params import ClassifierParams, EncoderParams
 from ssdlib.training import CheckpointError, NonFiniteLossError, Recipe, Trainer, load_checkpoint, train
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training.distributed import shard_batches
-from ssdlib.training.monitor import knn_predict
+from ssdlib.training.monitor import knn_per_class, knn_predict
 from ssdlib.training.objectives import objective_for
 from ssdlib.training.schedule import ETA_MIN, WarmupCosine
 
@@ -103,6 +103,16 @@ def test_knn_predict_agrees_with_sklearn_cosine_knn():
     labels = torch.randint(0, 5, (300,), generator=g)
     expected = KNeighborsClassifier(20, metric="cosine").fit(bank.numpy(), labels.numpy()).predict(queries.numpy())
     np.testing.assert_array_equal(knn_predict(bank, labels, queries, k=20).numpy(), expected)
+
+
+def test_knn_per_class_hand_case():
+    """Bank: class a at +x, b at +y, c at -x. Queries: two a near +x, one a and both c near +y (taken for b)."""
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    queries = torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.1, 1.0], [0.0, 1.0], [-0.1, 1.0], [-1.0, 0.1]])
+    table = knn_per_class(bank, torch.tensor([0, 1, 2]), queries, torch.tensor([0, 0, 0, 2, 2, 1]), ["a", "b", "c"], k=1)
+    np.testing.assert_allclose(table["accuracy"], [2 / 3, 0.0, 0.0])
+    assert table["most often taken for"].tolist() == ["b", "c", "b"]
+    np.testing.assert_allclose(table["share"], [1 / 3, 1.0, 1.0])
 
 
 def test_knn_predict_hand_case_and_tie_goes_to_smallest_label():

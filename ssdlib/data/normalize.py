@@ -1,8 +1,9 @@
 """Per-channel normalisation as the first layer of a model.
 
-SSD normalises some OOD sets and not others depending on ``--normalize`` (reference §0.3, the
-"most likely mistake" of its README). Putting the ID set's normalisation inside the model means
-every input, ID or OOD, is normalised identically by construction. The statistics are
+SSD normalises some OOD sets and not others depending on ``--normalize`` (in SSD's ``data.py``,
+``texture`` and ``blobs`` always apply it; its README calls a missed ``--normalize`` the "most
+likely mistake"). Putting the ID set's normalisation inside the model means every input, ID or
+OOD, is normalised identically by construction. The statistics are
 non-persistent buffers: they follow ``.to(device)`` but add no state-dict keys, so checkpoints
 load the same with normalisation on or off.
 """

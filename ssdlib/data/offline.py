@@ -1,18 +1,26 @@
 """The offline benchmark: a small CIFAR-like OOD benchmark generated on a CPU in seconds.
 
-In-distribution: 10 classes of shapes and letters (``shapes.ID_CLASSES``) of random colour,
-size, aspect, position and rotation, pasted on out-of-focus crops of five skimage photos (as in
-object photos taken with a shallow depth of field); an object covers 5-30 % of its image (median
-12 %), so background is left around it (SSOD samples its OOD locations there). Colour never
-tells the class, only shape does: the offline profile's 1/8-width ResNet-18 reaches about 50 %
-test accuracy in 10 CPU epochs, and SimCLR features barely sort the classes in that budget.
+In-distribution: 10 classes of shapes and letters (``shapes.ID_CLASSES``), upright (tilted by at
+most 14 degrees, as photographed objects mostly are), of random grey level, size, aspect and
+position, pasted on half-contrast crops of five skimage photos, from sharp to out of focus (object
+photos taken with more or less depth of field). An object spans most of its image, as CIFAR's objects do, and
+background is left around it (its corners; SSOD samples its OOD locations there).
+
+Every image is grey. SimCLR learns whatever tells two views of one image apart from the other
+images of a batch; its colour jitter does not hide a random hue, so a random colour per object
+identified an image better than its shape did, and so did a detailed background and a random
+rotation (``docs/offline_benchmark.md`` gives the study: SimCLR's kNN accuracy went from 0.13 to
+about 0.7 as these cues were removed). Only shape tells the class.
+
 The OOD sets stand in for those of the SSD and SSOD papers:
 
 - ``near``: held-out shape classes on the same backgrounds (CIFAR-10 -> CIFAR-100, near-OOD);
-- ``textures``: tinted crops of skimage's texture photos (DTD);
-- ``digits``: scikit-learn's digits, upscaled and coloured (SVHN);
-- ``scenes``: object-free, equally out-of-focus crops of photos never used as backgrounds
-  (Places365 / LSUN): ID backgrounds without their objects, the case SSOD is built for.
+- ``textures``: crops of skimage's texture photos (DTD);
+- ``digits``: scikit-learn's digits, upscaled, on plain backgrounds (SVHN);
+- ``scenes``: object-free crops of photos never used as backgrounds, at half contrast and as
+  sharp or defocused as the ID backgrounds (Places365 / LSUN): ID backgrounds without their
+  objects, the case SSOD is built for. Their sharp clutter makes a CE classifier confident now
+  and then (MSP's FPR95 about 0.3), while SSOD's head learnt such clutter as background.
 
 Every set draws from its own random stream of ``seed``, so changing one set's size leaves the
 others unchanged. The result is cached under ``outputs/cache/`` keyed by a hash of the
@@ -32,18 +40,19 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
+from ssdlib.augment import grayscale
 from ssdlib.data import photos, shapes
 from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.params import OfflineBenchmark
 
-VERSION = 3  # bump whenever the generator's output changes, so stale caches are not reused
+VERSION = 5  # bump whenever the generator's code changes its output, so stale caches are not reused
 OOD_SETS = ("near", "textures", "digits", "scenes")
 DESCRIPTIONS = {
-    "offline": "10 shape and letter classes pasted on crops of 5 skimage photos (stands in for CIFAR-10)",
+    "offline": "10 upright shape and letter classes on crops of 5 skimage photos, grey (stands in for CIFAR-10)",
     "near": "6 held-out shape and letter classes on the same kind of backgrounds (CIFAR-100: near-OOD)",
-    "textures": "tinted crops of skimage's brick, grass and gravel photos (Textures / DTD)",
-    "digits": "scikit-learn's 8x8 digits, upscaled and coloured on plain backgrounds (SVHN)",
-    "scenes": "object-free, out-of-focus crops of 4 skimage photos never used as ID backgrounds (Places365 / LSUN)",
+    "textures": "crops of skimage's brick, grass and gravel photos (Textures / DTD)",
+    "digits": "scikit-learn's 8x8 digits, upscaled, on plain backgrounds (SVHN)",
+    "scenes": "object-free crops of 4 skimage photos never used as ID backgrounds (Places365 / LSUN)",
 }
 CLASS_NAMES = {
     "train": list(shapes.ID_CLASSES), "test": list(shapes.ID_CLASSES), "near": list(shapes.NEAR_CLASSES),
@@ -53,19 +62,23 @@ _STREAMS = {"train": 0, "test": 1, "near": 2, "textures": 3, "digits": 4, "scene
 
 BACKGROUND_SCALE = (0.15, 0.45)  # crop side / the photo's shorter side: varied, not one flat region
 TEXTURE_SCALE = (0.1, 0.4)
-OBJECT_SCALE = (0.45, 0.75)  # half-width of a shape's square / half the image width
+OBJECT_SCALE = (0.75, 0.95)  # half-width of a shape's square / half the image width: objects fill most of it
+MAX_TILT = 0.25  # radians (14 degrees): objects are upright, as SimCLR's views never rotate
 DIGIT_SCALE = (0.55, 0.8)
-DEFOCUS = (0.06, 0.12)  # Gaussian blur sigma of backgrounds / the image side: 2-4 px at 32 px
-MIN_CONTRAST = 0.35  # RGB distance between an object's colour and the background under it
+DEFOCUS = (0.005, 0.12)  # Gaussian blur sigma of backgrounds / the image side: from sharp to 4 px at 32 px
+BACKGROUND_CONTRAST = 0.5  # backgrounds keep half their contrast about their mean: less to match views by
+MIN_CONTRAST = 0.2  # grey-level difference between an object and the background under it
+DESIGN = ("BACKGROUND_SCALE", "TEXTURE_SCALE", "OBJECT_SCALE", "MAX_TILT", "DIGIT_SCALE", "DEFOCUS",
+          "BACKGROUND_CONTRAST", "MIN_CONTRAST")  # the constants above, which the cache key includes
 CHUNK = 256  # images warped at once (bounds the memory of the sampling grids)
 
 
-def _contrasting_colours(reference: np.ndarray, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
-    """Random RGB colours [n, 3], each the first of ``tries`` draws at least MIN_CONTRAST away from
-    ``reference`` (else the farthest draw): objects differ from their background by shape and
-    colour, but colour never tells the class."""
-    candidates = rng.uniform(0, 1, (len(reference), tries, 3))
-    distance = np.linalg.norm(candidates - reference[:, None], axis=2)
+def _contrasting_levels(reference: np.ndarray, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
+    """Random grey levels [n], each the first of ``tries`` draws at least MIN_CONTRAST away from
+    ``reference`` [n] (else the farthest draw): an object stands out from its background, but its
+    grey level never tells the class."""
+    candidates = rng.uniform(0, 1, (len(reference), tries))
+    distance = np.abs(candidates - reference[:, None])
     far = distance >= MIN_CONTRAST
     pick = np.where(far.any(1), far.argmax(1), distance.argmax(1))
     return candidates[np.arange(len(reference)), pick]
@@ -101,19 +114,19 @@ def _warp(masks: torch.Tensor, index: np.ndarray, size: int, rng: np.random.Gene
 
 
 def _paint(backgrounds: torch.Tensor, masks: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Composite a coloured, lit, slightly translucent object (masks [n, 1, S, S]) onto backgrounds
-    [n, 3, S, S], then add sensor noise."""
+    """Composite a lit, slightly translucent object (masks [n, 1, S, S]) of a contrasting grey level
+    onto grey backgrounds [n, 1, S, S], then add sensor noise."""
     n, _, size, _ = backgrounds.shape
     coverage = masks.sum((2, 3)).clamp_min(1e-6)
-    under = ((backgrounds * masks).sum((2, 3)) / coverage).numpy()
-    colour = torch.tensor(_contrasting_colours(under, rng), dtype=torch.float32)[:, :, None, None]
+    under = ((backgrounds * masks).sum((2, 3)) / coverage).numpy()[:, 0]
+    level = torch.tensor(_contrasting_levels(under, rng), dtype=torch.float32)[:, None, None, None]
     # a linear light gradient in a random direction, so objects are not flat stencils
     direction = rng.normal(size=(n, 2))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     gain = torch.tensor(rng.uniform(0, 0.3, n)[:, None] * direction, dtype=torch.float32)
     ramp = torch.linspace(-1, 1, size)
     light = 1 + gain[:, 0, None, None] * ramp[None, None, :] + gain[:, 1, None, None] * ramp[None, :, None]
-    painted = (colour * light[:, None]).clamp(0, 1)
+    painted = (level * light[:, None]).clamp(0, 1)
     alpha = masks * torch.tensor(rng.uniform(0.85, 1.0, n), dtype=torch.float32)[:, None, None, None]
     images = backgrounds * (1 - alpha) + painted * alpha
     return images + _noise(rng, images.shape)
@@ -126,12 +139,15 @@ def _noise(rng: np.random.Generator, shape) -> torch.Tensor:
 
 
 def _defocused(names: tuple[str, ...], n: int, size: int, rng: np.random.Generator):
-    """Crops of the named photos, each blurred by a random sigma in DEFOCUS * size: the background of
-    an object in focus. In-focus clutter (fur, foliage) would pass for texture, and SimCLR would match
-    two views by it rather than by the object."""
+    """Grey crops [n, 1, S, S] of the named photos at BACKGROUND_CONTRAST about each crop's mean,
+    each blurred by a random sigma in DEFOCUS * size: the background of an object in focus, from a
+    sharp one (clutter that can pass for part of an object) to a smooth blur."""
     import torchvision.transforms.v2.functional as TF  # only when generating: the cache spares the import
 
     crops, sources = photos.crops_of(names, n, size, rng, BACKGROUND_SCALE)
+    crops = grayscale(crops)
+    mean = crops.mean((2, 3), keepdim=True)
+    crops = mean + BACKGROUND_CONTRAST * (crops - mean)
     sigmas = rng.uniform(*DEFOCUS, n) * size
     radius = int(np.ceil(3 * sigmas.max()))
     for i, sigma in enumerate(sigmas):
@@ -142,16 +158,13 @@ def _defocused(names: tuple[str, ...], n: int, size: int, rng: np.random.Generat
 def _objects(classes: tuple[str, ...], n: int, size: int, rng: np.random.Generator):
     labels = rng.permutation(np.arange(n) % len(classes))
     backgrounds, _ = _defocused(photos.ID_BACKGROUNDS, n, size, rng)
-    masks = _warp(shapes.templates(classes), labels, size, rng, OBJECT_SCALE, max_angle=np.pi)
+    masks = _warp(shapes.templates(classes), labels, size, rng, OBJECT_SCALE, max_angle=MAX_TILT)
     return _paint(backgrounds, masks, rng), torch.from_numpy(labels)
 
 
 def _textures(n: int, size: int, rng: np.random.Generator):
-    grey, source = photos.crops_of(photos.TEXTURES, n, size, rng, TEXTURE_SCALE)
-    tint = rng.uniform(0, 1, (n, 3))
-    saturation = rng.uniform(0, 0.6, (n, 1))
-    colour = torch.tensor(1 - saturation * (1 - tint), dtype=torch.float32)  # between grey and the tint
-    return grey * colour[:, :, None, None], source
+    crops, source = photos.crops_of(photos.TEXTURES, n, size, rng, TEXTURE_SCALE)
+    return grayscale(crops), source
 
 
 def _digits(n: int, size: int, rng: np.random.Generator):
@@ -159,7 +172,7 @@ def _digits(n: int, size: int, rng: np.random.Generator):
     pick = rng.choice(len(digits.images), n, replace=n > len(digits.images))
     ink = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
     masks = _warp(ink, pick, size, rng, DIGIT_SCALE, max_angle=0.2)
-    paper = torch.tensor(rng.uniform(0, 1, (n, 3)), dtype=torch.float32)[:, :, None, None].repeat(1, 1, size, size)
+    paper = torch.tensor(rng.uniform(0, 1, n), dtype=torch.float32)[:, None, None, None].repeat(1, 1, size, size)
     return _paint(paper, masks, rng), torch.from_numpy(digits.target[pick]).long()
 
 
@@ -184,13 +197,16 @@ def generate(config: OfflineBenchmark, size: int) -> dict[str, tuple[torch.Tenso
     return {name: (_to_uint8(images), labels.long()) for name, (images, labels) in made.items()}
 
 
-def _to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return images.clamp(0, 1).mul(255).round().to(torch.uint8)
+def _to_uint8(grey: torch.Tensor) -> torch.Tensor:
+    """Grey images [n, 1, S, S] as uint8 RGB [n, 3, S, S]: every model takes three channels."""
+    return grey.clamp(0, 1).mul(255).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
 
 
 def cache_key(config: OfflineBenchmark, size: int) -> str:
-    """Hash of everything the generated images depend on."""
-    spec = {"version": VERSION, "image_size": size, **config.model_dump()}
+    """Hash of everything the generated images depend on: the sizes and seed, :data:`VERSION` and the
+    design constants (a study that patches one, as ``docs/offline_benchmark.md`` describes, gets its own cache)."""
+    design = {name: globals()[name] for name in DESIGN}
+    spec = {"version": VERSION, "image_size": size, "design": design, **config.model_dump()}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -1,4 +1,4 @@
-"""SSD's synthetic OOD sets (reference §5): ``blobs``, ``gaussian`` and ``uniform``, at any size.
+"""SSD's synthetic OOD sets (its ``data.py`` loaders): ``blobs``, ``gaussian`` and ``uniform``, at any size.
 
 They exist for every ID set, at its image size. Unlike SSD, whose numpy RNG is unseeded in
 evaluation, each image here comes from its own generator seeded by (seed, set, index): a set is

@@ -2,7 +2,7 @@
 
 The whole training set lives as one tensor on the training device; each step indexes a batch and
 augments it there with the batched augmentations (no data-loader workers). SGD with momentum and
-weight decay on every parameter (SSD §3.3), warm-up then cosine per iteration
+weight decay on every parameter (SSD's ``train.py``), warm-up then cosine per iteration
 (:mod:`ssdlib.training.schedule`), mixed precision on CUDA (bf16 where supported, else fp16 with
 a GradScaler) and fp32 on CPU. Checkpoints are atomic and hold every random state, so a killed run
 resumed with ``resume=True`` reaches the same weights as an uninterrupted one. A NaN or inf loss
@@ -42,7 +42,8 @@ class Recipe:
 
     ``warmup_epochs`` are extra epochs before the ``epochs`` of cosine annealing, as in SSD.
     ``original_warmup_momentum`` / ``original_loss_scale`` reproduce SSD's momentum drop to 0.8
-    and its loss scaled by T / 0.07 (reference §0.4, §0.5); both are off by default.
+    and its loss scaled by T / 0.07 (SSD's ``train.py`` warm-up and ``losses.py`` ``SupConLoss``); both
+    are off by default.
     The monitors (kNN accuracy with ``knn_k`` neighbours, 0: off; top-1 accuracy for SupCE) run on
     the test set every ``monitor_every`` epochs and after the last one (``monitor_every=0``: never).
     """

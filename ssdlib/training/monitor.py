@@ -67,7 +67,27 @@ def knn_accuracy(model: torch.nn.Module, train: tuple[torch.Tensor, torch.Tensor
     bank = encoder_features(model, train[0], batch_size=batch_size, autocast=autocast)
     queries = encoder_features(model, test[0], batch_size=batch_size, autocast=autocast)
     pred = knn_predict(bank, train[1].to(bank.device), queries, k)
-    return (pred == test[1].to(pred.device)).float().mean().item()
+    return (pred == test[1].to(pred.device)).sum().item() / len(pred)  # exact: no float32 rounding of the share
+
+
+def knn_per_class(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, labels: torch.Tensor,
+                  class_names: list[str], k: int = 20):
+    """Per test class: the kNN monitor's accuracy, and the class its images are most often taken for
+    (with that share). It says which classes the features sort and which they still confuse."""
+    import pandas as pd
+
+    bank, queries = torch.as_tensor(bank), torch.as_tensor(queries)
+    predicted = knn_predict(bank, torch.as_tensor(bank_labels), queries, k, num_classes=len(class_names)).cpu()
+    confusion = torch.zeros(len(class_names), len(class_names), dtype=torch.long)
+    confusion.index_put_((torch.as_tensor(labels).cpu(), predicted), torch.ones_like(predicted), accumulate=True)
+    total = confusion.sum(1).clamp_min(1)
+    wrong = confusion.clone().fill_diagonal_(-1)
+    taken_for = wrong.argmax(1)
+    return pd.DataFrame({
+        "accuracy": (confusion.diagonal() / total).numpy(),
+        "most often taken for": [class_names[j] for j in taken_for],
+        "share": (wrong.gather(1, taken_for[:, None])[:, 0].clamp_min(0) / total).numpy(),
+    }, index=pd.Index(class_names, name="class"))
 
 
 @torch.no_grad()

@@ -7,8 +7,8 @@
   module whose forward returns logits trains this way (GODIN reuses it).
 
 The loss scale bug: SSD's SupConLoss multiplies the loss by T / base_T = 0.5 / 0.07 (about 7.1),
-which scales the gradient but not weight decay (reference §0.5). By default the loss is not
-scaled; ``original_loss_scale=True`` passes SSD's base temperature 0.07.
+which scales the gradient but not weight decay (SSD's ``losses.py``, with ``train.py``'s T = 0.5).
+By default the loss is not scaled; ``original_loss_scale=True`` passes SSD's base temperature 0.07.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Learning-rate and momentum schedule: linear warm-up, then cosine, both per iteration (SSD §3.3).
+"""Learning-rate and momentum schedule: linear warm-up, then cosine, both per iteration (SSD's ``train.py``).
 
 SSD's ``train.py`` runs ``warmup_epochs`` *extra* epochs under ``CyclicLR(base_lr=0.01, max_lr=lr)``
 (the lr rises linearly from 0.01 to lr), then resets the lr and runs ``CosineAnnealingLR(T_max =
@@ -8,7 +8,7 @@ needs only the step counter.
 
 The momentum bug: ``CyclicLR`` cycles momentum by default (``cycle_momentum=True``, 0.9 -> 0.8 as
 the lr rises) and nothing resets it, so SSD's whole cosine phase runs with momentum 0.8
-(reference §0.4). By default the momentum stays at the configured value throughout;
+(SSD's ``train.py``; see PyTorch's ``CyclicLR``). By default the momentum stays at the configured value throughout;
 ``original_warmup_momentum=True`` reproduces SSD (0.9 -> 0.8 during warm-up, 0.8 afterwards).
 """
 
