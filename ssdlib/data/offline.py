@@ -3,8 +3,8 @@
 In-distribution: 10 classes of shapes and letters (``shapes.ID_CLASSES``), upright (tilted by at
 most 14 degrees, as photographed objects mostly are), of random grey level, size, aspect and
 position, pasted on half-contrast crops of five skimage photos, from sharp to out of focus (object
-photos taken with more or less depth of field). An object spans most of its image, as CIFAR's objects do, and
-background is left around it (its corners; SSOD samples its OOD locations there).
+photos taken with more or less depth of field). An object spans most of its image, as CIFAR's
+objects do, and background is left around it (its corners; SSOD samples its OOD locations there).
 
 Every image is grey. SimCLR learns whatever tells two views of one image apart from the other
 images of a batch; its colour jitter does not hide a random hue, so a random colour per object
@@ -138,7 +138,7 @@ def _noise(rng: np.random.Generator, shape) -> torch.Tensor:
     return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32) * sigma.astype(np.float32))
 
 
-def _defocused(names: tuple[str, ...], n: int, size: int, rng: np.random.Generator):
+def _backgrounds(names: tuple[str, ...], n: int, size: int, rng: np.random.Generator):
     """Grey crops [n, 1, S, S] of the named photos at BACKGROUND_CONTRAST about each crop's mean,
     each blurred by a random sigma in DEFOCUS * size: the background of an object in focus, from a
     sharp one (clutter that can pass for part of an object) to a smooth blur."""
@@ -157,7 +157,7 @@ def _defocused(names: tuple[str, ...], n: int, size: int, rng: np.random.Generat
 
 def _objects(classes: tuple[str, ...], n: int, size: int, rng: np.random.Generator):
     labels = rng.permutation(np.arange(n) % len(classes))
-    backgrounds, _ = _defocused(photos.ID_BACKGROUNDS, n, size, rng)
+    backgrounds, _ = _backgrounds(photos.ID_BACKGROUNDS, n, size, rng)
     masks = _warp(shapes.templates(classes), labels, size, rng, OBJECT_SCALE, max_angle=MAX_TILT)
     return _paint(backgrounds, masks, rng), torch.from_numpy(labels)
 
@@ -177,7 +177,7 @@ def _digits(n: int, size: int, rng: np.random.Generator):
 
 
 def _scenes(n: int, size: int, rng: np.random.Generator):
-    return _defocused(photos.SCENES, n, size, rng)
+    return _backgrounds(photos.SCENES, n, size, rng)
 
 
 def generate(config: OfflineBenchmark, size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

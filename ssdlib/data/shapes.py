@@ -4,7 +4,7 @@ Each shape is an indicator function on the square [-1, 1]^2 (u to the right, v u
 classes and the held-out near-OOD classes are chosen so that several held-out ones resemble an
 ID one (frame ~ square and ring, semicircle ~ circle and crescent, hourglass ~ triangle,
 L and E ~ T and cross), as CIFAR-100 classes resemble CIFAR-10 ones, and so that no held-out
-shape is a rotation of an ID shape (objects are drawn at any rotation).
+shape is a rotation of an ID shape (objects are drawn upright, tilted by at most 14 degrees).
 """
 
 from __future__ import annotations
