@@ -87,20 +87,19 @@ class Checks:
         self.notebook = notebook
         self.checks: list[Check] = []
 
-    def _add(self, name: str, value: Any, threshold: Any, relation: str, passed: bool, detail: str) -> bool:
+    def _add(self, name: str, value: float | None, threshold: float | None, relation: str, passed: bool,
+             detail: str) -> bool:
         if any(c.name == name for c in self.checks):
             raise ValueError(f"check {name!r} is stated twice in {self.notebook}: give each check its own name")
-        check = Check(self.notebook, name, _plain(value, f"check {name!r}: value"),
-                      _plain(threshold, f"check {name!r}: threshold"), relation, bool(passed), detail)
-        self.checks.append(check)
-        return check.passed
+        self.checks.append(Check(self.notebook, name, value, threshold, relation, bool(passed), detail))
+        return bool(passed)
 
     def _compare(self, name: str, value: Any, threshold: Any, relation: str, detail: str) -> bool:
         v, t = _plain(value, f"check {name!r}: value"), _plain(threshold, f"check {name!r}: threshold")
         if t is None:
             raise ValueError(f"check {name!r}: the threshold is {threshold!r}; set a finite value in params checks:")
         passed = v is not None and RELATIONS[relation][0](v, t)  # NaN never passes
-        return self._add(name, value, threshold, relation, passed, detail)
+        return self._add(name, v, t, relation, passed, detail)
 
     def at_least(self, name: str, value: Any, threshold: Any, detail: str = "") -> bool:
         """Passes when ``value >= threshold``."""
@@ -120,7 +119,8 @@ class Checks:
 
     def holds(self, name: str, condition: Any, *, value: Any = None, threshold: Any = None, detail: str = "") -> bool:
         """Passes when ``condition`` is true; ``value`` / ``threshold`` record what it compared."""
-        return self._add(name, value, threshold, "holds", bool(condition), detail)
+        return self._add(name, _plain(value, f"check {name!r}: value"), _plain(threshold, f"check {name!r}: threshold"),
+                         "holds", bool(condition), detail)
 
     @property
     def failed(self) -> list[Check]:

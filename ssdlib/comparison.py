@@ -130,12 +130,12 @@ def beside_paper(rows, targets: pd.DataFrame, *, paper: str, table: str, ood_dat
     return ours.join(theirs, how="outer").reindex(list(dict.fromkeys([*ours.index, *theirs.index])))
 
 
-def below_chance(rows, metric: str = "auroc") -> pd.DataFrame:
+def below_chance(rows) -> pd.DataFrame:
     """The (method, OOD set) pairs of ``rows`` whose AUROC is below 0.5: sets the method scores as *more*
     in-distribution than the ID test images, worst first."""
     rows = pd.DataFrame(rows)
-    low = rows[rows[metric] < 0.5][["method", "ood_dataset", metric, "fpr95"]]
-    return low.sort_values(metric).reset_index(drop=True)
+    low = rows[rows["auroc"] < 0.5][["method", "ood_dataset", "auroc", "fpr95"]]
+    return low.sort_values("auroc").reset_index(drop=True)
 
 
 def images_of(bundle, picks: pd.DataFrame) -> list:

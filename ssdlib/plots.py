@@ -129,7 +129,7 @@ def method_histograms(scored, *, bins: int = 40, cols: int = 4):
 def below_chance_histograms(scored, pairs: pd.DataFrame, *, bins: int = 40, cols: int = 4):
     """A panel per (method, OOD set) pair of ``pairs`` (``ssdlib.comparison.below_chance``): the method's
     ID-test scores (filled) against that set's (line), so that a set scored above the ID images shows
-    as a line to the right of the grey mass."""
+    as a line to the right of the grey mass. With no such pair, one empty panel says so."""
     by_method = {s.method: s for s in scored}
     rows = max(1, math.ceil(len(pairs) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
@@ -147,6 +147,8 @@ def below_chance_histograms(scored, pairs: pd.DataFrame, *, bins: int = 40, cols
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
+    if pairs.empty:
+        axes.flat[0].text(0.5, 0.5, "no method scores an OOD set below chance", ha="center", va="center")
     fig.supxlabel("score (higher = more in-distribution)", fontsize=8)
     fig.tight_layout()
     return fig

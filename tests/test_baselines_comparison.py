@@ -34,6 +34,12 @@ def test_below_chance_keeps_auroc_under_half_worst_first_and_plots_each_pair():
     assert [ax.get_title() for ax in fig.axes] == ["Y on a: AUROC 0.10", "X on a: AUROC 0.40"]
 
 
+def test_below_chance_histograms_say_so_when_no_pair_is_below_chance():
+    none = below_chance([{"method": "X", "ood_dataset": "a", "auroc": 0.9, "fpr95": 0.2}])
+    fig = plots.below_chance_histograms([scored("X")], none)
+    assert none.empty and "no method scores an OOD set below chance" in [t.get_text() for t in fig.axes[0].texts]
+
+
 def test_trusted_counts_per_set_keep_the_method_order():
     counts = trusted_counts([scored("X"), scored("Y")], top=4)
     assert counts.index.tolist() == ["X", "Y"]
