@@ -13,8 +13,10 @@ the training device (as in airbench). The random parameters follow torchvision's
 Differences from SSD: images stay float (no uint8 rounding between steps), and the resize uses
 torchvision's tensor formula (bilinear, half-pixel centres, clamped at the crop's edge) rather
 than PIL's. All randomness comes from ``generator``; parameters are drawn on the generator's
-device (CPU when ``generator`` is None, using the global RNG) and then moved to the images, so a
-seed gives the same augmentations on CPU and GPU.
+device (CPU when ``generator`` is None, using the global RNG), so a CPU generator gives the same
+augmentations on CPU and GPU (the trainers keep theirs on the CPU). A view's parameters travel to
+the images' device in one copy, and on a GPU the colour jitter selects with masks rather than
+indices: nothing in a view waits for the GPU.
 """
 
 from __future__ import annotations
@@ -149,15 +151,32 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor | None
 def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
     """Apply brightness, contrast, saturation, hue (``factors`` [B, 4]) in per-sample ``order`` [B, 4].
 
-    Samples where ``apply`` is False are returned untouched. Each op runs once per sample on the
-    subset whose step-``s`` op it is, so the cost is that of one pass of the four ops.
+    Samples where ``apply`` is False are returned untouched. On the CPU each op runs only on the
+    subset whose step-``s`` op it is (the cost of one pass of the four ops). On a GPU every op runs
+    on the whole batch and a mask keeps the chosen samples: four times the arithmetic, but no
+    ``nonzero``, which would wait for the GPU 16 times per view. Both give the same values.
     """
     out = x.clone()
     for step in range(4):
         for op_index, op in enumerate(JITTER_OPS):
-            idx = (apply & (order[:, step] == op_index)).nonzero()[:, 0]
-            out[idx] = op(out[idx], factors[idx, op_index])
+            chosen = apply & (order[:, step] == op_index)
+            if x.is_cuda:
+                out = torch.where(chosen.view(-1, 1, 1, 1), op(out, factors[:, op_index]), out)
+            else:
+                idx = chosen.nonzero()[:, 0]
+                out[idx] = op(out[idx], factors[idx, op_index])
     return out
+
+
+def to_device(draws: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Move a view's random draws (1-D or 2-D, drawn on the CPU) to ``device`` in one copy."""
+    if all(d.device == device for d in draws):
+        return draws
+    columns = [d.reshape(len(d), -1).double() for d in draws]
+    packed = torch.cat(columns, 1)
+    packed = packed.pin_memory() if device.type == "cuda" else packed
+    moved = packed.to(device, non_blocking=True).split([c.shape[1] for c in columns], 1)
+    return [m.reshape(d.shape).to(d.dtype) for m, d in zip(moved, draws)]
 
 
 def simclr_augment(
@@ -178,19 +197,18 @@ def simclr_augment(
     """
     _check_images(x)
     n, _, height, width = x.shape
-    dev = x.device
+    src = generator.device if generator is not None else torch.device("cpu")
     boxes = sample_crop_boxes(n, height, width, scale, ratio, generator)
-    flip = _uniform(n, 0, 1, generator, dev) < flip_p
-    out = resized_crop(x, boxes, flip)
-
+    flip = _uniform(n, 0, 1, generator, src) < flip_p
     b, c, s, hue = jitter
-    factors = _uniform((n, 4), [1 - b, 1 - c, 1 - s, -hue], [1 + b, 1 + c, 1 + s, hue], generator, dev)
-    order = _uniform((n, 4), 0, 1, generator, dev).argsort(1)  # a uniform random permutation per sample
-    apply = _uniform(n, 0, 1, generator, dev) < jitter_p
-    out = color_jitter(out, factors, order, apply)
+    factors = _uniform((n, 4), [1 - b, 1 - c, 1 - s, -hue], [1 + b, 1 + c, 1 + s, hue], generator, src)
+    order = _uniform((n, 4), 0, 1, generator, src).argsort(1)  # a uniform random permutation per sample
+    apply = _uniform(n, 0, 1, generator, src) < jitter_p
+    gray = _uniform(n, 0, 1, generator, src) < gray_p
+    boxes, flip, factors, order, apply, gray = to_device([boxes, flip, factors, order, apply, gray], x.device)
 
-    gray = (_uniform(n, 0, 1, generator, dev) < gray_p).view(-1, 1, 1, 1)
-    return torch.where(gray, grayscale(out).expand(-1, 3, -1, -1), out)
+    out = color_jitter(resized_crop(x, boxes, flip), factors, order, apply)
+    return torch.where(gray.view(-1, 1, 1, 1), grayscale(out).expand(-1, 3, -1, -1), out)
 
 
 def supce_augment(
@@ -199,11 +217,12 @@ def supce_augment(
     """Random crop of the zero-padded image (offsets ~ U{0..2*padding}) and a horizontal flip."""
     _check_images(x)
     n, _, height, width = x.shape
-    dev = x.device
+    dev, src = x.device, (generator.device if generator is not None else torch.device("cpu"))
     padded = F.pad(x, (padding,) * 4)
-    top = _randint(2 * padding + 1, n, generator, dev)
-    left = _randint(2 * padding + 1, n, generator, dev)
-    flip = _uniform(n, 0, 1, generator, dev) < flip_p
+    top = _randint(2 * padding + 1, n, generator, src)
+    left = _randint(2 * padding + 1, n, generator, src)
+    flip = _uniform(n, 0, 1, generator, src) < flip_p
+    top, left, flip = to_device([top, left, flip], dev)
     rows = top[:, None] + torch.arange(height, device=dev)
     cols = left[:, None] + torch.arange(width, device=dev)
     cols = torch.where(flip[:, None], cols.flip(1), cols)

@@ -14,6 +14,7 @@ COMMANDS = {
     "reproduce": ("ssdlib.runner", "run the numbered notebooks headless with a params profile"),
     "train": ("ssdlib.cli_train", "train an encoder (SimCLR, SupCon, SupCE), SSD vocabulary"),
     "eval": ("ssdlib.cli_eval", "evaluate SSD / SSD+ / SSD_k on a checkpoint, SSD vocabulary"),
+    "bench": ("ssdlib.bench", "time training and scoring on this device, beside SSD's own pipeline"),
 }
 
 

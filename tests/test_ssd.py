@@ -6,6 +6,7 @@ The score as SSD's ``eval_ssd.py`` (``get_eval_results``, ``get_scores_multi_clu
 
 import numpy as np
 import pytest
+import torch
 
 from ssdlib.detectors.base import FeatureSet, MissingInputError, NotFittedError
 from ssdlib.detectors.ssd import SSD, sweep_clusters
@@ -119,3 +120,29 @@ def test_sweep_rows_carry_the_setting(data):
     assert all(r["method"] == "SSD" and r["seed"] == 2 and r["training_mode"] == "SimCLR" for r in rows)
     detector = SSD(clusters=3, seed=2).fit(train)
     assert rows[2]["auroc"] == pytest.approx(auroc(detector.score(test), detector.score(ood["far"])))
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("settings", [{"clusters": 1}, {"clusters": 3}, {"use_labels": True}])
+def test_torch_path_gives_the_numpy_scores(data, settings, device):
+    """SSD(device=...) computes the same maths in torch float64: equal to the reference to float rounding."""
+    train, test = data
+    on_torch = SSD(seed=0, device=device, **settings).fit(train)
+    on_numpy = SSD(seed=0, **settings).fit(train)
+    np.testing.assert_array_equal(on_torch.train_clusters_, on_numpy.train_clusters_)
+    np.testing.assert_allclose(on_torch.score(test), on_numpy.score(test), rtol=1e-9, atol=1e-9)
+    expected = -reference_ssd(train.features, test.features, on_numpy.train_clusters_)
+    np.testing.assert_allclose(on_torch.score(test), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_torch_path_keeps_numpys_cutoff_on_a_singular_covariance():
+    """Fewer points than dimensions: the covariance is singular; both paths drop the same null space."""
+    rng = np.random.default_rng(1)
+    train = FeatureSet(features=rng.standard_normal((8, 20)).astype(np.float32))
+    test = FeatureSet(features=rng.standard_normal((5, 20)).astype(np.float32))
+    expected = -reference_ssd(train.features, test.features, np.zeros(8, dtype=int))
+    np.testing.assert_allclose(SSD(device="cpu").fit(train).score(test), expected, rtol=1e-6)
+    np.testing.assert_allclose(SSD().fit(train).score(test), expected, rtol=1e-6)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.data.registry import DatasetBundle
 from ssdlib.ssod import runs
 from ssdlib.ssod.train import SSODTrainer, lr_at, split_validation
+from ssdlib.training.loop import NonFiniteLossError
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +82,28 @@ def test_resume_reaches_the_same_weights():
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
     assert straight.history.step_ce == resumed.history.step_ce
+
+
+def test_reading_the_step_log_in_batches_changes_no_result():
+    """The GPU's deferred reads of the step log give the same log and weights as reading every step."""
+    P = tiny_params()
+    train, val = data_of(P)
+    every_step, deferred = trainer_for(P), trainer_for(P)
+    deferred.read_log_every = 50
+    every_step.fit(train, val=val)
+    deferred.fit(train, val=val)
+    logs = [{k: v for k, v in t.history.to_dict().items() if k != "seconds"} for t in (every_step, deferred)]
+    np.testing.assert_equal(logs[1], logs[0])  # NaN (warm-up CE_ood) equals NaN here
+    for a, b in zip(every_step.model.state_dict().values(), deferred.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_nan_loss_names_epoch_and_step():
+    P = tiny_params(lr=1e30, warmup_epochs=0)
+    trainer = trainer_for(P)
+    trainer.read_log_every = 50
+    with pytest.raises(NonFiniteLossError, match=r"in epoch 1, step [12] "):
+        trainer.fit(*data_of(P)[:1], val=data_of(P)[1])
 
 
 def test_selection_keeps_the_best_validation_epoch_after_warmup():

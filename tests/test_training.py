@@ -332,3 +332,27 @@ def test_figures_of_a_history_and_a_2d_projection():
     fig = figures.training_curves(history)
     assert len(fig.axes) == 4 and len(history.step_lr) == 6  # loss, lr (+ momentum twin), monitor; 3 epochs x 2 steps
     assert len(figures.embedding_2d(xy, np.arange(40) % 3, ["a", "b", "c"]).axes[0].collections) == 3
+
+
+def _trace(read_loss_every, augment=None):
+    trainer = Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR"), augment=augment, progress=False,
+                      log=lambda _m: None)
+    trainer.read_loss_every = read_loss_every  # what a GPU uses, run on the CPU
+    trainer.fit(tiny_data())
+    return trainer
+
+
+@pytest.mark.slow
+def test_reading_losses_in_batches_changes_no_result():
+    """The GPU's deferred loss reads give the same loss trace and weights as reading every step."""
+    every_step, deferred = _trace(1), _trace(50)
+    assert deferred.history.step_loss == every_step.history.step_loss
+    assert deferred.history.loss == every_step.history.loss
+    for p, q in zip(every_step.model.parameters(), deferred.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_deferred_reads_still_name_the_step_where_the_loss_became_nan():
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 2/4, step 1/3\."):
+        _trace(50, augment=NaNAfter(at=2 * 3 + 1))

@@ -35,13 +35,16 @@ BALANCES = ("LW", "DR", "LWB")
 
 @dataclass
 class SSODLoss:
-    """The total loss and its parts for one batch (counts are of sampled *locations*, pooled feature excluded)."""
+    """The total loss and its parts for one batch (counts are of sampled *locations*, pooled feature excluded).
+
+    Every field is a 0-d tensor on the batch's device, so building it never waits for a GPU.
+    """
 
     total: torch.Tensor
     ce: torch.Tensor
     ce_ood: torch.Tensor
-    n_id: int
-    n_ood: int
+    n_id: torch.Tensor
+    n_ood: torch.Tensor
 
 
 def with_pooled(map_logits: torch.Tensor, location_labels: torch.Tensor,
@@ -92,4 +95,4 @@ def ssod_loss(class_logits: torch.Tensor, labels: torch.Tensor, map_logits: torc
     logits, targets = with_pooled(map_logits, location_labels, pooled_logits)
     ce_ood = balanced_bce(logits, targets, balance, lw_factor, generator)
     return SSODLoss(total=ce + alpha * ce_ood, ce=ce, ce_ood=ce_ood,
-                    n_id=int((location_labels == ID).sum()), n_ood=int((location_labels == OOD).sum()))
+                    n_id=(location_labels == ID).sum(), n_ood=(location_labels == OOD).sum())

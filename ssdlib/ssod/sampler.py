@@ -40,10 +40,8 @@ def location_labels(confidence: torch.Tensor, gamma: float) -> torch.Tensor:
     """Eq. 7 on a target-confidence map: ID (1), OOD (0) or IGNORED (-1) per location (int64)."""
     if not 0.5 < gamma < 1:
         raise ValueError(f"gamma must lie in (0.5, 1) so that the ID and OOD ranges do not overlap, got {gamma}")
-    labels = torch.full_like(confidence, IGNORED, dtype=torch.long)
-    labels[1 - confidence > gamma] = OOD
-    labels[confidence >= gamma] = ID
-    return labels
+    ood = torch.where(1 - confidence > gamma, OOD, IGNORED)
+    return torch.where(confidence >= gamma, ID, ood).long()
 
 
 def sample(class_map: torch.Tensor, labels: torch.Tensor, gamma: float) -> torch.Tensor:

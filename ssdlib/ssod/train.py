@@ -22,6 +22,10 @@ epochs after the warm-up compete (before it the OOD head is untrained).
 
 Logged per step: CE, CE_ood (NaN during warm-up), the numbers of ID and OOD locations the
 sampler picked, and the lr; per epoch: mean losses, validation accuracy, the selection metric.
+As in :mod:`ssdlib.training.loop`, a GPU run reads the step log back every ``LOSS_READ_EVERY``
+steps rather than after each one, and gets channels-last weights, cuDNN's autotuner and fused
+AdamW. The sampler reads a float32 class map even under bf16 autocast, so no location's label
+flips at gamma by rounding.
 """
 
 from __future__ import annotations
@@ -39,12 +43,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ssdlib import progress as progress_report
-from ssdlib.augment import resized_crop, sample_crop_boxes
+from ssdlib.augment import resized_crop, sample_crop_boxes, to_device
 from ssdlib.ssod.loss import ssod_loss
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, sample
 from ssdlib.training import checkpoint as ckpt
-from ssdlib.training.loop import NonFiniteLossError, RunLog, autocast_for
+from ssdlib.training.loop import LOSS_READ_EVERY, NonFiniteLossError, RunLog, autocast_for
 
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision's RandomResizedCrop default aspect range
 Data = tuple[torch.Tensor, torch.Tensor] | Dataset
@@ -133,8 +137,13 @@ class SSODTrainer:
         self.cfg, self.device = cfg, torch.device(device)
         self.name = name or (f"SSOD {cfg.backbone} w{cfg.width} alpha {cfg.alpha:g} {cfg.balance}" if cfg.alpha
                              else f"SSOD {cfg.backbone} w{cfg.width} alpha 0 (vanilla)")
-        self.model = model.to(self.device)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+        self.model = model.to(self.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                           fused=True if cuda else None)
+        self.read_log_every = LOSS_READ_EVERY if cuda else 1
         self.generators = {
             "shuffle": torch.Generator().manual_seed(seed),
             "augment": torch.Generator().manual_seed(seed + 1),
@@ -151,40 +160,52 @@ class SSODTrainer:
     def ood_active(self, epoch: int) -> bool:
         return epoch >= self.cfg.warmup_epochs
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> None:
-        """One AdamW step on a batch of images in [0, 1] and their labels; appends to the step log."""
-        cfg, h = self.cfg, self.history
+    def step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+        """One AdamW step on a batch of images in [0, 1] and their labels.
+
+        Returns the step's log entry [total, CE, CE_ood, #ID, #OOD locations] as a tensor on the
+        device; :meth:`_read_log` checks and records it.
+        """
+        cfg = self.cfg
         n, _, height, width = x.shape
         boxes = sample_crop_boxes(n, height, width, cfg.crop_scale, CROP_RATIO, self.generators["augment"])
-        x = resized_crop(x, boxes)
+        x = resized_crop(x, *to_device([boxes], x.device))
         with self.autocast():
             fmap = self.model.feature_map(x)
             pooled = self.model.pool(fmap)
             logits = self.model.classify(pooled)
-            with torch.no_grad():
-                location_labels = sample(self.model.class_map(fmap), y, cfg.gamma)
-            if self.ood_active(epoch):
-                loss = ssod_loss(logits.float(), y, self.model.ood_map(fmap).float(), location_labels,
-                                 self.model.ood_logit(pooled).float(), alpha=cfg.alpha, balance=cfg.balance,
-                                 lw_factor=cfg.lw_factor, generator=self.generators["sampler"])
-                total, ce, ce_ood = loss.total, loss.ce.item(), loss.ce_ood.item()
-            else:
-                total = torch.nn.functional.cross_entropy(logits.float(), y)
-                ce, ce_ood = total.item(), math.nan
-        value = total.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"the SSOD loss is {value} in epoch {epoch + 1} (CE {ce}, CE_ood "
-                                     f"{ce_ood}): lower lr, or raise warmup_epochs")
+        with torch.no_grad():
+            location_labels = sample(self.model.class_map(fmap.float()), y, cfg.gamma)
+        if self.ood_active(epoch):
+            with self.autocast():
+                ood_map, ood_logit = self.model.ood_map(fmap), self.model.ood_logit(pooled)
+            loss = ssod_loss(logits.float(), y, ood_map.float(), location_labels, ood_logit.float(), alpha=cfg.alpha,
+                             balance=cfg.balance, lw_factor=cfg.lw_factor, generator=self.generators["sampler"])
+            total, ce, ce_ood = loss.total, loss.ce, loss.ce_ood
+        else:
+            total = ce = torch.nn.functional.cross_entropy(logits.float(), y)
+            ce_ood = torch.full_like(ce, math.nan)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
-        h.locations = fmap.shape[2] * fmap.shape[3]
-        h.step_epoch.append(epoch + 1)
-        h.step_ce.append(ce)
-        h.step_ce_ood.append(ce_ood)
-        h.step_n_id.append(int((location_labels == ID).sum()))
-        h.step_n_ood.append(int((location_labels == OOD).sum()))
-        h.step_lr.append(self.optimizer.param_groups[0]["lr"])
+        self.history.locations = fmap.shape[2] * fmap.shape[3]
+        counts = [(location_labels == label).sum().to(ce.dtype) for label in (ID, OOD)]
+        return torch.stack([total.detach(), ce.detach(), ce_ood.detach(), *counts])
+
+    def _read_log(self, entries: list[torch.Tensor], epoch: int) -> None:
+        """Read pending step entries (one transfer); stop at the first non-finite loss."""
+        h = self.history
+        for total, ce, ce_ood, n_id, n_ood in torch.stack(entries).tolist():
+            if not math.isfinite(total):
+                raise NonFiniteLossError(f"the SSOD loss is {total} in epoch {epoch + 1}, step "
+                                         f"{h.step_epoch.count(epoch + 1) + 1} (CE {ce}, CE_ood {ce_ood}): "
+                                         "lower lr, or raise warmup_epochs")
+            h.step_epoch.append(epoch + 1)
+            h.step_ce.append(ce)
+            h.step_ce_ood.append(ce_ood)
+            h.step_n_id.append(int(n_id))
+            h.step_n_ood.append(int(n_ood))
+            h.step_lr.append(self.optimizer.param_groups[0]["lr"])
 
     def fit(self, train: Data, *, val: Data | None = None, epochs: int | None = None,
             selection: Callable[[SSODNet], float] | None = None,
@@ -231,9 +252,16 @@ class SSODTrainer:
             group["lr"] = lr_at(epoch, cfg.lr, cfg.lr_step, cfg.lr_decay)
         start, first_step = time.perf_counter(), len(self.history.step_ce)
         self.model.train()
+        pending = []
         for x, y in _batches(train, cfg.batch_size, self.generators["shuffle"], drop_last=True,
                              num_workers=self.num_workers):
-            self.step(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True).long(), epoch)
+            pending.append(self.step(x.to(self.device, non_blocking=True),
+                                     y.to(self.device, non_blocking=True).long(), epoch))
+            if len(pending) == self.read_log_every:
+                self._read_log(pending, epoch)
+                pending = []
+        if pending:
+            self._read_log(pending, epoch)
         h = self.history
         if len(h.step_ce) == first_step:
             raise ValueError(f"no full batch of {cfg.batch_size} images in the training set: lower batch_size")

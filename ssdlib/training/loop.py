@@ -6,9 +6,15 @@ weight decay on every parameter (SSD's ``train.py``), warm-up then cosine per it
 (:mod:`ssdlib.training.schedule`), mixed precision on CUDA (bf16 where supported, else fp16 with
 a GradScaler) and fp32 on CPU. Checkpoints are atomic and hold every random state, so a killed run
 resumed with ``resume=True`` reaches the same weights as an uninterrupted one. A NaN or inf loss
-stops the run at once (:class:`NonFiniteLossError`) before the last good checkpoint can be
-overwritten. Under torchrun the model is wrapped in DistributedDataParallel
-(:mod:`ssdlib.training.distributed`).
+stops the run (:class:`NonFiniteLossError`) before the last good checkpoint can be overwritten.
+Under torchrun the model is wrapped in DistributedDataParallel (:mod:`ssdlib.training.distributed`).
+
+On a GPU the loop does not wait for the device between steps: losses stay on the GPU and are read
+(and checked for NaN) every ``LOSS_READ_EVERY`` steps and at the end of each epoch, so a NaN is
+reported for the step where it appeared, before any checkpoint is written. The augmentation
+generator lives on the CPU, so a seed gives the same views on every device. CUDA also gets
+channels-last weights, cuDNN's autotuner and the fused SGD kernel; none of these change results
+beyond float rounding (``./run bench`` measures what they buy).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ssdlib.training.monitor import classifier_accuracy, has_features, knn_accur
 from ssdlib.training.objectives import Augment, objective_for
 from ssdlib.training.schedule import WarmupCosine
 
+LOSS_READ_EVERY = 50  # steps between reads of the loss on a GPU (every step on the CPU, where it is free)
 
 class NonFiniteLossError(FloatingPointError):
     """The loss (or the weights) became NaN or inf; the message names where and the last good checkpoint."""
@@ -149,17 +156,21 @@ class Trainer:
                  name: str | None = None) -> None:
         self.device = torch.device(device)
         self.recipe = recipe
-        self.model = model.to(self.device)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+        self.model = model.to(self.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
         self.net = dist.wrap(self.model, self.device)
         self.rank, self.world = dist.rank(), dist.world_size()
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                         weight_decay=recipe.weight_decay)
+                                         weight_decay=recipe.weight_decay, fused=True if cuda else None)
+        self.read_loss_every = LOSS_READ_EVERY if cuda else 1
         self.objective = objective_for(recipe.mode, recipe.temperature, recipe.original_loss_scale, augment)
         self.autocast, amp_dtype = autocast_for(self.device, recipe.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         self.generators = {
             "shuffle": torch.Generator().manual_seed(recipe.seed),  # same order on every rank
-            "augment": torch.Generator(self.device).manual_seed(recipe.seed + 1 + self.rank),
+            "augment": torch.Generator().manual_seed(recipe.seed + 1 + self.rank),  # CPU: same views anywhere
         }
         self.schedule: WarmupCosine | None = None
         self.history = History()
@@ -172,16 +183,27 @@ class Trainer:
 
     # -- one optimisation step -------------------------------------------------------------
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """One SGD step on this rank's batch; returns the loss averaged over ranks."""
+        """One SGD step on this rank's batch; returns the loss averaged over ranks (read back at once)."""
+        loss = self._step(x, y)
+        self._read_losses([loss], [self.position])
+        return self.history.step_loss.pop()
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One SGD step; the loss averaged over ranks stays on the device (no wait for the GPU)."""
         loss = self.objective(self.net, x, y, self.generators["augment"], self.autocast)
-        value = dist.mean_over_ranks(loss.detach()).item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"the loss is {value} at {self.position}. {self._advice()}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return value
+        return dist.mean_over_ranks(loss.detach())
+
+    def _read_losses(self, losses: list[torch.Tensor], positions: list[str]) -> None:
+        """Read pending losses (one transfer), stop at the first non-finite one, log the rest."""
+        values = torch.stack(losses).float().tolist()
+        for value, position in zip(values, positions):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"the loss is {value} at {position}. {self._advice()}")
+        self.history.step_loss.extend(values)
 
     def _advice(self) -> str:
         where = (f"The last good checkpoint is {self.last_good} (it was not overwritten; resume=True continues "
@@ -234,17 +256,23 @@ class Trainer:
         order = torch.randperm(len(x), generator=self.generators["shuffle"])
         batches = dist.shard_batches(order, r.batch_size, self.world, self.rank)
         self.net.train()
-        losses = []
+        first = len(self.history.step_loss)
+        pending, positions = [], []
         for i, idx in enumerate(batches):
             self.position = f"epoch {epoch + 1}/{r.total_epochs}, step {i + 1}/{steps_per_epoch}"
             idx = idx.to(self.device)
             lr = self.optimizer.param_groups[0]["lr"]
-            losses.append(self.step(x[idx], y[idx]))
-            self.history.step_loss.append(losses[-1])
+            pending.append(self._step(x[idx], y[idx]))
+            positions.append(self.position)
             self.history.step_lr.append(lr)
             self.schedule.step()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}", lr=f"{lr:.3g}", refresh=False)
+            if len(pending) == self.read_loss_every or i + 1 == len(batches):
+                self._read_losses(pending, positions)
+                pending, positions = [], []
+                bar.set_postfix(epoch=epoch + 1, loss=f"{self.history.step_loss[-1]:.3f}", lr=f"{lr:.3g}",
+                                refresh=False)
             bar.update()
+        losses = self.history.step_loss[first:]
         group = self.optimizer.param_groups[0]
         self.epoch = epoch + 1
         h = self.history

@@ -1,0 +1,42 @@
+"""``ssdlib bench``: the quick run writes both reports; FLOP counts and the table check out by hand."""
+
+import json
+
+import torch
+from torch import nn
+
+from ssdlib import bench
+from ssdlib.cli import main
+
+
+def test_quick_run_writes_json_and_markdown(tmp_path, capsys):
+    assert main(["bench", "--quick", "--device", "cpu", "--output-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["quick"] and report["device_type"] == "cpu" and report["peak_source"] == "measured matmul"
+    ssd_style, ssdlib = report["simclr"]
+    assert ssd_style["pipeline"].startswith("SSD-style") and ssd_style["speedup"] == 1.0
+    assert ssdlib["speedup"] == ssdlib["images_per_s"] / ssd_style["images_per_s"]
+    assert all(r["images_per_s"] > 0 and 0 < r["mfu"] for r in report["simclr"] + report["ssod"])
+    numpy_row, torch_row = report["ssd"]
+    assert numpy_row["max_rel_diff"] == 0 and torch_row["max_rel_diff"] < 1e-9  # same scores, other backend
+    table = (tmp_path / "bench.md").read_text()
+    assert "| resnet18 | ssdlib |" in table and "quick run" in table
+    assert "bench.md" in capsys.readouterr().out
+
+
+def test_flops_per_image_of_a_linear_model_by_hand():
+    """A linear map of a 3 x 4 x 4 image to 5 outputs: per view 2*48*5 forward, the same again for the
+    weight's gradient (the input needs none); two views per training image."""
+    sizes = bench.BenchSizes(batch_size=3, image_size=4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 5, bias=False))
+    assert bench.flops_per_image(model, sizes, torch.device("cpu")) == 2 * (2 * 48 * 5 + 2 * 48 * 5)
+
+
+def test_markdown_reports_a_failed_pipeline_and_known_peaks():
+    report = json.loads(json.dumps({
+        "device": "GPU", "date": "2026-01-01", "commit": "abc", "torch": "2", "quick": False,
+        "sizes": {"image_size": 32, "batch_size": 512}, "peak_flops": 1e15, "peak_source": "datasheet",
+        "measured_matmul_flops": 8e14, "ssd": [], "ssod": [], "extraction": {},
+        "simclr": [{"arch": "resnet18", "pipeline": "ssdlib + torch.compile", "error": "RuntimeError: no"}]}))
+    assert "| resnet18 | ssdlib + torch.compile | failed: RuntimeError: no |" in bench.markdown(report)
+    assert bench.table_peak(torch.device("cpu")) is None
