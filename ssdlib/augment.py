@@ -179,6 +179,17 @@ def to_device(draws: list[torch.Tensor], device: torch.device) -> list[torch.Ten
     return [m.reshape(d.shape).to(d.dtype) for m, d in zip(moved, draws)]
 
 
+def simclr_views(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, factors: torch.Tensor,
+                 order: torch.Tensor, apply: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
+    """The arithmetic of a SimCLR view, given its random draws on the images' device.
+
+    Crop + flip, colour jitter, grayscale: tensor operations only, so ``torch.compile`` can fuse
+    them into a few kernels (the trainers do on CUDA; see :func:`simclr_augment`'s ``views``).
+    """
+    out = color_jitter(resized_crop(x, boxes, flip), factors, order, apply)
+    return torch.where(gray.view(-1, 1, 1, 1), grayscale(out).expand(-1, 3, -1, -1), out)
+
+
 def simclr_augment(
     x: torch.Tensor,
     *,
@@ -189,11 +200,13 @@ def simclr_augment(
     jitter=(0.4, 0.4, 0.4, 0.1),
     jitter_p: float = 0.8,
     gray_p: float = 0.2,
+    views=simclr_views,
 ) -> torch.Tensor:
     """One SimCLR view of every image in ``x`` [B, 3, H, W] (call twice for the two views).
 
     ``jitter`` = (brightness, contrast, saturation, hue) strengths: factors ~ U(1 - s, 1 + s) and
-    the hue shift ~ U(-hue, hue), as in torchvision's ColorJitter.
+    the hue shift ~ U(-hue, hue), as in torchvision's ColorJitter. ``views`` computes the view
+    from the draws: :func:`simclr_views`, or a compiled version of it.
     """
     _check_images(x)
     n, _, height, width = x.shape
@@ -205,10 +218,7 @@ def simclr_augment(
     order = _uniform((n, 4), 0, 1, generator, src).argsort(1)  # a uniform random permutation per sample
     apply = _uniform(n, 0, 1, generator, src) < jitter_p
     gray = _uniform(n, 0, 1, generator, src) < gray_p
-    boxes, flip, factors, order, apply, gray = to_device([boxes, flip, factors, order, apply, gray], x.device)
-
-    out = color_jitter(resized_crop(x, boxes, flip), factors, order, apply)
-    return torch.where(gray.view(-1, 1, 1, 1), grayscale(out).expand(-1, 3, -1, -1), out)
+    return views(x, *to_device([boxes, flip, factors, order, apply, gray], x.device))
 
 
 def supce_augment(

@@ -4,12 +4,13 @@ Everything is measured in one run on one device, so the ratios compare like with
 
 - **SimCLR training**, two ways with the same model, batch and image size: ssdlib's pipeline
   (:class:`ssdlib.training.loop.Trainer`: the training set on the device, batched augmentations
-  there, bf16 autocast, channels-last, fused SGD and deferred loss reads on CUDA) and an SSD-style
+  there; on CUDA bf16 autocast, channels-last, fused SGD, deferred loss reads and torch.compile,
+  which is also timed switched off) and an SSD-style
   pipeline (SSD's ``train.py`` + ``data.py``: torchvision's PIL transforms in a DataLoader with 4
   workers and pinned memory, fp32, the loss read every step). Images/s (training images, each
   giving two views), the ratio, and model FLOP utilisation: FLOPs of one step counted with
   ``torch.utils.flop_counter`` over the peak of the device (a table of known GPUs, else a measured
-  matmul). On CUDA, ssdlib's pipeline is also timed with the model under ``torch.compile``.
+  matmul). A breakdown times a step's parts: augmentation and the model's step, eager and compiled.
 - **SSD fit + score**: 50 000 x 2048 train features, 10 000 test features, one cluster; numpy
   (``SSD()``) and torch on the device (``SSD(device=...)``), with the largest score difference.
 - **SSOD training** steps at 224 px (ResNet-18 and ResNet-50, ImageNet stem: 32 px images
@@ -17,7 +18,7 @@ Everything is measured in one run on one device, so the ratios compare like with
   (``ssdlib.features.extract``) of 32 px images.
 
 Writes ``bench.json`` and ``bench.md`` to the output folder after each section (a run stopped
-half-way keeps what it measured), torch.compile last. ``quick=True`` shrinks every size so the
+half-way keeps what it measured). ``quick=True`` shrinks every size so the
 whole run takes seconds (the tests run it); its figures say nothing about speed.
 """
 
@@ -39,6 +40,7 @@ PEAK_BF16 = {
     "A10": 125e12, "L40S": 362e12, "L4": 121e12, "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12,
 }
 SSD_WORKERS = 4  # SSD's data.py: DataLoader(num_workers=4, pin_memory=True)
+SECTIONS = ("simclr", "ssd", "ssod", "extraction", "breakdown")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class BenchSizes:
     steps_per_epoch: int = 20
     timed_epochs: int = 2  # after one untimed epoch (cuDNN autotuning, compilation, worker start)
     workers: int = SSD_WORKERS
-    compile: bool = True  # also time ssdlib's pipeline with torch.compile (CUDA only)
+    compile: bool = True  # ssdlib's pipeline with torch.compile on CUDA (its default), besides without
     ssd_train: int = 50_000
     ssd_test: int = 10_000
     ssd_dim: int = 2048
@@ -140,14 +142,15 @@ def random_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-def ssdlib_simclr(model: torch.nn.Module, images: np.ndarray, sizes: BenchSizes, device: torch.device) -> float:
+def ssdlib_simclr(model: torch.nn.Module, images: np.ndarray, sizes: BenchSizes, device: torch.device,
+                  compile: bool = True) -> float:
     """Images/s of :class:`Trainer` on ``images`` (seconds per epoch from its history, first epoch untimed)."""
     from ssdlib.training.loop import Recipe, Trainer
 
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
     y = torch.zeros(len(x), dtype=torch.long)
     recipe = Recipe(mode="SimCLR", epochs=1 + sizes.timed_epochs, warmup_epochs=0, batch_size=sizes.batch_size,
-                    lr=0.1, knn_k=0, monitor_every=0)
+                    lr=0.1, knn_k=0, monitor_every=0, compile=compile)
     trainer = Trainer(model, recipe, device=device, progress=False, log=lambda _m: None, name="bench")
     history = trainer.fit((x, y))
     return len(x) / float(np.mean(history.seconds[1:]))
@@ -206,36 +209,87 @@ def ssd_style_simclr(model: torch.nn.Module, images: np.ndarray, sizes: BenchSiz
     return len(images) / float(np.mean(seconds[1:]))
 
 
-def simclr_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Callable[[str], None], *,
-                compiled: bool = False, baselines: dict[str, float] | None = None) -> list[dict]:
-    """One row per (architecture, pipeline): images/s, speed-up over SSD's pipeline, FLOP utilisation.
-
-    ``compiled=True`` times ssdlib's pipeline under torch.compile only, against ``baselines``
-    (the SSD-style images/s per architecture from the first call).
-    """
+def simclr_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Callable[[str], None]) -> list[dict]:
+    """One row per (architecture, pipeline): images/s, speed-up over SSD's pipeline, FLOP utilisation."""
     rows = []
     images = random_images(sizes.batch_size * sizes.steps_per_epoch, sizes.image_size)
+    cuda = device.type == "cuda"
     for arch in sizes.archs:
         flops = flops_per_image(simclr_model(arch, sizes.width).to(device), sizes, device)
-        if compiled:
-            pipelines = [("ssdlib + torch.compile", lambda: ssdlib_simclr(
-                torch.compile(simclr_model(arch, sizes.width)), images, sizes, device))]
-        else:
-            pipelines = [
-                ("SSD-style (PIL + DataLoader, fp32)", lambda: ssd_style_simclr(simclr_model(arch, sizes.width),
-                                                                                images, sizes, device)),
-                ("ssdlib", lambda: ssdlib_simclr(simclr_model(arch, sizes.width), images, sizes, device))]
-        baseline = (baselines or {}).get(arch)
+        pipelines = [
+            ("SSD-style (PIL + DataLoader, fp32)", lambda: ssd_style_simclr(simclr_model(arch, sizes.width),
+                                                                            images, sizes, device))]
+        if cuda:
+            pipelines.append(("ssdlib, compile off", lambda: ssdlib_simclr(simclr_model(arch, sizes.width), images,
+                                                                           sizes, device, compile=False)))
+        if sizes.compile or not cuda:
+            pipelines.append(("ssdlib", lambda: ssdlib_simclr(simclr_model(arch, sizes.width), images, sizes, device)))
+        baseline = None
         for name, timed in pipelines:
             log(f"SimCLR {arch}: timing {name}")
-            try:
-                speed = timed()
-            except Exception as err:  # noqa: BLE001 - torch.compile can fail on a setup; the table says why
-                rows.append({"arch": arch, "pipeline": name, "error": f"{type(err).__name__}: {err}"[:300]})
-                continue
+            speed = timed()
             baseline = baseline or speed
             rows.append({"arch": arch, "pipeline": name, "images_per_s": speed, "speedup": speed / baseline,
                          "gflops_per_image": flops / 1e9, "mfu": flops * speed / peak})
+    return rows
+
+
+def _milliseconds(fn: Callable[[], Any], device: torch.device, reps: int) -> float:
+    """Mean wall time of ``fn`` over ``reps`` calls after three untimed ones, in ms."""
+    for _ in range(3):
+        fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    synchronize(device)
+    return 1000 * (time.perf_counter() - start) / reps
+
+
+def breakdown_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Callable[[str], None]) -> list[dict]:
+    """Where a SimCLR step of ssdlib's pipeline goes: the two views' augmentation, and the model's
+    forward + backward + SGD step on ready views (bf16 autocast, channels-last and fused SGD on CUDA,
+    as the trainer), eager and, on CUDA, under torch.compile; also at twice the batch."""
+    from ssdlib.augment import simclr_augment, simclr_views
+    from ssdlib.losses import contrastive_loss
+    from ssdlib.training.loop import autocast_for
+
+    cuda, reps = device.type == "cuda", max(2, sizes.steps_per_epoch // 2)
+    images = torch.rand(sizes.batch_size, 3, sizes.image_size, sizes.image_size, device=device)
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    augmentations = [("augmentation (two views)", simclr_views)]
+    if cuda and sizes.compile:
+        augmentations.append(("augmentation (two views), torch.compile", torch.compile(simclr_views, dynamic=False)))
+    for part, views in augmentations:
+        log(f"step breakdown: {part}")
+        rows.append({"part": part, "arch": "", "batch_size": sizes.batch_size, "ms": _milliseconds(
+            lambda: [simclr_augment(images, generator=generator, views=views) for _ in range(2)], device, reps)})
+    autocast, _ = autocast_for(device, True)
+    for arch in sizes.archs:
+        flops = flops_per_image(simclr_model(arch, sizes.width).to(device), sizes, device)
+        variants = [("model step", False, 1), ("model step", False, 2)]
+        if cuda and sizes.compile:
+            variants += [("model step, torch.compile", True, 1)]
+        for part, compiled, scale in variants:
+            log(f"step breakdown: {arch} {part}, batch {scale * sizes.batch_size}")
+            model = simclr_model(arch, sizes.width).to(device, memory_format=torch.channels_last if cuda
+                                                        else torch.preserve_format)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True if cuda else None)
+            net = torch.compile(model) if compiled else model
+            views = torch.rand(2 * scale * sizes.batch_size, 3, sizes.image_size, sizes.image_size, device=device)
+
+            def step() -> None:
+                with autocast():
+                    z = net(views)
+                loss = contrastive_loss(torch.stack(z.float().chunk(2), 1), None, temperature=0.5)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+            ms = _milliseconds(step, device, reps)
+            rows.append({"part": part, "arch": arch, "batch_size": scale * sizes.batch_size, "ms": ms,
+                         "mfu": flops * scale * sizes.batch_size / (ms / 1000) / peak})
     return rows
 
 
@@ -310,9 +364,11 @@ def extraction_row(sizes: BenchSizes, device: torch.device, log: Callable[[str],
 
 
 # -- the report ------------------------------------------------------------------------------
-def measure(device: torch.device, sizes: BenchSizes, *, quick: bool = False, log: Callable[[str], None] = print,
+def measure(device: torch.device, sizes: BenchSizes, *, quick: bool = False, sections=SECTIONS,
+            log: Callable[[str], None] = print,
             save: Callable[[dict[str, Any]], Any] = lambda _report: None) -> dict[str, Any]:
-    """Every measurement on ``device``; the dict that ``bench.json`` holds, passed to ``save`` after each section."""
+    """The ``sections`` measured on ``device``: the dict that ``bench.json`` holds, passed to
+    ``save`` after each section."""
     measured = matmul_peak(device, quick)
     table = table_peak(device)
     peak = table or measured
@@ -320,19 +376,19 @@ def measure(device: torch.device, sizes: BenchSizes, *, quick: bool = False, log
         "device": device_name(device), "device_type": device.type, "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "quick": quick, "sizes": asdict(sizes),
         "peak_flops": peak, "peak_source": "datasheet (dense bf16)" if table else "measured matmul",
-        "measured_matmul_flops": measured, "simclr": [], "ssd": [], "ssod": [], "extraction": {},
+        "measured_matmul_flops": measured, "simclr": [], "ssd": [], "ssod": [], "extraction": {}, "breakdown": [],
     }
-    report["simclr"] = simclr_rows(sizes, device, peak, log)
-    save(report)
-    report["ssd"] = ssd_rows(sizes, device, log)
-    save(report)
-    report["ssod"] = ssod_rows(sizes, device, peak, log)
-    report["extraction"] = extraction_row(sizes, device, log)
-    save(report)
-    if sizes.compile and device.type == "cuda":
-        baselines = {r["arch"]: r["images_per_s"] for r in report["simclr"] if r["pipeline"].startswith("SSD")}
-        report["simclr"] += simclr_rows(sizes, device, peak, log, compiled=True, baselines=baselines)
-        save(report)
+    steps = {
+        "simclr": lambda: simclr_rows(sizes, device, peak, log),
+        "ssd": lambda: ssd_rows(sizes, device, log),
+        "ssod": lambda: ssod_rows(sizes, device, peak, log),
+        "extraction": lambda: extraction_row(sizes, device, log),
+        "breakdown": lambda: breakdown_rows(sizes, device, peak, log),
+    }
+    for section in sections:
+        if section in steps:
+            report[section] = steps[section]()
+            save(report)
     return report
 
 
@@ -357,11 +413,14 @@ def markdown(report: dict[str, Any]) -> str:
              f"## SimCLR training ({report['sizes']['image_size']} px, batch {report['sizes']['batch_size']})", "",
              "| model | pipeline | images/s | x SSD-style | GFLOP/image | FLOP utilisation |", "|---|---|---|---|---|---|"]
     for r in report["simclr"]:
-        if "error" in r:
-            lines.append(f"| {r['arch']} | {r['pipeline']} | failed: {r['error']} | | | |")
-        else:
-            lines.append(f"| {r['arch']} | {r['pipeline']} | {r['images_per_s']:,.0f} | {r['speedup']:.1f} | "
+        lines.append(f"| {r['arch']} | {r['pipeline']} | {r['images_per_s']:,.0f} | {r['speedup']:.1f} | "
                          f"{r['gflops_per_image']:.2f} | {100 * r['mfu']:.1f}% |")
+    if report.get("breakdown"):
+        lines += ["", "## Where a SimCLR step of ssdlib goes", "",
+                  "| part | model | batch | ms per step | FLOP utilisation |", "|---|---|---|---|---|"]
+        for r in report["breakdown"]:
+            figures = f"{r['ms']:.1f} | " + (f"{100 * r['mfu']:.1f}%" if "mfu" in r else "")
+            lines.append(f"| {r['part']} | {r['arch']} | {r['batch_size']} | {figures} |")
     lines += ["", "## SSD fit + score (one cluster)", "",
               "| backend | train x dim | test | seconds | max relative score difference |", "|---|---|---|---|---|"]
     for r in report["ssd"]:
@@ -393,13 +452,20 @@ def configure(parser) -> None:
     parser.add_argument("--output-dir", default="outputs/bench", help="where bench.json and bench.md go")
     parser.add_argument("--workers", type=int, default=None, help=f"DataLoader workers of the SSD-style pipeline "
                                                                    f"(default: SSD's {SSD_WORKERS})")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile timing on CUDA")
+    parser.add_argument("--no-compile", action="store_true", help="on CUDA, time ssdlib without torch.compile only")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {', '.join(SECTIONS)} (default: all)")
 
 
 def run(args) -> int:
     """``ssdlib bench``: measure, print the tables, write bench.json and bench.md."""
     from ssdlib.experiment import resolve_device
 
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        print(f"[bench] unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+        return 2
     device = resolve_device(args.device)
     sizes = BenchSizes.quick() if args.quick else BenchSizes.for_device(device)
     if args.workers is not None:
@@ -407,7 +473,8 @@ def run(args) -> int:
     if args.no_compile:
         sizes = replace(sizes, compile=False)
     print(f"[bench] {device_name(device)}: {'quick run' if args.quick else 'full run'}", flush=True)
-    report = measure(device, sizes, quick=args.quick, log=lambda m: print(f"[bench] {m}", flush=True),
+    report = measure(device, sizes, quick=args.quick, sections=sections,
+                     log=lambda m: print(f"[bench] {m}", flush=True),
                      save=lambda partial: write(partial, args.output_dir))
     paths = write(report, args.output_dir)
     print(markdown(report))

@@ -157,3 +157,12 @@ def test_same_seed_same_views_on_gpu():
     gpu = augment.simclr_augment(x.cuda(), generator=seeded(12))
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-5)
     torch.testing.assert_close(augment.supce_augment(x.cuda(), generator=seeded(13)).cpu(), augment.supce_augment(x, generator=seeded(13)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_compiled_views_equal_the_eager_ones_on_gpu():
+    x = images(32, 16).cuda()
+    compiled = torch.compile(augment.simclr_views, dynamic=False)
+    eager = augment.simclr_augment(x, generator=seeded(14))
+    fused = augment.simclr_augment(x, generator=seeded(14), views=compiled)
+    torch.testing.assert_close(fused, eager, rtol=0, atol=1e-5)

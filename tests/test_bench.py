@@ -32,11 +32,11 @@ def test_flops_per_image_of_a_linear_model_by_hand():
     assert bench.flops_per_image(model, sizes, torch.device("cpu")) == 2 * (2 * 48 * 5 + 2 * 48 * 5)
 
 
-def test_markdown_reports_a_failed_pipeline_and_known_peaks():
-    report = json.loads(json.dumps({
-        "device": "GPU", "date": "2026-01-01", "commit": "abc", "torch": "2", "quick": False,
-        "sizes": {"image_size": 32, "batch_size": 512}, "peak_flops": 1e15, "peak_source": "datasheet",
-        "measured_matmul_flops": 8e14, "ssd": [], "ssod": [], "extraction": {},
-        "simclr": [{"arch": "resnet18", "pipeline": "ssdlib + torch.compile", "error": "RuntimeError: no"}]}))
-    assert "| resnet18 | ssdlib + torch.compile | failed: RuntimeError: no |" in bench.markdown(report)
+def test_known_gpus_take_their_datasheet_peak():
     assert bench.table_peak(torch.device("cpu")) is None
+    assert bench.PEAK_BF16["H200"] == bench.PEAK_BF16["H100"]  # same chip, same tensor cores
+
+
+def test_an_unknown_section_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["bench", "--quick", "--sections", "simclr,warp", "--output-dir", str(tmp_path)]) == 2
+    assert "unknown section(s) warp" in capsys.readouterr().out and not any(tmp_path.iterdir())

@@ -356,3 +356,33 @@ def test_reading_losses_in_batches_changes_no_result():
 def test_deferred_reads_still_name_the_step_where_the_loss_became_nan():
     with pytest.raises(NonFiniteLossError, match=r"at epoch 2/4, step 1/3\."):
         _trace(50, augment=NaNAfter(at=2 * 3 + 1))
+
+
+@pytest.mark.slow
+def test_a_failed_compilation_falls_back_to_the_eager_run(monkeypatch):
+    """When torch.compile fails at the first step, the run says so and continues uncompiled from the
+    same random state: the loss trace equals that of a run that never compiled."""
+    def broken_compile(fn, **_kwargs):
+        def fail(*_args, **_kw):
+            raise RuntimeError("inductor: no C compiler\nmore detail")
+        return fail
+
+    messages = []
+    eager = _trace(1)
+    trainer = Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR"), progress=False, log=messages.append)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    trainer._compile_pending = True  # what a CUDA device with compile on does
+    trainer.objective, trainer.step_net = trainer._compiled(None)
+    trainer.fit(tiny_data())
+    assert any("torch.compile failed (RuntimeError: inductor: no C compiler)" in m for m in messages)
+    assert trainer.history.step_loss == eager.history.step_loss
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_training_compiles_and_logs_every_step():
+    messages = []
+    trainer = Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR", epochs=1), device="cuda", progress=False,
+                      log=messages.append)
+    history = trainer.fit(tiny_data())
+    assert not any("torch.compile failed" in m for m in messages)
+    assert len(history.step_loss) == 2 * 3 and all(math.isfinite(v) for v in history.step_loss)

@@ -13,7 +13,9 @@ On a GPU the loop does not wait for the device between steps: losses stay on the
 (and checked for NaN) every ``LOSS_READ_EVERY`` steps and at the end of each epoch, so a NaN is
 reported for the step where it appeared, before any checkpoint is written. The augmentation
 generator lives on the CPU, so a seed gives the same views on every device. CUDA also gets
-channels-last weights, cuDNN's autotuner and the fused SGD kernel; none of these change results
+channels-last weights, cuDNN's autotuner, the fused SGD kernel and (``Recipe.compile``, on by
+default) ``torch.compile`` of the model and of the SimCLR views' arithmetic; if compilation fails,
+the run says why and goes on uncompiled from the same random state. None of these change results
 beyond float rounding (``./run bench`` measures what they buy).
 """
 
@@ -53,6 +55,7 @@ class Recipe:
     are off by default.
     The monitors (kNN accuracy with ``knn_k`` neighbours, 0: off; top-1 accuracy for SupCE) run on
     the test set every ``monitor_every`` epochs and after the last one (``monitor_every=0``: never).
+    ``compile``: ``torch.compile`` the model and the SimCLR views on CUDA (ignored on the CPU).
     """
 
     mode: str = "SimCLR"
@@ -70,9 +73,11 @@ class Recipe:
     knn_k: int = 20
     monitor_every: int = 1
     seed: int = 0
+    compile: bool = True
 
-    # Changing these does not change the trained weights, so a checkpoint stays valid.
-    MONITORING = ("save_every", "knn_k", "monitor_every")
+    # Changing these does not change the trained weights (compile: beyond float rounding), so a
+    # checkpoint stays valid.
+    MONITORING = ("save_every", "knn_k", "monitor_every", "compile")
 
     @classmethod
     def from_section(cls, section: Any, *, seed: int, **overrides: Any) -> "Recipe":
@@ -165,7 +170,10 @@ class Trainer:
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                          weight_decay=recipe.weight_decay, fused=True if cuda else None)
         self.read_loss_every = LOSS_READ_EVERY if cuda else 1
-        self.objective = objective_for(recipe.mode, recipe.temperature, recipe.original_loss_scale, augment)
+        self.eager_objective = objective_for(recipe.mode, recipe.temperature, recipe.original_loss_scale, augment)
+        self._compile_pending = cuda and recipe.compile  # compiled on the first step, or abandoned there
+        self.objective, self.step_net = (self._compiled(augment) if self._compile_pending
+                                         else (self.eager_objective, self.net))
         self.autocast, amp_dtype = autocast_for(self.device, recipe.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         self.generators = {
@@ -188,14 +196,39 @@ class Trainer:
         self._read_losses([loss], [self.position])
         return self.history.step_loss.pop()
 
+    def _compiled(self, augment: Augment | None):
+        """The objective with the SimCLR views compiled (when SSD's augmentation is used) and the compiled net."""
+        from ssdlib import augment as aug
+
+        r = self.recipe
+        if augment is None and r.mode != "SupCE":
+            augment = partial(aug.simclr_augment, views=torch.compile(aug.simclr_views, dynamic=False))
+        return objective_for(r.mode, r.temperature, r.original_loss_scale, augment), torch.compile(self.net)
+
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SGD step; the loss averaged over ranks stays on the device (no wait for the GPU)."""
-        loss = self.objective(self.net, x, y, self.generators["augment"], self.autocast)
+        if self._compile_pending:
+            return self._first_compiled_step(x, y)
+        loss = self.objective(self.step_net, x, y, self.generators["augment"], self.autocast)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return dist.mean_over_ranks(loss.detach())
+
+    def _first_compiled_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Compile on the first step; if that fails, say why, restore the random state and go on eager."""
+        state = self.generators["augment"].get_state()
+        self._compile_pending = False  # from here on, _step runs whatever self.objective / self.step_net are
+        try:
+            return self._step(x, y)
+        except Exception as err:  # noqa: BLE001 - any compiler failure; training errors recur eagerly
+            self.log(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                     "training goes on without it")
+            self.generators["augment"].set_state(state)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.objective, self.step_net = self.eager_objective, self.net
+            return self._step(x, y)
 
     def _read_losses(self, losses: list[torch.Tensor], positions: list[str]) -> None:
         """Read pending losses (one transfer), stop at the first non-finite one, log the rest."""
