@@ -25,6 +25,7 @@ whole run takes seconds (the tests run it); its figures say nothing about speed.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
@@ -71,6 +72,7 @@ class BenchSizes:
         if device.type == "cuda":
             return cls()
         return cls(archs=("resnet18",), batch_size=64, steps_per_epoch=3, timed_epochs=1, ssod_archs=("resnet18",),
+                   workers=min(SSD_WORKERS, os.cpu_count() or 1),
                    ssod_batch_size=8, ssod_steps=2, extract_images=1024, extract_batch_size=256)
 
     @classmethod
@@ -396,20 +398,24 @@ def _commit() -> str:
     import subprocess
 
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                               cwd=Path(__file__).parent, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
+def _flops(rate: float) -> str:
+    return f"{rate / 1e12:.1f} TFLOP/s" if rate >= 1e12 else f"{rate / 1e9:.0f} GFLOP/s"
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables, figures rounded for reading."""
-    peak = f"{report['peak_flops'] / 1e12:.1f} TFLOP/s ({report['peak_source']})"
+    peak = f"{_flops(report['peak_flops'])} ({report['peak_source']})"
     lines = [f"# Benchmark: {report['device']}", "",
              f"{report['date']}, commit {report['commit']}, torch {report['torch']}"
              + (" — quick run: sizes too small to say anything about speed" if report["quick"] else ""), "",
              f"Peak used for FLOP utilisation: {peak}; measured matmul: "
-             f"{report['measured_matmul_flops'] / 1e12:.1f} TFLOP/s.", "",
+             f"{_flops(report['measured_matmul_flops'])}.", "",
              f"## SimCLR training ({report['sizes']['image_size']} px, batch {report['sizes']['batch_size']})", "",
              "| model | pipeline | images/s | x SSD-style | GFLOP/image | FLOP utilisation |", "|---|---|---|---|---|---|"]
     for r in report["simclr"]:
