@@ -254,7 +254,7 @@ def breakdown_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Ca
     as the trainer), eager and, on CUDA, under torch.compile; also at twice the batch."""
     from ssdlib.augment import simclr_augment, simclr_views
     from ssdlib.losses import contrastive_loss
-    from ssdlib.training.loop import autocast_for
+    from ssdlib.training.skeleton import autocast_for
 
     cuda, reps = device.type == "cuda", max(2, sizes.steps_per_epoch // 2)
     images = torch.rand(sizes.batch_size, 3, sizes.image_size, sizes.image_size, device=device)

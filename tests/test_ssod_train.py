@@ -11,7 +11,7 @@ from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.data.registry import DatasetBundle
 from ssdlib.ssod import runs
 from ssdlib.ssod.train import SSODTrainer, lr_at, split_validation
-from ssdlib.training.loop import NonFiniteLossError
+from ssdlib.training.skeleton import NonFiniteLossError
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def test_reading_the_step_log_in_batches_changes_no_result():
     P = tiny_params()
     train, val = data_of(P)
     every_step, deferred = trainer_for(P), trainer_for(P)
-    deferred.read_log_every = 50
+    deferred.read_every = 50
     every_step.fit(train, val=val)
     deferred.fit(train, val=val)
     logs = [{k: v for k, v in t.history.to_dict().items() if k != "seconds"} for t in (every_step, deferred)]
@@ -101,8 +101,8 @@ def test_reading_the_step_log_in_batches_changes_no_result():
 def test_a_nan_loss_names_epoch_and_step():
     P = tiny_params(lr=1e30, warmup_epochs=0)
     trainer = trainer_for(P)
-    trainer.read_log_every = 50
-    with pytest.raises(NonFiniteLossError, match=r"in epoch 1, step [12] "):
+    trainer.read_every = 50
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 1/3, step [12]\. SSOD diverged"):
         trainer.fit(*data_of(P)[:1], val=data_of(P)[1])
 
 

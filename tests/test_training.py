@@ -334,10 +334,10 @@ def test_figures_of_a_history_and_a_2d_projection():
     assert len(figures.embedding_2d(xy, np.arange(40) % 3, ["a", "b", "c"]).axes[0].collections) == 3
 
 
-def _trace(read_loss_every, augment=None):
+def _trace(read_every, augment=None):
     trainer = Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR"), augment=augment, progress=False,
                       log=lambda _m: None)
-    trainer.read_loss_every = read_loss_every  # what a GPU uses, run on the CPU
+    trainer.read_every = read_every  # what a GPU uses, run on the CPU
     trainer.fit(tiny_data())
     return trainer
 

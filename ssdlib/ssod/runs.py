@@ -30,7 +30,7 @@ from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.detectors.base import FeatureSet
 from ssdlib.params import Params, SSODParams
 from ssdlib.ssod.model import SSODNet
-from ssdlib.ssod.train import SSODHistory, SSODTrainer, split_validation
+from ssdlib.ssod.train import SSODHistory, SSODRecipe, SSODTrainer, split_validation
 from ssdlib.training import checkpoint as ckpt
 
 TENSOR_LIMIT = 200_000  # training sets up to this many images are held as one tensor, larger ones streamed
@@ -104,8 +104,9 @@ def trained(P: Params, bundle, output_dir: str | Path, *, log: Callable[[str], N
     warm_path = folder / f"ssod-warmup_{cfg.backbone}_{_digest(warm_identity)}.pt"
     device = resolve_device(P.device)
     model = build_model(cfg, bundle.num_classes, bundle.normalize(), P.seed)
-    trainer = SSODTrainer(model, cfg, device=device, seed=P.seed, num_workers=P.data.num_workers, log=log,
-                          progress=progress)
+    recipe = SSODRecipe.from_section(cfg)
+    trainer = SSODTrainer(model, recipe, device=device, seed=P.seed, num_workers=P.data.num_workers, log=log,
+                          progress=progress, name=f"SSOD {cfg.backbone} w{cfg.width} {recipe.label}")
 
     state = ckpt.load(path) if path.is_file() else None
     if state is not None and state["finished"] and state["params"].get("identity") == identity:

@@ -22,10 +22,11 @@ epochs after the warm-up compete (before it the OOD head is untrained).
 
 Logged per step: CE, CE_ood (NaN during warm-up), the numbers of ID and OOD locations the
 sampler picked, and the lr; per epoch: mean losses, validation accuracy, the selection metric.
-As in :mod:`ssdlib.training.loop`, a GPU run reads the step log back every ``LOSS_READ_EVERY``
-steps rather than after each one, and gets channels-last weights, cuDNN's autotuner and fused
-AdamW. The sampler reads a float32 class map even under bf16 autocast, so no location's label
-flips at gamma by rounding.
+What SSOD shares with the encoder trainer (device set-up, mixed precision with a GradScaler for
+fp16, CPU generators, step logs read back every ``LOSS_READ_EVERY`` steps on a GPU, the NaN stop,
+atomic checkpoints with every random state) is :class:`ssdlib.training.skeleton.TrainerSkeleton`.
+The sampler reads a float32 class map even under bf16 autocast, so no location's label flips at
+gamma by rounding.
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,8 +47,7 @@ from ssdlib.augment import resized_crop, sample_crop_boxes, to_device
 from ssdlib.ssod.loss import ssod_loss
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, sample
-from ssdlib.training import checkpoint as ckpt
-from ssdlib.training.loop import LOSS_READ_EVERY, NonFiniteLossError, RunLog, autocast_for
+from ssdlib.training.skeleton import RunLog, TrainerSkeleton
 
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision's RandomResizedCrop default aspect range
 Data = tuple[torch.Tensor, torch.Tensor] | Dataset
@@ -124,94 +123,111 @@ def _batches(data: Data, batch_size: int, shuffle: torch.Generator | None, drop_
                               drop_last=drop_last, num_workers=num_workers, pin_memory=torch.cuda.is_available())
 
 
-class SSODTrainer:
-    """Trains an :class:`SSODNet` with the settings of an ``SSODParams`` section.
+@dataclass(frozen=True)
+class SSODRecipe:
+    """How SSOD trains: the training fields of an ``SSODParams`` section (their defaults and
+    meaning live there, ``ssdlib.params``); the model's fields (backbone, width, ...) are not here."""
+
+    alpha: float
+    gamma: float
+    balance: str
+    lw_factor: float
+    warmup_epochs: int
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_step: int
+    lr_decay: float
+    weight_decay: float
+    crop_scale: tuple[float, float]
+    amp: bool
+    select: str
+
+    @classmethod
+    def from_section(cls, section: Any) -> "SSODRecipe":
+        return section if isinstance(section, cls) else cls(**{f.name: getattr(section, f.name) for f in fields(cls)})
+
+    @property
+    def label(self) -> str:
+        return f"alpha {self.alpha:g} {self.balance}" if self.alpha else "alpha 0 (vanilla)"
+
+
+class SSODTrainer(TrainerSkeleton):
+    """Trains an :class:`SSODNet` with an :class:`SSODRecipe` (or the ``SSODParams`` section it is read from).
 
     ``name`` names the run in the per-epoch progress lines of ``ssdlib reproduce`` (:mod:`ssdlib.progress`);
-    by default the backbone, width, alpha and balance scheme.
+    by default "SSOD" with alpha and the balance scheme.
     """
 
-    def __init__(self, model: SSODNet, cfg, *, device: str | torch.device = "cpu", seed: int = 0,
-                 num_workers: int = 0, log: Callable[[str], None] = print, progress: bool = True,
+    history_type = SSODHistory
+
+    def __init__(self, model: SSODNet, recipe: SSODRecipe | Any, *, device: str | torch.device = "cpu",
+                 seed: int = 0, num_workers: int = 0, log: Callable[[str], None] = print, progress: bool = True,
                  name: str | None = None) -> None:
-        self.cfg, self.device = cfg, torch.device(device)
-        self.name = name or (f"SSOD {cfg.backbone} w{cfg.width} alpha {cfg.alpha:g} {cfg.balance}" if cfg.alpha
-                             else f"SSOD {cfg.backbone} w{cfg.width} alpha 0 (vanilla)")
-        cuda = self.device.type == "cuda"
-        if cuda:
-            torch.backends.cudnn.benchmark = True
-        self.model = model.to(self.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                           fused=True if cuda else None)
-        self.read_log_every = LOSS_READ_EVERY if cuda else 1
-        self.generators = {
-            "shuffle": torch.Generator().manual_seed(seed),
-            "augment": torch.Generator().manual_seed(seed + 1),
-            "sampler": torch.Generator().manual_seed(seed + 2),  # DR's random subsets
-        }
-        autocast, dtype = autocast_for(self.device, cfg.amp)
-        self.autocast = autocast if dtype == torch.bfloat16 else nullcontext  # fp16 would need a GradScaler
-        self.num_workers, self.log, self.progress = num_workers, log, progress
-        self.history = SSODHistory()
-        self.epoch = 0  # completed epochs
+        recipe = SSODRecipe.from_section(recipe)
+        seeds = {"shuffle": seed, "augment": seed + 1, "sampler": seed + 2}  # sampler: DR's random subsets
+        super().__init__(model, device=device, amp=recipe.amp, seeds=seeds, log=log, progress=progress,
+                         name=name or f"SSOD {recipe.label}")
+        self.recipe = recipe
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
+                                           **self.optimizer_options())
+        self.num_workers = num_workers
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_value = -math.inf  # selection values are "higher is better"
+        self._epoch_of_step = 0
 
     def ood_active(self, epoch: int) -> bool:
-        return epoch >= self.cfg.warmup_epochs
+        return epoch >= self.recipe.warmup_epochs
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """One AdamW step on a batch of images in [0, 1] and their labels.
 
-        Returns the step's log entry [total, CE, CE_ood, #ID, #OOD locations] as a tensor on the
-        device; :meth:`_read_log` checks and records it.
+        Returns the step's log row [total loss, CE, CE_ood, #ID, #OOD locations] as a tensor on the
+        device; :meth:`_record` appends it to the history once read.
         """
-        cfg = self.cfg
+        x, y = batch
+        r, epoch = self.recipe, self._epoch_of_step
         n, _, height, width = x.shape
-        boxes = sample_crop_boxes(n, height, width, cfg.crop_scale, CROP_RATIO, self.generators["augment"])
+        boxes = sample_crop_boxes(n, height, width, r.crop_scale, CROP_RATIO, self.generators["augment"])
         x = resized_crop(x, *to_device([boxes], x.device))
         with self.autocast():
             fmap = self.model.feature_map(x)
             pooled = self.model.pool(fmap)
             logits = self.model.classify(pooled)
         with torch.no_grad():
-            location_labels = sample(self.model.class_map(fmap.float()), y, cfg.gamma)
+            location_labels = sample(self.model.class_map(fmap.float()), y, r.gamma)
         if self.ood_active(epoch):
             with self.autocast():
                 ood_map, ood_logit = self.model.ood_map(fmap), self.model.ood_logit(pooled)
-            loss = ssod_loss(logits.float(), y, ood_map.float(), location_labels, ood_logit.float(), alpha=cfg.alpha,
-                             balance=cfg.balance, lw_factor=cfg.lw_factor, generator=self.generators["sampler"])
+            loss = ssod_loss(logits.float(), y, ood_map.float(), location_labels, ood_logit.float(), alpha=r.alpha,
+                             balance=r.balance, lw_factor=r.lw_factor, generator=self.generators["sampler"])
             total, ce, ce_ood = loss.total, loss.ce, loss.ce_ood
         else:
             total = ce = torch.nn.functional.cross_entropy(logits.float(), y)
             ce_ood = torch.full_like(ce, math.nan)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        self._backward(total)
         self.history.locations = fmap.shape[2] * fmap.shape[3]
         counts = [(location_labels == label).sum().to(ce.dtype) for label in (ID, OOD)]
         return torch.stack([total.detach(), ce.detach(), ce_ood.detach(), *counts])
 
-    def _read_log(self, entries: list[torch.Tensor], epoch: int) -> None:
-        """Read pending step entries (one transfer); stop at the first non-finite loss."""
+    def _record(self, row: list[float]) -> None:
+        _total, ce, ce_ood, n_id, n_ood = row
         h = self.history
-        for total, ce, ce_ood, n_id, n_ood in torch.stack(entries).tolist():
-            if not math.isfinite(total):
-                raise NonFiniteLossError(f"the SSOD loss is {total} in epoch {epoch + 1}, step "
-                                         f"{h.step_epoch.count(epoch + 1) + 1} (CE {ce}, CE_ood {ce_ood}): "
-                                         "lower lr, or raise warmup_epochs")
-            h.step_epoch.append(epoch + 1)
-            h.step_ce.append(ce)
-            h.step_ce_ood.append(ce_ood)
-            h.step_n_id.append(int(n_id))
-            h.step_n_ood.append(int(n_ood))
-            h.step_lr.append(self.optimizer.param_groups[0]["lr"])
+        h.step_epoch.append(self._epoch_of_step + 1)
+        h.step_ce.append(ce)
+        h.step_ce_ood.append(ce_ood)
+        h.step_n_id.append(int(n_id))
+        h.step_n_ood.append(int(n_ood))
+        h.step_lr.append(self.optimizer.param_groups[0]["lr"])
+
+    def _advice(self) -> str:
+        return "SSOD diverged: lower lr, or raise warmup_epochs."
 
     def fit(self, train: Data, *, val: Data | None = None, epochs: int | None = None,
             selection: Callable[[SSODNet], float] | None = None,
             checkpoint: str | Path | None = None, params: dict[str, Any] | None = None,
             warmup_checkpoint: str | Path | None = None) -> SSODHistory:
-        """Train until ``epochs`` (default ``cfg.epochs``) epochs are complete; return the history.
+        """Train until ``epochs`` (default ``recipe.epochs``) epochs are complete; return the history.
 
         Epochs after the warm-up are ranked by the accuracy on ``val`` (``select="val_accuracy"``)
         or by ``selection(model)`` (higher = better; ``"test_fpr95"``). The model keeps
@@ -219,21 +235,21 @@ class SSODTrainer:
         selected ones. The state after each epoch goes to ``checkpoint`` (with ``params`` beside
         it), the state right after the warm-up also to ``warmup_checkpoint``.
         """
-        cfg = self.cfg
-        epochs = cfg.epochs if epochs is None else epochs
-        if cfg.select == "val_accuracy" and val is None:
+        r = self.recipe
+        epochs = r.epochs if epochs is None else epochs
+        if r.select == "val_accuracy" and val is None:
             raise ValueError("select: val_accuracy needs held-out data: set val_fraction > 0, or select: last")
-        if cfg.select == "test_fpr95" and selection is None:
+        if r.select == "test_fpr95" and selection is None:
             raise ValueError("select: test_fpr95 needs the selection function (ssdlib.ssod.runs.trained builds it)")
         bar = tqdm(range(self.epoch, epochs), desc="SSOD epochs", initial=self.epoch, total=epochs,
                    disable=not self.progress)
         report = progress_report.EpochReporter(self.name, epochs, self.epoch)
         for epoch in bar:
-            self._train_epoch(train, epoch)
+            self._train_epoch(train, epoch, epochs)
             self._end_epoch(val, selection)
             h = self.history
             bar.set_postfix(ce=f"{h.ce[-1]:.3f}", ce_ood=f"{h.ce_ood[-1]:.3f}")
-            if warmup_checkpoint and self.epoch == cfg.warmup_epochs:
+            if warmup_checkpoint and self.epoch == r.warmup_epochs:
                 self.save(warmup_checkpoint, params)
             if checkpoint:
                 self.save(checkpoint, params, finished=self.epoch == epochs)
@@ -242,29 +258,24 @@ class SSODTrainer:
 
     def use_selected(self) -> SSODNet:
         """Load the selected epoch's weights into the model (no-op for ``select="last"``) and return it."""
-        if self.cfg.select != "last" and self.best_state is not None:
+        if self.recipe.select != "last" and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self.model
 
-    def _train_epoch(self, train: Data, epoch: int) -> None:
-        cfg = self.cfg
+    def _train_epoch(self, train: Data, epoch: int, epochs: int) -> None:
+        r = self.recipe
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(epoch, cfg.lr, cfg.lr_step, cfg.lr_decay)
+            group["lr"] = lr_at(epoch, r.lr, r.lr_step, r.lr_decay)
         start, first_step = time.perf_counter(), len(self.history.step_ce)
         self.model.train()
-        pending = []
-        for x, y in _batches(train, cfg.batch_size, self.generators["shuffle"], drop_last=True,
-                             num_workers=self.num_workers):
-            pending.append(self.step(x.to(self.device, non_blocking=True),
-                                     y.to(self.device, non_blocking=True).long(), epoch))
-            if len(pending) == self.read_log_every:
-                self._read_log(pending, epoch)
-                pending = []
-        if pending:
-            self._read_log(pending, epoch)
+        self._epoch_of_step = epoch
+        batches = ((x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True).long())
+                   for x, y in _batches(train, r.batch_size, self.generators["shuffle"], drop_last=True,
+                                        num_workers=self.num_workers))
+        self._run_steps(batches, lambda i: f"epoch {epoch + 1}/{epochs}, step {i + 1}")
         h = self.history
         if len(h.step_ce) == first_step:
-            raise ValueError(f"no full batch of {cfg.batch_size} images in the training set: lower batch_size")
+            raise ValueError(f"no full batch of {r.batch_size} images in the training set: lower batch_size")
         h.epoch.append(epoch + 1)
         h.ce.append(sum(h.step_ce[first_step:]) / (len(h.step_ce) - first_step))
         h.ce_ood.append(sum(h.step_ce_ood[first_step:]) / (len(h.step_ce_ood) - first_step))
@@ -272,9 +283,9 @@ class SSODTrainer:
         self.epoch = epoch + 1
 
     def _end_epoch(self, val: Data | None, selection: Callable[[SSODNet], float] | None) -> None:
-        h, select = self.history, self.cfg.select
+        h, select = self.history, self.recipe.select
         h.val_accuracy.append(math.nan if val is None else
-                              accuracy(self.model, val, self.device, self.cfg.batch_size, self.num_workers))
+                              accuracy(self.model, val, self.device, self.recipe.batch_size, self.num_workers))
         value = math.nan
         if self.ood_active(self.epoch - 1) and select != "last":
             value = h.val_accuracy[-1] if select == "val_accuracy" else selection(self.model)
@@ -283,29 +294,20 @@ class SSODTrainer:
             self.best_value, h.best_epoch = value, self.epoch
             self.best_state = copy.deepcopy(self.model.state_dict())
         steps = h.step_epoch.count(self.epoch)
-        per_image = lambda counts: sum(counts[-steps:]) / (steps * self.cfg.batch_size)  # noqa: E731
+        per_image = lambda counts: sum(counts[-steps:]) / (steps * self.recipe.batch_size)  # noqa: E731
         self.log(f"epoch {self.epoch}: CE {h.ce[-1]:.4f}, CE_ood {h.ce_ood[-1]:.4f}, sampled ID/OOD locations per "
                  f"image {per_image(h.step_n_id):.2f}/{per_image(h.step_n_ood):.2f} of {h.locations}, val accuracy "
                  f"{h.val_accuracy[-1]:.4f} ({h.seconds[-1]:.1f} s)")
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self, params: dict[str, Any] | None = None, finished: bool = False) -> dict[str, Any]:
-        return {
-            "format": ckpt.FORMAT, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "epoch": self.epoch, "finished": finished, "history": self.history.to_dict(),
-            "best_state": self.best_state, "best_value": self.best_value,
-            "params": params or {}, "rng": ckpt.rng_state(self.generators),
-        }
+        return {**super().state_dict(params), "finished": finished, "best_state": self.best_state,
+                "best_value": self.best_value}
 
     def save(self, path: str | Path, params: dict[str, Any] | None = None, finished: bool = False) -> None:
-        ckpt.save_atomic(self.state_dict(params, finished), path)
+        super().save(path, params, finished=finished)
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], source: str | Path = "checkpoint") -> None:
         """Continue exactly where a saved state left off (weights, optimizer, history, random state)."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = int(state["epoch"])
-        self.history = SSODHistory.from_dict(state["history"])
+        super().load_state_dict(state, source)
         self.best_state, self.best_value = state["best_state"], float(state["best_value"])
-        ckpt.set_rng_state(state["rng"], self.generators)
-

@@ -3,31 +3,24 @@
 The whole training set lives as one tensor on the training device; each step indexes a batch and
 augments it there with the batched augmentations (no data-loader workers). SGD with momentum and
 weight decay on every parameter (SSD's ``train.py``), warm-up then cosine per iteration
-(:mod:`ssdlib.training.schedule`), mixed precision on CUDA (bf16 where supported, else fp16 with
-a GradScaler) and fp32 on CPU. Checkpoints are atomic and hold every random state, so a killed run
-resumed with ``resume=True`` reaches the same weights as an uninterrupted one. A NaN or inf loss
-stops the run (:class:`NonFiniteLossError`) before the last good checkpoint can be overwritten.
-Under torchrun the model is wrapped in DistributedDataParallel (:mod:`ssdlib.training.distributed`).
+(:mod:`ssdlib.training.schedule`). Under torchrun the model is wrapped in DistributedDataParallel
+(:mod:`ssdlib.training.distributed`). What every trainer shares (mixed precision, CPU generators,
+deferred loss reads and the NaN stop, atomic checkpoints with every random state so that
+``resume=True`` reaches the same weights) lives in :mod:`ssdlib.training.skeleton`.
 
-On a GPU the loop does not wait for the device between steps: losses stay on the GPU and are read
-(and checked for NaN) every ``LOSS_READ_EVERY`` steps and at the end of each epoch, so a NaN is
-reported for the step where it appeared, before any checkpoint is written. The augmentation
-generator lives on the CPU, so a seed gives the same views on every device. CUDA also gets
-channels-last weights, cuDNN's autotuner, the fused SGD kernel and (``Recipe.compile``, on by
-default) ``torch.compile`` of the model and of the SimCLR views' arithmetic; if compilation fails,
-the run says why and goes on uncompiled from the same random state. None of these change results
-beyond float rounding (``./run bench`` measures what they buy).
+On CUDA, ``Recipe.compile`` (on by default) runs the model and the SimCLR views' arithmetic under
+``torch.compile``; if compilation fails, the run says why and goes on uncompiled from the same
+random state. It changes results by float rounding only (``./run bench`` measures what it buys).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -38,11 +31,7 @@ from ssdlib.training import distributed as dist
 from ssdlib.training.monitor import classifier_accuracy, has_features, knn_accuracy
 from ssdlib.training.objectives import Augment, objective_for
 from ssdlib.training.schedule import WarmupCosine
-
-LOSS_READ_EVERY = 50  # steps between reads of the loss on a GPU (every step on the CPU, where it is free)
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss (or the weights) became NaN or inf; the message names where and the last good checkpoint."""
+from ssdlib.training.skeleton import RunLog, TrainerSkeleton
 
 
 @dataclass(frozen=True)
@@ -101,27 +90,6 @@ class Recipe:
                 if k not in self.MONITORING and other.get(k) != v]
 
 
-Log = TypeVar("Log", bound="RunLog")
-
-
-@dataclass
-class RunLog:
-    """The columns every training log keeps (epoch, seconds per epoch, lr per step) and the
-    log's round trip through a checkpoint, shared by :class:`History` and SSOD's history."""
-
-    epoch: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    step_lr: list[float] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls: type[Log], data: dict[str, Any]) -> Log:
-        """Keys this log does not have are dropped; columns ``data`` lacks start empty."""
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
-
-
 @dataclass
 class History(RunLog):
     """Per-epoch loss (mean), lr and momentum (at the epoch's last step), monitor accuracies
@@ -141,59 +109,37 @@ class History(RunLog):
         return next((v for v in reversed(values) if not math.isnan(v)), math.nan)
 
 
-def autocast_for(device: torch.device, amp: bool) -> tuple[Callable, torch.dtype | None]:
-    """Mixed precision on CUDA only: bf16 where the GPU supports it, else fp16 (needs a GradScaler)."""
-    if not (amp and device.type == "cuda"):
-        return nullcontext, None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return partial(torch.autocast, "cuda", dtype=dtype), dtype
-
-
-class Trainer:
+class Trainer(TrainerSkeleton):
     """Trains ``model`` with ``recipe`` on ``device``; :meth:`fit` runs epochs, :meth:`step` one batch.
 
     ``name`` (default: the recipe's mode) names the run in the per-epoch progress lines that
     ``ssdlib reproduce`` shows (:mod:`ssdlib.progress`).
     """
 
+    history_type = History
+
     def __init__(self, model: torch.nn.Module, recipe: Recipe, *, device: str | torch.device = "cpu",
                  augment: Augment | None = None, log: Callable[[str], None] = print, progress: bool = True,
                  name: str | None = None) -> None:
-        self.device = torch.device(device)
+        seeds = {"shuffle": recipe.seed, "augment": recipe.seed + 1 + dist.rank()}  # same order on every rank
+        super().__init__(model, device=device, amp=recipe.amp, seeds=seeds, log=log, progress=progress,
+                         name=name or recipe.mode)
         self.recipe = recipe
-        cuda = self.device.type == "cuda"
-        if cuda:
-            torch.backends.cudnn.benchmark = True
-        self.model = model.to(self.device, memory_format=torch.channels_last if cuda else torch.preserve_format)
         self.net = dist.wrap(self.model, self.device)
-        self.rank, self.world = dist.rank(), dist.world_size()
+        self.world = dist.world_size()
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                         weight_decay=recipe.weight_decay, fused=True if cuda else None)
-        self.read_loss_every = LOSS_READ_EVERY if cuda else 1
+                                         weight_decay=recipe.weight_decay, **self.optimizer_options())
         self.eager_objective = objective_for(recipe.mode, recipe.temperature, recipe.original_loss_scale, augment)
-        self._compile_pending = cuda and recipe.compile  # compiled on the first step, or abandoned there
+        self._compile_pending = self.cuda and recipe.compile  # compiled on the first step, or abandoned there
         self.objective, self.step_net = (self._compiled(augment) if self._compile_pending
                                          else (self.eager_objective, self.net))
-        self.autocast, amp_dtype = autocast_for(self.device, recipe.amp)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-        self.generators = {
-            "shuffle": torch.Generator().manual_seed(recipe.seed),  # same order on every rank
-            "augment": torch.Generator().manual_seed(recipe.seed + 1 + self.rank),  # CPU: same views anywhere
-        }
         self.schedule: WarmupCosine | None = None
-        self.history = History()
-        self.epoch = 0  # completed epochs, warm-up included
-        self.position = "before the first step"
-        self.last_good: Path | None = None
-        self.log = log if self.rank == 0 else (lambda _msg: None)
-        self.progress = progress and self.rank == 0
-        self.name = name or recipe.mode
+        self.bar: tqdm | None = None
 
     # -- one optimisation step -------------------------------------------------------------
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One SGD step on this rank's batch; returns the loss averaged over ranks (read back at once)."""
-        loss = self._step(x, y)
-        self._read_losses([loss], [self.position])
+        self._read([self._loss_step(x, y)], [self.position])
         return self.history.step_loss.pop()
 
     def _compiled(self, augment: Augment | None):
@@ -205,43 +151,44 @@ class Trainer:
             augment = partial(aug.simclr_augment, views=torch.compile(aug.simclr_views, dynamic=False))
         return objective_for(r.mode, r.temperature, r.original_loss_scale, augment), torch.compile(self.net)
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _loss_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SGD step; the loss averaged over ranks stays on the device (no wait for the GPU)."""
         if self._compile_pending:
             return self._first_compiled_step(x, y)
         loss = self.objective(self.step_net, x, y, self.generators["augment"], self.autocast)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self._backward(loss)
         return dist.mean_over_ranks(loss.detach())
 
     def _first_compiled_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Compile on the first step; if that fails, say why, restore the random state and go on eager."""
         state = self.generators["augment"].get_state()
-        self._compile_pending = False  # from here on, _step runs whatever self.objective / self.step_net are
+        self._compile_pending = False  # from here on, steps run whatever self.objective / self.step_net are
         try:
-            return self._step(x, y)
+            return self._loss_step(x, y)
         except Exception as err:  # noqa: BLE001 - any compiler failure; training errors recur eagerly
             self.log(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
                      "training goes on without it")
             self.generators["augment"].set_state(state)
             self.optimizer.zero_grad(set_to_none=True)
             self.objective, self.step_net = self.eager_objective, self.net
-            return self._step(x, y)
+            return self._loss_step(x, y)
 
-    def _read_losses(self, losses: list[torch.Tensor], positions: list[str]) -> None:
-        """Read pending losses (one transfer), stop at the first non-finite one, log the rest."""
-        values = torch.stack(losses).float().tolist()
-        for value, position in zip(values, positions):
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"the loss is {value} at {position}. {self._advice()}")
-        self.history.step_loss.extend(values)
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """One scheduled step of the epoch loop: the lr it used is logged, then the schedule moves on."""
+        self.history.step_lr.append(self.optimizer.param_groups[0]["lr"])
+        loss = self._loss_step(*batch)
+        self.schedule.step()
+        if self.bar is not None:
+            self.bar.update()
+        return loss
+
+    def _record(self, row: list[float]) -> None:
+        self.history.step_loss.append(row[0])
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{row[0]:.3f}", lr=f"{self.history.step_lr[-1]:.3g}", refresh=False)
 
     def _advice(self) -> str:
-        where = (f"The last good checkpoint is {self.last_good} (it was not overwritten; resume=True continues "
-                 "from it)" if self.last_good else "No checkpoint was written yet")
-        return f"Training diverged: lower the lr, use warm-up epochs, or turn amp off. {where}."
+        return "Training diverged: lower the lr, use warm-up epochs, or turn amp off."
 
     # -- epochs ----------------------------------------------------------------------------
     def fit(self, train: tuple[torch.Tensor, torch.Tensor], *, test: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -268,12 +215,12 @@ class Trainer:
             self.load_state_dict(ckpt.load(checkpoint), source=checkpoint)
             self.last_good = checkpoint
             self.log(f"resuming {checkpoint} after epoch {self.epoch}/{r.total_epochs}")
-        bar = tqdm(total=r.total_epochs * steps_per_epoch, initial=self.epoch * steps_per_epoch, unit="step",
-                   desc=f"{r.mode} training", disable=not self.progress, mininterval=1.0)
+        self.bar = tqdm(total=r.total_epochs * steps_per_epoch, initial=self.epoch * steps_per_epoch, unit="step",
+                        desc=f"{r.mode} training", disable=not self.progress, mininterval=1.0)
         report = progress_report.EpochReporter(self.name, r.total_epochs, self.epoch) if self.rank == 0 else None
-        with bar:
+        with self.bar:
             for epoch in range(self.epoch, r.total_epochs):
-                self._train_epoch(x, y, epoch, steps_per_epoch, bar)
+                self._train_epoch(x, y, epoch, steps_per_epoch)
                 self._monitor((x, y), test)
                 if checkpoint and (self.epoch % r.save_every == 0 or self.epoch == r.total_epochs):
                     self.save(checkpoint, params)
@@ -282,36 +229,24 @@ class Trainer:
                     h = self.history
                     report.epoch(self.epoch, {"loss": h.loss[-1], "kNN accuracy": h.knn_accuracy[-1],
                                               "test accuracy": h.test_accuracy[-1]})
+        self.bar = None
         return self.history
 
-    def _train_epoch(self, x: torch.Tensor, y: torch.Tensor, epoch: int, steps_per_epoch: int, bar) -> None:
+    def _train_epoch(self, x: torch.Tensor, y: torch.Tensor, epoch: int, steps_per_epoch: int) -> None:
         r, start = self.recipe, time.perf_counter()
         order = torch.randperm(len(x), generator=self.generators["shuffle"])
         batches = dist.shard_batches(order, r.batch_size, self.world, self.rank)
         self.net.train()
         first = len(self.history.step_loss)
-        pending, positions = [], []
-        for i, idx in enumerate(batches):
-            self.position = f"epoch {epoch + 1}/{r.total_epochs}, step {i + 1}/{steps_per_epoch}"
-            idx = idx.to(self.device)
-            lr = self.optimizer.param_groups[0]["lr"]
-            pending.append(self._step(x[idx], y[idx]))
-            positions.append(self.position)
-            self.history.step_lr.append(lr)
-            self.schedule.step()
-            if len(pending) == self.read_loss_every or i + 1 == len(batches):
-                self._read_losses(pending, positions)
-                pending, positions = [], []
-                bar.set_postfix(epoch=epoch + 1, loss=f"{self.history.step_loss[-1]:.3f}", lr=f"{lr:.3g}",
-                                refresh=False)
-            bar.update()
+        self._run_steps(((x[idx], y[idx]) for idx in (i.to(self.device) for i in batches)),
+                        lambda i: f"epoch {epoch + 1}/{r.total_epochs}, step {i + 1}/{steps_per_epoch}")
         losses = self.history.step_loss[first:]
         group = self.optimizer.param_groups[0]
         self.epoch = epoch + 1
         h = self.history
         h.epoch.append(self.epoch)
         h.loss.append(sum(losses) / len(losses))
-        h.lr.append(self.history.step_lr[-1])
+        h.lr.append(h.step_lr[-1])
         h.momentum.append(group.get("momentum", 0.0))
         h.seconds.append(time.perf_counter() - start)
 
@@ -334,33 +269,14 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {
-            "format": ckpt.FORMAT,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.state_dict() if self.schedule else {},
-            "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch,
-            "total_epochs": self.recipe.total_epochs,
-            "finished": self.epoch == self.recipe.total_epochs,
-            "recipe": asdict(self.recipe),
-            "params": params or {},
-            "history": self.history.to_dict(),
-            "rng": dist.gather_objects(ckpt.rng_state(self.generators)),  # one entry per rank
-        }
+        return {**super().state_dict(params), "scheduler": self.schedule.state_dict() if self.schedule else {},
+                "total_epochs": self.recipe.total_epochs, "finished": self.epoch == self.recipe.total_epochs,
+                "recipe": asdict(self.recipe)}
 
     def save(self, path: str | Path, params: dict[str, Any] | None = None) -> None:
-        """Write a checkpoint atomically (rank 0); refuse to replace a good one with non-finite weights."""
-        bad = [name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()]
-        if bad:
-            raise NonFiniteLossError(f"weights {bad[:3]} became non-finite by the end of epoch {self.epoch}. "
-                                     f"{self._advice()}")
-        state = self.state_dict(params)  # collective under DDP: every rank takes part
-        path = Path(path)
-        if self.rank == 0:
-            self.history.checkpoint = state["history"]["checkpoint"] = str(path)
-            ckpt.save_atomic(state, path)
-        self.last_good = path
+        """Write a checkpoint atomically (rank 0), the history naming where it went."""
+        self.history.checkpoint = str(path)
+        super().save(path, params)
 
     def load_state_dict(self, state: dict[str, Any], source: str | Path = "checkpoint") -> None:
         """Continue from a checkpoint of the same recipe (monitoring fields may differ)."""
@@ -368,20 +284,9 @@ class Trainer:
         if diff:
             raise ckpt.CheckpointError(f"{source} was trained with other settings ({'; '.join(diff)}). "
                                        "Resume with the same settings, or start afresh without resume.")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        super().load_state_dict(state, source)
         if self.schedule and state["scheduler"]:
             self.schedule.load_state_dict(state["scheduler"])
-        if state["scaler"] and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.history = History.from_dict(state["history"])
-        rngs = state["rng"]
-        try:
-            ckpt.set_rng_state(rngs[self.rank], self.generators)
-        except (IndexError, RuntimeError, KeyError) as err:
-            self.log(f"warning: random state of {source} not restored ({err}); the run continues, "
-                     "but not bit-identically (different device or number of processes)")
 
 
 def train(model: torch.nn.Module, train_data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe, *,
