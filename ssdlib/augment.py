@@ -32,9 +32,7 @@ CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its 
 
 def _check_images(x: torch.Tensor) -> None:
     if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
-        raise ValueError(
-            f"expected a float batch of RGB images [B, 3, H, W] in [0, 1], got {tuple(x.shape)} {x.dtype}"
-        )
+        raise ValueError(f"expected a float batch of RGB images [B, 3, H, W] in [0, 1], got {tuple(x.shape)} {x.dtype}")
 
 
 def _uniform(shape, low, high, generator, device) -> torch.Tensor:
@@ -142,9 +140,7 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor | None
     gx, gy = source(left, w, width), source(top, h, height)
     if flip is not None:
         gx = torch.where(flip[:, None], gx.flip(1), gx)
-    grid = torch.stack(
-        [gx[:, None, :].expand(-1, height, -1), gy[:, :, None].expand(-1, -1, width)], dim=-1
-    )
+    grid = torch.stack([gx[:, None, :].expand(-1, height, -1), gy[:, :, None].expand(-1, -1, width)], dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -179,8 +175,15 @@ def to_device(draws: list[torch.Tensor], device: torch.device) -> list[torch.Ten
     return [m.reshape(d.shape).to(d.dtype) for m, d in zip(moved, draws)]
 
 
-def simclr_views(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, factors: torch.Tensor,
-                 order: torch.Tensor, apply: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
+def simclr_views(
+    x: torch.Tensor,
+    boxes: torch.Tensor,
+    flip: torch.Tensor,
+    factors: torch.Tensor,
+    order: torch.Tensor,
+    apply: torch.Tensor,
+    gray: torch.Tensor,
+) -> torch.Tensor:
     """The arithmetic of a SimCLR view, given its random draws on the images' device.
 
     Crop + flip, colour jitter, grayscale: tensor operations only, so ``torch.compile`` can fuse

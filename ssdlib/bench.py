@@ -28,17 +28,29 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 # Dense bf16 tensor-core peaks (vendors' datasheets, FLOP/s, without sparsity), by device name.
 PEAK_BF16 = {
-    "H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "GH200": 989e12, "A100": 312e12, "A10G": 70e12,
-    "A10": 125e12, "L40S": 362e12, "L4": 121e12, "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12,
+    "H200": 989e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "GH200": 989e12,
+    "A100": 312e12,
+    "A10G": 70e12,
+    "A10": 125e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "RTX 4090": 165e12,
+    "RTX 3090": 71e12,
+    "V100": 125e12,
 }
 SSD_WORKERS = 4  # SSD's data.py: DataLoader(num_workers=4, pin_memory=True)
 SECTIONS = ("simclr", "ssd", "ssod", "extraction", "breakdown")
@@ -67,19 +79,44 @@ class BenchSizes:
     extract_batch_size: int = 1024
 
     @classmethod
-    def for_device(cls, device: torch.device) -> "BenchSizes":
+    def for_device(cls, device: torch.device) -> BenchSizes:
         """Full sizes on a GPU; on a CPU, ResNet-18 only and small batches, so a run takes minutes."""
         if device.type == "cuda":
             return cls()
-        return cls(archs=("resnet18",), batch_size=64, steps_per_epoch=3, timed_epochs=1, ssod_archs=("resnet18",),
-                   workers=min(SSD_WORKERS, os.cpu_count() or 1),
-                   ssod_batch_size=8, ssod_steps=2, extract_images=1024, extract_batch_size=256)
+        return cls(
+            archs=("resnet18",),
+            batch_size=64,
+            steps_per_epoch=3,
+            timed_epochs=1,
+            ssod_archs=("resnet18",),
+            workers=min(SSD_WORKERS, os.cpu_count() or 1),
+            ssod_batch_size=8,
+            ssod_steps=2,
+            extract_images=1024,
+            extract_batch_size=256,
+        )
 
     @classmethod
-    def quick(cls) -> "BenchSizes":
-        return cls(archs=("resnet18",), width=8, image_size=16, batch_size=16, steps_per_epoch=2, timed_epochs=1,
-                   workers=0, compile=False, ssd_train=2000, ssd_test=500, ssd_dim=64, ssod_archs=("resnet18",),
-                   ssod_input_size=32, ssod_batch_size=4, ssod_steps=2, extract_images=64, extract_batch_size=32)
+    def quick(cls) -> BenchSizes:
+        return cls(
+            archs=("resnet18",),
+            width=8,
+            image_size=16,
+            batch_size=16,
+            steps_per_epoch=2,
+            timed_epochs=1,
+            workers=0,
+            compile=False,
+            ssd_train=2000,
+            ssd_test=500,
+            ssd_dim=64,
+            ssod_archs=("resnet18",),
+            ssod_input_size=32,
+            ssod_batch_size=4,
+            ssod_steps=2,
+            extract_images=64,
+            extract_batch_size=32,
+        )
 
 
 # -- the device ------------------------------------------------------------------------------
@@ -108,7 +145,7 @@ def matmul_peak(device: torch.device, quick: bool = False) -> float:
             a @ b
         synchronize(device)
         best = min(best, (time.perf_counter() - start) / (10 if device.type == "cuda" else 1))
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def table_peak(device: torch.device) -> float | None:
@@ -144,15 +181,24 @@ def random_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-def ssdlib_simclr(model: torch.nn.Module, images: np.ndarray, sizes: BenchSizes, device: torch.device,
-                  compile: bool = True) -> float:
+def ssdlib_simclr(
+    model: torch.nn.Module, images: np.ndarray, sizes: BenchSizes, device: torch.device, compile: bool = True
+) -> float:
     """Images/s of :class:`Trainer` on ``images`` (seconds per epoch from its history, first epoch untimed)."""
     from ssdlib.training.loop import Recipe, Trainer
 
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
     y = torch.zeros(len(x), dtype=torch.long)
-    recipe = Recipe(mode="SimCLR", epochs=1 + sizes.timed_epochs, warmup_epochs=0, batch_size=sizes.batch_size,
-                    lr=0.1, knn_k=0, monitor_every=0, compile=compile)
+    recipe = Recipe(
+        mode="SimCLR",
+        epochs=1 + sizes.timed_epochs,
+        warmup_epochs=0,
+        batch_size=sizes.batch_size,
+        lr=0.1,
+        knn_k=0,
+        monitor_every=0,
+        compile=compile,
+    )
     trainer = Trainer(model, recipe, device=device, progress=False, log=lambda _m: None, name="bench")
     history = trainer.fit((x, y))
     return len(x) / float(np.mean(history.seconds[1:]))
@@ -165,9 +211,15 @@ class _TwoViews(torch.utils.data.Dataset):
         from torchvision import transforms as T
 
         self.images = images
-        self.transform = T.Compose([
-            T.RandomResizedCrop(size, scale=(0.2, 1.0)), T.RandomHorizontalFlip(),
-            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(p=0.2), T.ToTensor()])
+        self.transform = T.Compose(
+            [
+                T.RandomResizedCrop(size, scale=(0.2, 1.0)),
+                T.RandomHorizontalFlip(),
+                T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+                T.RandomGrayscale(p=0.2),
+                T.ToTensor(),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -187,9 +239,14 @@ def ssd_style_simclr(model: torch.nn.Module, images: np.ndarray, sizes: BenchSiz
 
     model = model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    loader = DataLoader(_TwoViews(images, sizes.image_size), batch_size=sizes.batch_size, shuffle=True,
-                        num_workers=sizes.workers, pin_memory=device.type == "cuda",
-                        persistent_workers=sizes.workers > 0)
+    loader = DataLoader(
+        _TwoViews(images, sizes.image_size),
+        batch_size=sizes.batch_size,
+        shuffle=True,
+        num_workers=sizes.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=sizes.workers > 0,
+    )
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = False  # PyTorch's default, which SSD's train.py keeps
     seconds = []
@@ -218,21 +275,29 @@ def simclr_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Calla
     cuda = device.type == "cuda"
     for arch in sizes.archs:
         flops = flops_per_image(simclr_model(arch, sizes.width).to(device), sizes, device)
-        pipelines = [
-            ("SSD-style (PIL + DataLoader, fp32)", lambda: ssd_style_simclr(simclr_model(arch, sizes.width),
-                                                                            images, sizes, device))]
+        model = partial(simclr_model, arch, sizes.width)
+        pipelines = [("SSD-style (PIL + DataLoader, fp32)", partial(ssd_style_simclr, model(), images, sizes, device))]
         if cuda:
-            pipelines.append(("ssdlib, compile off", lambda: ssdlib_simclr(simclr_model(arch, sizes.width), images,
-                                                                           sizes, device, compile=False)))
+            pipelines.append(
+                ("ssdlib, compile off", partial(ssdlib_simclr, model(), images, sizes, device, compile=False))
+            )
         if sizes.compile or not cuda:
-            pipelines.append(("ssdlib", lambda: ssdlib_simclr(simclr_model(arch, sizes.width), images, sizes, device)))
+            pipelines.append(("ssdlib", partial(ssdlib_simclr, model(), images, sizes, device)))
         baseline = None
         for name, timed in pipelines:
             log(f"SimCLR {arch}: timing {name}")
             speed = timed()
             baseline = baseline or speed
-            rows.append({"arch": arch, "pipeline": name, "images_per_s": speed, "speedup": speed / baseline,
-                         "gflops_per_image": flops / 1e9, "mfu": flops * speed / peak})
+            rows.append(
+                {
+                    "arch": arch,
+                    "pipeline": name,
+                    "images_per_s": speed,
+                    "speedup": speed / baseline,
+                    "gflops_per_image": flops / 1e9,
+                    "mfu": flops * speed / peak,
+                }
+            )
     return rows
 
 
@@ -248,12 +313,29 @@ def _milliseconds(fn: Callable[[], Any], device: torch.device, reps: int) -> flo
     return 1000 * (time.perf_counter() - start) / reps
 
 
+def _two_views(images: torch.Tensor, generator: torch.Generator, views: Callable) -> list[torch.Tensor]:
+    from ssdlib.augment import simclr_augment
+
+    return [simclr_augment(images, generator=generator, views=views) for _ in range(2)]
+
+
+def _model_step(net: torch.nn.Module, views: torch.Tensor, optimizer: torch.optim.Optimizer, autocast) -> None:
+    """Forward, contrastive loss, backward and SGD on ready views (what the trainer's step does after augmenting)."""
+    from ssdlib.losses import contrastive_loss
+
+    with autocast():
+        z = net(views)
+    loss = contrastive_loss(torch.stack(z.float().chunk(2), 1), None, temperature=0.5)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def breakdown_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Callable[[str], None]) -> list[dict]:
     """Where a SimCLR step of ssdlib's pipeline goes: the two views' augmentation, and the model's
     forward + backward + SGD step on ready views (bf16 autocast, channels-last and fused SGD on CUDA,
     as the trainer), eager and, on CUDA, under torch.compile; also at twice the batch."""
-    from ssdlib.augment import simclr_augment, simclr_views
-    from ssdlib.losses import contrastive_loss
+    from ssdlib.augment import simclr_views
     from ssdlib.training.skeleton import autocast_for
 
     cuda, reps = device.type == "cuda", max(2, sizes.steps_per_epoch // 2)
@@ -265,8 +347,14 @@ def breakdown_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Ca
         augmentations.append(("augmentation (two views), torch.compile", torch.compile(simclr_views, dynamic=False)))
     for part, views in augmentations:
         log(f"step breakdown: {part}")
-        rows.append({"part": part, "arch": "", "batch_size": sizes.batch_size, "ms": _milliseconds(
-            lambda: [simclr_augment(images, generator=generator, views=views) for _ in range(2)], device, reps)})
+        rows.append(
+            {
+                "part": part,
+                "arch": "",
+                "batch_size": sizes.batch_size,
+                "ms": _milliseconds(partial(_two_views, images, generator, views), device, reps),
+            }
+        )
     autocast, _ = autocast_for(device, True)
     for arch in sizes.archs:
         flops = flops_per_image(simclr_model(arch, sizes.width).to(device), sizes, device)
@@ -275,23 +363,22 @@ def breakdown_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Ca
             variants += [("model step, torch.compile", True, 1)]
         for part, compiled, scale in variants:
             log(f"step breakdown: {arch} {part}, batch {scale * sizes.batch_size}")
-            model = simclr_model(arch, sizes.width).to(device, memory_format=torch.channels_last if cuda
-                                                        else torch.preserve_format)
+            model = simclr_model(arch, sizes.width).to(
+                device, memory_format=torch.channels_last if cuda else torch.preserve_format
+            )
             optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True if cuda else None)
             net = torch.compile(model) if compiled else model
             views = torch.rand(2 * scale * sizes.batch_size, 3, sizes.image_size, sizes.image_size, device=device)
-
-            def step() -> None:
-                with autocast():
-                    z = net(views)
-                loss = contrastive_loss(torch.stack(z.float().chunk(2), 1), None, temperature=0.5)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-
-            ms = _milliseconds(step, device, reps)
-            rows.append({"part": part, "arch": arch, "batch_size": scale * sizes.batch_size, "ms": ms,
-                         "mfu": flops * scale * sizes.batch_size / (ms / 1000) / peak})
+            ms = _milliseconds(partial(_model_step, net, views, optimizer, autocast), device, reps)
+            rows.append(
+                {
+                    "part": part,
+                    "arch": arch,
+                    "batch_size": scale * sizes.batch_size,
+                    "ms": ms,
+                    "mfu": flops * scale * sizes.batch_size / (ms / 1000) / peak,
+                }
+            )
     return rows
 
 
@@ -303,10 +390,12 @@ def ssd_rows(sizes: BenchSizes, device: torch.device, log: Callable[[str], None]
 
     rng = np.random.default_rng(0)
     mix = rng.standard_normal((sizes.ssd_dim, sizes.ssd_dim)).astype(np.float32) / np.sqrt(sizes.ssd_dim)
-    train = FeatureSet(features=np.maximum(rng.standard_normal((sizes.ssd_train, sizes.ssd_dim),
-                                                               dtype=np.float32) @ mix, 0))
-    test = FeatureSet(features=np.maximum(rng.standard_normal((sizes.ssd_test, sizes.ssd_dim),
-                                                              dtype=np.float32) @ mix, 0))
+    train = FeatureSet(
+        features=np.maximum(rng.standard_normal((sizes.ssd_train, sizes.ssd_dim), dtype=np.float32) @ mix, 0)
+    )
+    test = FeatureSet(
+        features=np.maximum(rng.standard_normal((sizes.ssd_test, sizes.ssd_dim), dtype=np.float32) @ mix, 0)
+    )
     rows, reference = [], None
     for name, where in (("numpy (float64)", None), (f"torch on {device.type} (float64)", device)):
         log(f"SSD fit + score: {name}")
@@ -317,9 +406,16 @@ def ssd_rows(sizes: BenchSizes, device: torch.device, log: Callable[[str], None]
         scores = SSD(device=where).fit(train).score(test)
         seconds = time.perf_counter() - start
         reference = scores if reference is None else reference
-        rows.append({"backend": name, "train": sizes.ssd_train, "test": sizes.ssd_test, "dim": sizes.ssd_dim,
-                     "seconds": seconds,
-                     "max_rel_diff": float(np.max(np.abs(scores - reference)) / np.max(np.abs(reference)))})
+        rows.append(
+            {
+                "backend": name,
+                "train": sizes.ssd_train,
+                "test": sizes.ssd_test,
+                "dim": sizes.ssd_dim,
+                "seconds": seconds,
+                "max_rel_diff": float(np.max(np.abs(scores - reference)) / np.max(np.abs(reference))),
+            }
+        )
     return rows
 
 
@@ -337,16 +433,31 @@ def ssod_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Callabl
     y = (torch.arange(n) % 10).to(device)
     for arch in sizes.ssod_archs:
         log(f"SSOD {arch} at {sizes.ssod_input_size} px")
-        cfg = SSODParams(backbone=arch, width=sizes.width, input_size=sizes.ssod_input_size,
-                         batch_size=sizes.ssod_batch_size, epochs=2, select="last", val_fraction=0)
+        cfg = SSODParams(
+            backbone=arch,
+            width=sizes.width,
+            input_size=sizes.ssod_input_size,
+            batch_size=sizes.ssod_batch_size,
+            epochs=2,
+            select="last",
+            val_fraction=0,
+        )
         model = build_model(cfg, 10, None)
         trainer = SSODTrainer(model, cfg, device=device, progress=False, log=lambda _m: None, name="bench")
         speed = n / trainer.fit((x, y)).seconds[-1]  # the first epoch is untimed
         with FlopCounterMode(display=False) as counter:
-            model(x[:sizes.ssod_batch_size]).sum().backward()
+            model(x[: sizes.ssod_batch_size]).sum().backward()
         flops = counter.get_total_flops() / sizes.ssod_batch_size
-        rows.append({"arch": arch, "input_size": sizes.ssod_input_size, "batch_size": sizes.ssod_batch_size,
-                     "images_per_s": speed, "gflops_per_image": flops / 1e9, "mfu": flops * speed / peak})
+        rows.append(
+            {
+                "arch": arch,
+                "input_size": sizes.ssod_input_size,
+                "batch_size": sizes.ssod_batch_size,
+                "images_per_s": speed,
+                "gflops_per_image": flops / 1e9,
+                "mfu": flops * speed / peak,
+            }
+        )
     return rows
 
 
@@ -358,7 +469,7 @@ def extraction_row(sizes: BenchSizes, device: torch.device, log: Callable[[str],
     log(f"feature extraction: {arch}")
     model = simclr_model(arch, sizes.width).to(device)
     x = torch.from_numpy(random_images(sizes.extract_images, sizes.image_size)).permute(0, 3, 1, 2).float().div(255)
-    extract(model, x[:sizes.extract_batch_size], device, sizes.extract_batch_size)
+    extract(model, x[: sizes.extract_batch_size], device, sizes.extract_batch_size)
     synchronize(device)
     start = time.perf_counter()
     extract(model, x, device, sizes.extract_batch_size)
@@ -366,19 +477,36 @@ def extraction_row(sizes: BenchSizes, device: torch.device, log: Callable[[str],
 
 
 # -- the report ------------------------------------------------------------------------------
-def measure(device: torch.device, sizes: BenchSizes, *, quick: bool = False, sections=SECTIONS,
-            log: Callable[[str], None] = print,
-            save: Callable[[dict[str, Any]], Any] = lambda _report: None) -> dict[str, Any]:
+def measure(
+    device: torch.device,
+    sizes: BenchSizes,
+    *,
+    quick: bool = False,
+    sections=SECTIONS,
+    log: Callable[[str], None] = print,
+    save: Callable[[dict[str, Any]], Any] = lambda _report: None,
+) -> dict[str, Any]:
     """The ``sections`` measured on ``device``: the dict that ``bench.json`` holds, passed to
     ``save`` after each section."""
     measured = matmul_peak(device, quick)
     table = table_peak(device)
     peak = table or measured
     report = {
-        "device": device_name(device), "device_type": device.type, "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "quick": quick, "sizes": asdict(sizes),
-        "peak_flops": peak, "peak_source": "datasheet (dense bf16)" if table else "measured matmul",
-        "measured_matmul_flops": measured, "simclr": [], "ssd": [], "ssod": [], "extraction": {}, "breakdown": [],
+        "device": device_name(device),
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": _commit(),
+        "quick": quick,
+        "sizes": asdict(sizes),
+        "peak_flops": peak,
+        "peak_source": "datasheet (dense bf16)" if table else "measured matmul",
+        "measured_matmul_flops": measured,
+        "simclr": [],
+        "ssd": [],
+        "ssod": [],
+        "extraction": {},
+        "breakdown": [],
     }
     steps = {
         "simclr": lambda: simclr_rows(sizes, device, peak, log),
@@ -398,8 +526,13 @@ def _commit() -> str:
     import subprocess
 
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -411,34 +544,63 @@ def _flops(rate: float) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables, figures rounded for reading."""
     peak = f"{_flops(report['peak_flops'])} ({report['peak_source']})"
-    lines = [f"# Benchmark: {report['device']}", "",
-             f"{report['date']}, commit {report['commit']}, torch {report['torch']}"
-             + (" — quick run: sizes too small to say anything about speed" if report["quick"] else ""), "",
-             f"Peak used for FLOP utilisation: {peak}; measured matmul: "
-             f"{_flops(report['measured_matmul_flops'])}.", "",
-             f"## SimCLR training ({report['sizes']['image_size']} px, batch {report['sizes']['batch_size']})", "",
-             "| model | pipeline | images/s | x SSD-style | GFLOP/image | FLOP utilisation |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Benchmark: {report['device']}",
+        "",
+        f"{report['date']}, commit {report['commit']}, torch {report['torch']}"
+        + (" — quick run: sizes too small to say anything about speed" if report["quick"] else ""),
+        "",
+        f"Peak used for FLOP utilisation: {peak}; measured matmul: {_flops(report['measured_matmul_flops'])}.",
+        "",
+        f"## SimCLR training ({report['sizes']['image_size']} px, batch {report['sizes']['batch_size']})",
+        "",
+        "| model | pipeline | images/s | x SSD-style | GFLOP/image | FLOP utilisation |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in report["simclr"]:
-        lines.append(f"| {r['arch']} | {r['pipeline']} | {r['images_per_s']:,.0f} | {r['speedup']:.1f} | "
-                         f"{r['gflops_per_image']:.2f} | {100 * r['mfu']:.1f}% |")
+        lines.append(
+            f"| {r['arch']} | {r['pipeline']} | {r['images_per_s']:,.0f} | {r['speedup']:.1f} | "
+            f"{r['gflops_per_image']:.2f} | {100 * r['mfu']:.1f}% |"
+        )
     if report.get("breakdown"):
-        lines += ["", "## Where a SimCLR step of ssdlib goes", "",
-                  "| part | model | batch | ms per step | FLOP utilisation |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Where a SimCLR step of ssdlib goes",
+            "",
+            "| part | model | batch | ms per step | FLOP utilisation |",
+            "|---|---|---|---|---|",
+        ]
         for r in report["breakdown"]:
             figures = f"{r['ms']:.1f} | " + (f"{100 * r['mfu']:.1f}%" if "mfu" in r else "")
             lines.append(f"| {r['part']} | {r['arch']} | {r['batch_size']} | {figures} |")
-    lines += ["", "## SSD fit + score (one cluster)", "",
-              "| backend | train x dim | test | seconds | max relative score difference |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## SSD fit + score (one cluster)",
+        "",
+        "| backend | train x dim | test | seconds | max relative score difference |",
+        "|---|---|---|---|---|",
+    ]
     for r in report["ssd"]:
-        lines.append(f"| {r['backend']} | {r['train']:,} x {r['dim']} | {r['test']:,} | {r['seconds']:.2f} | "
-                     f"{r['max_rel_diff']:.1e} |")
-    lines += ["", "## SSOD training and feature extraction", "",
-              "| what | images/s | FLOP utilisation |", "|---|---|---|"]
-    lines += [f"| SSOD {s['arch']} at {s['input_size']} px, batch {s['batch_size']} | {s['images_per_s']:,.0f} | "
-              f"{100 * s['mfu']:.1f}% |" for s in report["ssod"]]
+        lines.append(
+            f"| {r['backend']} | {r['train']:,} x {r['dim']} | {r['test']:,} | {r['seconds']:.2f} | "
+            f"{r['max_rel_diff']:.1e} |"
+        )
+    lines += [
+        "",
+        "## SSOD training and feature extraction",
+        "",
+        "| what | images/s | FLOP utilisation |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| SSOD {s['arch']} at {s['input_size']} px, batch {s['batch_size']} | {s['images_per_s']:,.0f} | "
+        f"{100 * s['mfu']:.1f}% |"
+        for s in report["ssod"]
+    ]
     if e := report["extraction"]:
-        lines.append(f"| feature extraction, {e['arch']} at {report['sizes']['image_size']} px | "
-                     f"{e['images_per_s']:,.0f} | |")
+        lines.append(
+            f"| feature extraction, {e['arch']} at {report['sizes']['image_size']} px | {e['images_per_s']:,.0f} | |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -456,11 +618,16 @@ def configure(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, in seconds")
     parser.add_argument("--device", default="auto", help="auto (the GPU if one is visible), cpu or cuda[:N]")
     parser.add_argument("--output-dir", default="outputs/bench", help="where bench.json and bench.md go")
-    parser.add_argument("--workers", type=int, default=None, help=f"DataLoader workers of the SSD-style pipeline "
-                                                                   f"(default: SSD's {SSD_WORKERS})")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"DataLoader workers of the SSD-style pipeline (default: SSD's {SSD_WORKERS})",
+    )
     parser.add_argument("--no-compile", action="store_true", help="on CUDA, time ssdlib without torch.compile only")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)} (default: all)"
+    )
 
 
 def run(args) -> int:
@@ -479,9 +646,14 @@ def run(args) -> int:
     if args.no_compile:
         sizes = replace(sizes, compile=False)
     print(f"[bench] {device_name(device)}: {'quick run' if args.quick else 'full run'}", flush=True)
-    report = measure(device, sizes, quick=args.quick, sections=sections,
-                     log=lambda m: print(f"[bench] {m}", flush=True),
-                     save=lambda partial: write(partial, args.output_dir))
+    report = measure(
+        device,
+        sizes,
+        quick=args.quick,
+        sections=sections,
+        log=lambda m: print(f"[bench] {m}", flush=True),
+        save=lambda partial: write(partial, args.output_dir),
+    )
     paths = write(report, args.output_dir)
     print(markdown(report))
     print(f"[bench] written: {paths[0]} and {paths[1]}")

@@ -66,8 +66,10 @@ def state_dict_of(content, source: str = "<checkpoint>") -> dict[str, torch.Tens
             if key in content:
                 content = content[key]
                 break
-    if not isinstance(content, dict) or not content or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items()
+    if (
+        not isinstance(content, dict)
+        or not content
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items())
     ):
         raise CheckpointError(
             f"{source}: found no state dict (expected a dict of tensors, or one under 'model' or 'state_dict')"
@@ -117,9 +119,7 @@ def load_state_dict_strict(module: nn.Module, state_dict: dict[str, torch.Tensor
     module.load_state_dict(state_dict)
 
 
-def load_checkpoint(
-    path: str | Path, model: nn.Module, *, trust: bool = False, encoder_only: bool = False
-) -> dict:
+def load_checkpoint(path: str | Path, model: nn.Module, *, trust: bool = False, encoder_only: bool = False) -> dict:
     """Load an SSD / SupContrast / ssdlib checkpoint into ``model`` (an ``SSLNet`` or ``SupNet``).
 
     The encoder (``encoder.*``) must fit exactly. The rest (the head) must fit too, unless
@@ -139,7 +139,8 @@ def load_checkpoint(
     encoder_problems = _mismatches(part(expected, True), part(given, True))
     if encoder_problems:
         raise CheckpointError(
-            f"{path}: the encoder in the file does not fit the model's {type(getattr(model, 'encoder', model)).__name__} "
+            f"{path}: the encoder in the file does not fit the model's "
+            f"{type(getattr(model, 'encoder', model)).__name__} "
             "(wrong arch or width?):\n" + "\n".join(encoder_problems)
         )
     head_problems = _mismatches(part(expected, False), part(given, False))

@@ -50,8 +50,9 @@ class Check:
     def describe(self) -> str:
         """One line: name, value, relation, threshold, detail."""
         if self.relation == "holds":
-            values = ", ".join(f"{k} {_fmt(v)}" for k, v in (("value", self.value), ("threshold", self.threshold))
-                               if v is not None)
+            values = ", ".join(
+                f"{k} {_fmt(v)}" for k, v in (("value", self.value), ("threshold", self.threshold)) if v is not None
+            )
             text = f"{self.name} {'holds' if self.passed else 'does not hold'}" + (f" ({values})" if values else "")
         elif self.passed:
             text = f"{self.name} = {_fmt(self.value)} ({self.relation} {_fmt(self.threshold)})"
@@ -87,8 +88,9 @@ class Checks:
         self.notebook = notebook
         self.checks: list[Check] = []
 
-    def _add(self, name: str, value: float | None, threshold: float | None, relation: str, passed: bool,
-             detail: str) -> bool:
+    def _add(
+        self, name: str, value: float | None, threshold: float | None, relation: str, passed: bool, detail: str
+    ) -> bool:
         if any(c.name == name for c in self.checks):
             raise ValueError(f"check {name!r} is stated twice in {self.notebook}: give each check its own name")
         self.checks.append(Check(self.notebook, name, value, threshold, relation, bool(passed), detail))
@@ -119,8 +121,14 @@ class Checks:
 
     def holds(self, name: str, condition: Any, *, value: Any = None, threshold: Any = None, detail: str = "") -> bool:
         """Passes when ``condition`` is true; ``value`` / ``threshold`` record what it compared."""
-        return self._add(name, _plain(value, f"check {name!r}: value"), _plain(threshold, f"check {name!r}: threshold"),
-                         "holds", bool(condition), detail)
+        return self._add(
+            name,
+            _plain(value, f"check {name!r}: value"),
+            _plain(threshold, f"check {name!r}: threshold"),
+            "holds",
+            bool(condition),
+            detail,
+        )
 
     @property
     def failed(self) -> list[Check]:
@@ -136,8 +144,10 @@ class Checks:
             print(f"{'ok  ' if c.passed else 'FAIL'} {c.describe()}")
         failed = self.failed
         if failed:
-            raise AssertionError(f"{len(failed)} of {len(self.checks)} checks of {self.notebook} failed "
-                                 f"(all recorded in {self.path}):\n" + "\n".join(f"  {c.describe()}" for c in failed))
+            raise AssertionError(
+                f"{len(failed)} of {len(self.checks)} checks of {self.notebook} failed "
+                f"(all recorded in {self.path}):\n" + "\n".join(f"  {c.describe()}" for c in failed)
+            )
         print(f"all {len(self.checks)} checks passed (recorded in {self.path})")
         return list(self.checks)
 
@@ -152,8 +162,9 @@ def read(path: str | Path) -> list[Check]:
     try:
         return [Check(**entry) for entry in json.loads(path.read_text())]
     except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"{path} is not a checks file written by ssdlib.checks ({err}); delete it and rerun "
-                         "the notebooks") from None
+        raise ValueError(
+            f"{path} is not a checks file written by ssdlib.checks ({err}); delete it and rerun the notebooks"
+        ) from None
 
 
 def write(path: str | Path, checks: list[Check]) -> Path:
@@ -175,5 +186,6 @@ def summary(output_dir: str | Path) -> str:
     failed = [c for c in recorded if not c.passed]
     if not failed:
         return f"{len(recorded)} checks, all passed"
-    return (f"{len(recorded)} checks, {len(failed)} failed: "
-            + "; ".join(f"{c.notebook}: {c.describe()}" for c in failed))
+    return f"{len(recorded)} checks, {len(failed)} failed: " + "; ".join(
+        f"{c.notebook}: {c.describe()}" for c in failed
+    )

@@ -35,16 +35,27 @@ SSD_DATA = {"id_dataset": "cifar10", "image_size": 32, "batch_size": 256, "norma
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="resnet50", choices=list(ARCHS))
     parser.add_argument("--width", type=int, default=64, help="first-stage channels of the ResNet (64: standard)")
-    parser.add_argument("--training-mode", required=True, choices=MODES,
-                        help="how the checkpoint was trained (SupCon: SSD+; SupCE with --clusters > 1 clusters by class)")
+    parser.add_argument(
+        "--training-mode",
+        required=True,
+        choices=MODES,
+        help="how the checkpoint was trained (SupCon: SSD+; SupCE with --clusters > 1 clusters by class)",
+    )
     parser.add_argument("--ckpt", required=True, help="checkpoint: SSD, SupContrast or ssdlib format")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="unpickle fully (needed for SupContrast files; only for files you trust)")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle fully (needed for SupContrast files; only for files you trust)",
+    )
     parser.add_argument("--dataset", help="ID dataset (default cifar10, or the --params profile's)")
     parser.add_argument("--data-dir", help="dataset root (default: the profile's, or $SSDLIB_DATA)")
     parser.add_argument("--params", type=Path, help="params profile giving the data section, e.g. params/offline.yaml")
-    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                        help="put the ID set's normalisation in front of the encoder (default: off, or the profile's)")
+    parser.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put the ID set's normalisation in front of the encoder (default: off, or the profile's)",
+    )
     parser.add_argument("--size", type=int, help="image side (default 32, or the profile's)")
     parser.add_argument("--batch-size", type=int, help="feature extraction batch (default 256, or the profile's)")
     parser.add_argument("--clusters", type=int, default=1, help="k-means clusters of the ID train features")
@@ -59,12 +70,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def eval_params(args: argparse.Namespace) -> params_mod.Params:
     """The profile of ``--params`` (else SSD's data defaults) with the command line's data, arch and width."""
     raw = params_mod.load_raw(args.params) if args.params else {"profile": "cli", "data": SSD_DATA}
-    flags = {"id_dataset": args.dataset, "root": args.data_dir, "image_size": args.size,
-             "batch_size": args.batch_size, "normalize": args.normalize}
+    flags = {
+        "id_dataset": args.dataset,
+        "root": args.data_dir,
+        "image_size": args.size,
+        "batch_size": args.batch_size,
+        "normalize": args.normalize,
+    }
     data = {**raw.get("data", {}), **{k: v for k, v in flags.items() if v is not None}}
     encoder = {**raw.get("encoder", {}), "arch": args.arch, "width": args.width, "training_mode": args.training_mode}
-    return params_mod.validate({**raw, "data": data, "encoder": encoder, "seed": args.seed, "device": args.device},
-                               f"ssdlib eval ({args.params or 'command line'})")
+    return params_mod.validate(
+        {**raw, "data": data, "encoder": encoder, "seed": args.seed, "device": args.device},
+        f"ssdlib eval ({args.params or 'command line'})",
+    )
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -79,8 +97,10 @@ def check_args(args: argparse.Namespace) -> None:
 
 def results_line(id_dataset: str, ood_dataset: str, clusters: int, r: dict) -> str:
     """SSD's log line for one OOD set (FPR95 = classic, AUPR = AUPR-Out), fractions."""
-    return (f"In-data = {id_dataset}, OOD = {ood_dataset}, Clusters = {clusters}, "
-            f"FPR95 = {r['fpr95']}, AUROC = {r['auroc']}, AUPR = {r['aupr_out']}")
+    return (
+        f"In-data = {id_dataset}, OOD = {ood_dataset}, Clusters = {clusters}, "
+        f"FPR95 = {r['fpr95']}, AUROC = {r['auroc']}, AUPR = {r['aupr_out']}"
+    )
 
 
 def _load_model(P: params_mod.Params, bundle, args: argparse.Namespace, device):
@@ -104,18 +124,31 @@ def _ssd_scores(args, train, id_test, ood_features) -> tuple[dict[str, tuple[np.
     return {name: (id_scores, detector.score(fs)) for name, fs in ood_features.items()}, setting
 
 
-def _ssdk_scores(args, model, bundle, train, id_test, ood_features, device,
-                 batch_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _ssdk_scores(
+    args, model, bundle, train, id_test, ood_features, device, batch_size: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from ssdlib.detectors.ssdk import SSDk, evaluate_ssdk
 
     print("Using ledoit-wolf covariance estimator.")
     detector = SSDk().fit(train)
     out = {}
     for name, fs in ood_features.items():
-        r = evaluate_ssdk(model, detector, id_test, bundle.ood[name], fs, k=args.k, copies=args.copies,
-                          seed=args.seed, device=device, batch_size=batch_size)
-        print(f"{name}: number of selected OOD images (k * num_classes_ood_dataset) = {r.known}, "
-              f"after augmentation = {r.views}, remaining in the OOD test set = {r.evaluated}")
+        r = evaluate_ssdk(
+            model,
+            detector,
+            id_test,
+            bundle.ood[name],
+            fs,
+            k=args.k,
+            copies=args.copies,
+            seed=args.seed,
+            device=device,
+            batch_size=batch_size,
+        )
+        print(
+            f"{name}: number of selected OOD images (k * num_classes_ood_dataset) = {r.known}, "
+            f"after augmentation = {r.views}, remaining in the OOD test set = {r.evaluated}"
+        )
         out[name] = (r.id_scores, r.ood_scores)
     return out
 
@@ -129,8 +162,10 @@ def run(args: argparse.Namespace) -> int:
         P = eval_params(args)
         bundle = get_datasets(P.data)
         if not bundle.ood:
-            raise ValueError(f"no OOD sets to evaluate for {P.data.id_dataset}: list them under data.ood_datasets "
-                             "in a params file and pass it with --params")
+            raise ValueError(
+                f"no OOD sets to evaluate for {P.data.id_dataset}: list them under data.ood_datasets "
+                "in a params file and pass it with --params"
+            )
         device = resolve_device(P.device)
         model = _load_model(P, bundle, args, device)
     except (ValueError, CheckpointError, FileNotFoundError, RuntimeError) as err:  # RuntimeError: no GPU for cuda
@@ -144,14 +179,30 @@ def run(args: argparse.Namespace) -> int:
     print(f"Out-of-distribution features shape: {[fs.features.shape for fs in ood.values()]}")
 
     if args.k is None:
-        (scores, setting), suffix, method = _ssd_scores(args, train, id_test, ood), "ssd", method_name(args.training_mode)
+        (scores, setting), suffix, method = (
+            _ssd_scores(args, train, id_test, ood),
+            "ssd",
+            method_name(args.training_mode),
+        )
     else:
         scores = _ssdk_scores(args, model, bundle, train, id_test, ood, device, batch)
         suffix, method, setting = "ssdk", "SSD_k", f"k={args.k},copies={args.copies}"
 
-    rows = [row(method, id_s, ood_s, ood_dataset=name, id_dataset=P.data.id_dataset, training_mode=args.training_mode,
-                arch=args.arch, setting=setting, seed=args.seed, params_file=str(args.params) if args.params else None)
-            for name, (id_s, ood_s) in scores.items()]
+    rows = [
+        row(
+            method,
+            id_s,
+            ood_s,
+            ood_dataset=name,
+            id_dataset=P.data.id_dataset,
+            training_mode=args.training_mode,
+            arch=args.arch,
+            setting=setting,
+            seed=args.seed,
+            params_file=str(args.params) if args.params else None,
+        )
+        for name, (id_s, ood_s) in scores.items()
+    ]
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     lines = [str(args)] + [results_line(P.data.id_dataset, r["ood_dataset"], args.clusters, r) for r in rows]

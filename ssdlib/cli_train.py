@@ -29,12 +29,22 @@ from ssdlib.training import distributed as dist
 CHECKPOINT = "checkpoint.pt"
 # command-line flag -> (params section or None for top level, key)
 OVERRIDES = {
-    "arch": ("encoder", "arch"), "width": ("encoder", "width"), "training_mode": ("encoder", "training_mode"),
-    "epochs": ("encoder", "epochs"), "batch_size": ("encoder", "batch_size"), "lr": ("encoder", "lr"),
-    "momentum": ("encoder", "momentum"), "weight_decay": ("encoder", "weight_decay"),
-    "warmup": ("encoder", "warmup_epochs"), "temperature": ("encoder", "temperature"),
-    "save_freq": ("encoder", "save_every"), "dataset": ("data", "id_dataset"), "data_dir": ("data", "root"),
-    "normalize": ("data", "normalize"), "size": ("data", "image_size"), "seed": (None, "seed"),
+    "arch": ("encoder", "arch"),
+    "width": ("encoder", "width"),
+    "training_mode": ("encoder", "training_mode"),
+    "epochs": ("encoder", "epochs"),
+    "batch_size": ("encoder", "batch_size"),
+    "lr": ("encoder", "lr"),
+    "momentum": ("encoder", "momentum"),
+    "weight_decay": ("encoder", "weight_decay"),
+    "warmup": ("encoder", "warmup_epochs"),
+    "temperature": ("encoder", "temperature"),
+    "save_freq": ("encoder", "save_every"),
+    "dataset": ("data", "id_dataset"),
+    "data_dir": ("data", "root"),
+    "normalize": ("data", "normalize"),
+    "size": ("data", "image_size"),
+    "seed": (None, "seed"),
     "device": (None, "device"),
 }
 
@@ -50,8 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--width", type=int, help="channels of the first stage (64: the standard ResNet)")
     add("--dataset", help="ID training set, e.g. cifar10, cifar100, svhn, offline")
     add("--data-dir", help="dataset root (else the profile's data.root or $SSDLIB_DATA)")
-    add("--normalize", action=argparse.BooleanOptionalAction, default=None,
-        help="normalise with the ID set's mean and std as the model's first layer")
+    add(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="normalise with the ID set's mean and std as the model's first layer",
+    )
     add("--size", type=int, help="image side in pixels")
     add("--epochs", type=int, help="cosine-phase epochs (warm-up epochs come on top, as in SSD)")
     add("--warmup", type=int, nargs="?", const=10, help="warm-up epochs (10 when given bare; 0: none)")
@@ -101,8 +115,10 @@ def run(args: argparse.Namespace) -> int:
         run_dir = args.results_dir / args.exp_name
         checkpoint = run_dir / CHECKPOINT
         if checkpoint.exists() and not args.resume:
-            raise CheckpointError(f"{run_dir} already holds a run ({checkpoint}); pass --resume to continue it, "
-                                  "or choose another --exp-name")
+            raise CheckpointError(
+                f"{run_dir} already holds a run ({checkpoint}); pass --resume to continue it, "
+                "or choose another --exp-name"
+            )
         if args.resume and not checkpoint.exists():
             raise CheckpointError(f"--resume: there is no {checkpoint} to continue; drop --resume to start the run")
         dist.init_from_env()
@@ -123,9 +139,17 @@ def run(args: argparse.Namespace) -> int:
         if e.batch_size > 256 and not e.warmup_epochs:
             log.info("warning: batch size above 256 without warm-up; SSD recommends --warmup for large batches")
         model = experiment.build_model(P, bundle, e.training_mode)
-        train(model, data.tensors(bundle.train), experiment.encoder_recipe(P), test=data.tensors(bundle.test),
-              device=device, checkpoint=checkpoint, resume=args.resume,
-              params={"params": P.model_dump(mode="json")}, log=log.info)
+        train(
+            model,
+            data.tensors(bundle.train),
+            experiment.encoder_recipe(P),
+            test=data.tensors(bundle.test),
+            device=device,
+            checkpoint=checkpoint,
+            resume=args.resume,
+            params={"params": P.model_dump(mode="json")},
+            log=log.info,
+        )
         log.info(f"finished: {checkpoint}")
     except (NonFiniteLossError, CheckpointError) as err:
         log.info(f"ssdlib train: stopped: {err}")  # stderr and setup.log on rank 0

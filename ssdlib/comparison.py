@@ -40,8 +40,13 @@ def _with_info(scored: list[bl.Scored], **info) -> list[bl.Scored]:
 
 def _ssd(name: str, cache: bl.FeatureCache, ood: list[str], mode: str, arch: str) -> bl.Scored:
     detector = SSD(clusters=1).fit(cache.plain("train"))
-    return bl.Scored(name, "clusters=1", detector.score(cache.plain("test")),
-                     {o: detector.score(cache.plain(o)) for o in ood}, info={"training_mode": mode, "arch": arch})
+    return bl.Scored(
+        name,
+        "clusters=1",
+        detector.score(cache.plain("test")),
+        {o: detector.score(cache.plain(o)) for o in ood},
+        info={"training_mode": mode, "arch": arch},
+    )
 
 
 def _ssod(P: Params, bundle, output_dir, ood: list[str]) -> bl.Scored:
@@ -50,8 +55,13 @@ def _ssod(P: Params, bundle, output_dir, ood: list[str]) -> bl.Scored:
     run = runs.trained(P, bundle, output_dir)
     detector, id_scores, ood_scores, accuracy = runs.scores(run, P, bundle, sets=ood)
     name = detector.name if run.cfg.alpha else "SSOD alpha=0 (MSP)"  # alpha 0 trains no OOD head
-    return bl.Scored(name, run.label, id_scores, ood_scores,
-                     info={"training_mode": runs.training_mode(run), "arch": run.cfg.backbone, "id_accuracy": accuracy})
+    return bl.Scored(
+        name,
+        run.label,
+        id_scores,
+        ood_scores,
+        info={"training_mode": runs.training_mode(run), "arch": run.cfg.backbone, "id_accuracy": accuracy},
+    )
 
 
 def score_all(P: Params, bundle, output_dir: str | Path, *, ssod: bool = True) -> list[bl.Scored]:
@@ -63,22 +73,36 @@ def score_all(P: Params, bundle, output_dir: str | Path, *, ssod: bool = True) -
     methods = list(P.baselines.methods)
     out: list[bl.Scored] = []
 
-    classifier = bl.FeatureCache(experiment.classifier_for(P, bundle, output_dir), _sets(bundle), device,
-                                 P.data.batch_size)
+    classifier = bl.FeatureCache(
+        experiment.classifier_for(P, bundle, output_dir), _sets(bundle), device, P.data.batch_size
+    )
     posthoc = [m for m in methods if m != "godin"]
-    out += _with_info(bl.run(posthoc, P.baselines, classifier, ood, image_size=size, seed=seed),
-                      training_mode="SupCE", arch=arch, id_accuracy=bl.id_accuracy(classifier))
+    out += _with_info(
+        bl.run(posthoc, P.baselines, classifier, ood, image_size=size, seed=seed),
+        training_mode="SupCE",
+        arch=arch,
+        id_accuracy=bl.id_accuracy(classifier),
+    )
     if "godin" in methods:
         godin = bl.FeatureCache(experiment.godin_for(P, bundle, output_dir), _sets(bundle), device, P.data.batch_size)
-        out += _with_info(bl.run(["godin"], P.baselines, godin, ood, image_size=size, seed=seed),
-                          training_mode="GODIN", arch=arch, id_accuracy=bl.id_accuracy(godin))
+        out += _with_info(
+            bl.run(["godin"], P.baselines, godin, ood, image_size=size, seed=seed),
+            training_mode="GODIN",
+            arch=arch,
+            id_accuracy=bl.id_accuracy(godin),
+        )
 
-    supcon = bl.FeatureCache(experiment.encoder_for(P, bundle, output_dir, mode="SupCon"), _sets(bundle), device,
-                             P.data.batch_size)
-    out += _with_info(bl.run(["knn"], P.baselines, supcon, ood, image_size=size, seed=seed, names={"knn": "KNN+"}),
-                      training_mode="SupCon", arch=arch)
-    simclr = bl.FeatureCache(experiment.encoder_for(P, bundle, output_dir, mode="SimCLR"), _sets(bundle), device,
-                             P.data.batch_size)
+    supcon = bl.FeatureCache(
+        experiment.encoder_for(P, bundle, output_dir, mode="SupCon"), _sets(bundle), device, P.data.batch_size
+    )
+    out += _with_info(
+        bl.run(["knn"], P.baselines, supcon, ood, image_size=size, seed=seed, names={"knn": "KNN+"}),
+        training_mode="SupCon",
+        arch=arch,
+    )
+    simclr = bl.FeatureCache(
+        experiment.encoder_for(P, bundle, output_dir, mode="SimCLR"), _sets(bundle), device, P.data.batch_size
+    )
     out.append(_ssd("SSD", simclr, ood, "SimCLR", arch))
     out.append(_ssd("SSD+", supcon, ood, "SupCon", arch))
     if ssod:
@@ -88,8 +112,11 @@ def score_all(P: Params, bundle, output_dir: str | Path, *, ssod: bool = True) -
 
 def rows(scored: list[bl.Scored], P: Params, *, notebook: str, params_file: str | None = None) -> list[dict]:
     """Result rows of every method and OOD set (``ssdlib.results.row``)."""
-    return [r for s in scored
-            for r in s.rows(id_dataset=P.data.id_dataset, notebook=notebook, params_file=params_file, seed=P.seed)]
+    return [
+        r
+        for s in scored
+        for r in s.rows(id_dataset=P.data.id_dataset, notebook=notebook, params_file=params_file, seed=P.seed)
+    ]
 
 
 def most_trusted(scored: bl.Scored, top: int = 6) -> pd.DataFrame:
@@ -101,8 +128,15 @@ def most_trusted(scored: bl.Scored, top: int = 6) -> pd.DataFrame:
     values = np.concatenate(list(scored.ood_scores.values()))
     order = np.argsort(-values, kind="stable")[:top]
     below = np.searchsorted(np.sort(scored.id_scores), values[order], side="left")
-    return pd.DataFrame({"method": scored.method, "ood_dataset": sets[order], "index": index[order],
-                         "score": values[order], "id_percentile": 100 * below / len(scored.id_scores)})
+    return pd.DataFrame(
+        {
+            "method": scored.method,
+            "ood_dataset": sets[order],
+            "index": index[order],
+            "score": values[order],
+            "id_percentile": 100 * below / len(scored.id_scores),
+        }
+    )
 
 
 def trusted_counts(scored: list[bl.Scored], top: int = 20) -> pd.DataFrame:
@@ -111,8 +145,9 @@ def trusted_counts(scored: list[bl.Scored], top: int = 20) -> pd.DataFrame:
     return pd.crosstab(table["method"], table["ood_dataset"]).reindex([s.method for s in scored]).fillna(0).astype(int)
 
 
-def beside_paper(rows, targets: pd.DataFrame, *, paper: str, table: str, ood_dataset: str,
-                 metrics=("fpr95", "auroc")) -> pd.DataFrame:
+def beside_paper(
+    rows, targets: pd.DataFrame, *, paper: str, table: str, ood_dataset: str, metrics=("fpr95", "auroc")
+) -> pd.DataFrame:
     """Our rows on ``ood_dataset`` next to a paper table's numbers for the same methods, in percent.
 
     Matched on method name only, so the ID sets may differ (the offline profile vs ImageNet in
@@ -141,4 +176,3 @@ def below_chance(rows) -> pd.DataFrame:
 def images_of(bundle, picks: pd.DataFrame) -> list:
     """The [3, H, W] images of ``picks`` (rows of :func:`most_trusted`), from ``bundle.ood``."""
     return [bundle.ood[s][int(i)][0] for s, i in zip(picks["ood_dataset"], picks["index"])]
-

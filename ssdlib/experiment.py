@@ -28,8 +28,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ParamsError(f"device {name!r} was asked for, but PyTorch sees no CUDA GPU here; "
-                          "set device: auto (or cpu) in the params file")
+        raise ParamsError(
+            f"device {name!r} was asked for, but PyTorch sees no CUDA GPU here; "
+            "set device: auto (or cpu) in the params file"
+        )
     return torch.device(name)
 
 
@@ -61,15 +63,17 @@ def build_model(P: Params, bundle, mode: str) -> torch.nn.Module:
     if mode == "SupCE":
         return SupNet(encoder, bundle.num_classes, normalize=bundle.normalize())
     if mode == "GODIN":
-        return GODINNet(encoder, bundle.num_classes, normalize=bundle.normalize(),
-                        similarity=P.baselines.godin_similarity)
+        return GODINNet(
+            encoder, bundle.num_classes, normalize=bundle.normalize(), similarity=P.baselines.godin.similarity
+        )
     return SSLNet(encoder, normalize=bundle.normalize())
 
 
 def encoder_for(P: Params, bundle, output_dir: str | Path, mode: str | None = None) -> torch.nn.Module:
     """The trained SSD network of ``mode`` (default ``P.encoder.training_mode``), in eval mode.
 
-    SimCLR / SupCon give an ``SSLNet`` trained with ``P.encoder`` (:func:`encoder_recipe`); SupCE gives the classifier of
+    SimCLR / SupCon give an ``SSLNet`` trained with ``P.encoder`` (:func:`encoder_recipe`); SupCE gives the
+    classifier of
     :func:`classifier_for`. ``model.features(x)`` gives the penultimate features SSD scores.
     """
     mode = mode or P.encoder.training_mode
@@ -87,16 +91,27 @@ def encoder_recipe(P: Params, mode: str | None = None) -> Recipe:
 def classifier_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module:
     """The supervised CE classifier (``SupNet``) of ``P.encoder``'s arch and width, trained with
     ``P.classifier``; in eval mode. MSP and the post-hoc baselines score it."""
-    return load_or_train(P, bundle, output_dir, build_model(P, bundle, "SupCE"),
-                         Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"))
+    return load_or_train(
+        P,
+        bundle,
+        output_dir,
+        build_model(P, bundle, "SupCE"),
+        Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"),
+    )
 
 
 def godin_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module:
     """The GODIN network of ``P.encoder``'s arch and width, trained by the SupCE loop with
     ``P.classifier`` (kept as ``GODIN_<arch>_w<width>.pt``, reused while its similarity stays the same)."""
-    return load_or_train(P, bundle, output_dir, build_model(P, bundle, "GODIN"),
-                         Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"),
-                         name="GODIN", identity={"similarity": P.baselines.godin_similarity})
+    return load_or_train(
+        P,
+        bundle,
+        output_dir,
+        build_model(P, bundle, "GODIN"),
+        Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"),
+        name="GODIN",
+        identity={"similarity": P.baselines.godin.similarity},
+    )
 
 
 def training_history(P: Params, output_dir: str | Path, mode: str | None = None) -> History:
@@ -107,8 +122,16 @@ def training_history(P: Params, output_dir: str | Path, mode: str | None = None)
     return History.from_dict(load_checkpoint(path)["history"])
 
 
-def load_or_train(P: Params, bundle, output_dir: str | Path, model: torch.nn.Module, recipe: Recipe, *,
-                  name: str | None = None, identity: dict[str, Any] | None = None) -> torch.nn.Module:
+def load_or_train(
+    P: Params,
+    bundle,
+    output_dir: str | Path,
+    model: torch.nn.Module,
+    recipe: Recipe,
+    *,
+    name: str | None = None,
+    identity: dict[str, Any] | None = None,
+) -> torch.nn.Module:
     """``model`` (freshly initialised with ``P.seed``) trained with ``recipe`` on ``bundle.train``, in eval mode.
 
     Kept as ``<output_dir>/checkpoints/<name>_<arch>_w<width>.pt`` (``name`` defaults to the recipe's
@@ -137,9 +160,19 @@ def load_or_train(P: Params, bundle, output_dir: str | Path, model: torch.nn.Mod
             resume = True
             print(f"{path} holds a run stopped after epoch {state['epoch']}/{state['total_epochs']}; resuming it")
     if not resume:
-        print(f"training a quick {name} {P.encoder.arch} (width {P.encoder.width}) for "
-              f"{recipe.total_epochs} epochs on {device}; checkpoints go to {path}")
-    train(model, tensors(bundle.train), recipe, test=tensors(bundle.test), device=device, checkpoint=path,
-          resume=resume, params={"identity": identity, "params": P.model_dump(mode="json")},
-          name=f"{name} {P.encoder.arch} w{P.encoder.width}")
+        print(
+            f"training a quick {name} {P.encoder.arch} (width {P.encoder.width}) for "
+            f"{recipe.total_epochs} epochs on {device}; checkpoints go to {path}"
+        )
+    train(
+        model,
+        tensors(bundle.train),
+        recipe,
+        test=tensors(bundle.test),
+        device=device,
+        checkpoint=path,
+        resume=resume,
+        params={"identity": identity, "params": P.model_dump(mode="json")},
+        name=f"{name} {P.encoder.arch} w{P.encoder.width}",
+    )
     return model.eval()

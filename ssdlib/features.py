@@ -8,8 +8,8 @@ statistics) without gradients, and leaves the model in the mode it found it in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,8 +33,13 @@ def loader(data, batch_size: int) -> DataLoader:
 
 
 @torch.no_grad()
-def collect(model, batches: DataLoader, features_of: Callable[[torch.Tensor], torch.Tensor],
-            outputs: Callable[[torch.Tensor], torch.Tensor] | None, desc: str) -> FeatureSet:
+def collect(
+    model,
+    batches: DataLoader,
+    features_of: Callable[[torch.Tensor], torch.Tensor],
+    outputs: Callable[[torch.Tensor], torch.Tensor] | None,
+    desc: str,
+) -> FeatureSet:
     """``features_of(images)``, ``outputs(features)`` as logits (if given) and the labels of ``batches``.
 
     The one loop behind :func:`extract` and preprocessed extraction (which enables gradients for its
@@ -69,12 +74,18 @@ def extract(model, data, device="cpu", batch_size: int = 256, desc: str | None =
     image tensor. Labels are None when the data carries none.
     """
     device = torch.device(device)
-    return collect(model, loader(data, batch_size), lambda x: model.features(x.to(device)),
-                   getattr(model, "classify", None), desc or "features")
+    return collect(
+        model,
+        loader(data, batch_size),
+        lambda x: model.features(x.to(device)),
+        getattr(model, "classify", None),
+        desc or "features",
+    )
 
 
 def subset(data: FeatureSet, index) -> FeatureSet:
     """The rows ``index`` (indices or a boolean mask) of every array in ``data``."""
+
     def pick(a):
         return None if a is None else a[index]
 

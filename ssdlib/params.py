@@ -32,8 +32,11 @@ class _Section(BaseModel):
 class OfflineBenchmark(_Section):
     """Sizes of the generated offline benchmark (see ``ssdlib.data.offline``)."""
 
-    seed: int = Field(0, description="seed of every generated image: the offline benchmark and the "
-                                     "synthetic OOD sets (blobs, gaussian, uniform) of any profile")
+    seed: int = Field(
+        0,
+        description="seed of every generated image: the offline benchmark and the "
+        "synthetic OOD sets (blobs, gaussian, uniform) of any profile",
+    )
     train_per_class: int = Field(200, ge=1, le=100_000)
     test_per_class: int = Field(100, ge=1, le=100_000)
     ood_per_set: int = Field(500, ge=1, le=100_000)
@@ -50,8 +53,12 @@ class DataParams(_Section):
     normalize: bool = True
     batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
-    synthetic_per_set: int = Field(10_000, ge=1, le=1_000_000,
-                                   description="images in each synthetic OOD set (blobs, gaussian, uniform); SSD: 10 000")
+    synthetic_per_set: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="images in each synthetic OOD set (blobs, gaussian, uniform); SSD: 10 000",
+    )
     offline: OfflineBenchmark = OfflineBenchmark()
 
 
@@ -62,8 +69,11 @@ class EncoderParams(_Section):
     width: int = Field(64, ge=4, le=256, description="channels of the first stage; 64 is the standard ResNet")
     training_mode: Literal["SimCLR", "SupCon", "SupCE"] = "SimCLR"
     epochs: int = Field(500, ge=1)
-    supcon_epochs: int | None = Field(None, ge=1, description="SupCon's epochs where they differ from `epochs` "
-                                      "(labels make it converge sooner); null: `epochs`")
+    supcon_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="SupCon's epochs where they differ from `epochs` (labels make it converge sooner); null: `epochs`",
+    )
     batch_size: int = Field(512, ge=2)
     lr: float = Field(0.5, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -99,16 +109,29 @@ class ClassifierParams(_Section):
 class SSDParams(_Section):
     """SSD evaluation: the cluster sweep and the SSD_k grid."""
 
-    clusters: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1,
-                                        description="k-means cluster counts to sweep (SSD's default: 1)")
-    k: list[PositiveInt] = Field(default_factory=lambda: [1, 5], min_length=1,
-                                 description="SSD_k: known outliers per OOD class")
-    copies: list[PositiveInt] = Field(default_factory=lambda: [10], min_length=1,
-                                      description="SSD_k: augmented views per known outlier (SSD's default: 10)")
+    clusters: list[PositiveInt] = Field(
+        default_factory=lambda: [1], min_length=1, description="k-means cluster counts to sweep (SSD's default: 1)"
+    )
+    k: list[PositiveInt] = Field(
+        default_factory=lambda: [1, 5], min_length=1, description="SSD_k: known outliers per OOD class"
+    )
+    copies: list[PositiveInt] = Field(
+        default_factory=lambda: [10],
+        min_length=1,
+        description="SSD_k: augmented views per known outlier (SSD's default: 10)",
+    )
 
 
-Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "regnet_y_800mf",
-                   "mobilenet_v3_large", "mobilenet_v3_small"]
+Backbone = Literal[
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "densenet121",
+    "regnet_y_800mf",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+]
 Balance = Literal["LW", "DR", "LWB"]
 
 
@@ -119,12 +142,20 @@ class SSODParams(_Section):
     backbone: Backbone = "resnet18"
     width: int = Field(64, ge=4, le=256, description="channels of the first stage; 64 is the published network")
     stem: Literal["cifar", "imagenet"] = Field(
-        "imagenet", description="imagenet: total stride 32 (224 px -> 7x7 map); cifar: stride 8 (32 px -> 4x4)")
-    input_size: int = Field(224, ge=8, le=1024, description="images are resized to this inside the model "
-                                                            "(the paper upsamples CIFAR's 32 px to 224)")
-    pretrained: str = Field("none", description="none | torchvision (its default ImageNet weights, fetched once "
-                                                "into $TORCH_HOME) | a torchvision weights name (IMAGENET1K_V1) | "
-                                                "path to a local torchvision state dict")
+        "imagenet", description="imagenet: total stride 32 (224 px -> 7x7 map); cifar: stride 8 (32 px -> 4x4)"
+    )
+    input_size: int = Field(
+        224,
+        ge=8,
+        le=1024,
+        description="images are resized to this inside the model (the paper upsamples CIFAR's 32 px to 224)",
+    )
+    pretrained: str = Field(
+        "none",
+        description="none | torchvision (its default ImageNet weights, fetched once "
+        "into $TORCH_HOME) | a torchvision weights name (IMAGENET1K_V1) | "
+        "path to a local torchvision state dict",
+    )
     alpha: float = Field(1.5, ge=0, description="weight of the OOD loss (Eq. 9); 0 = the vanilla classifier")
     gamma: float = Field(0.95, gt=0.5, lt=1, description="sampler: ID if p >= gamma, OOD if p < 1 - gamma (Eq. 7)")
     balance: Balance = Field("LWB", description="ID/OOD balance of the OOD loss (Sec. 5.3)")
@@ -140,85 +171,96 @@ class SSODParams(_Section):
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     score: Literal["ood", "ood_x_msp"] = Field("ood", description="sigmoid(f_ood) (Eq. 10) or its product with MSP")
     select: Literal["val_accuracy", "last", "test_fpr95"] = Field(
-        "val_accuracy", description="checkpoint kept: best held-out accuracy, the last, or the paper's best test "
-                                    "FPR95 (selects on the test OOD sets)")
+        "val_accuracy",
+        description="checkpoint kept: best held-out accuracy, the last, or the paper's best test "
+        "FPR95 (selects on the test OOD sets)",
+    )
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training set held out for selection")
     ablation_ood: str = Field("places365", description="OOD set of the ablations (the paper's Tables 4-6: Places)")
     alphas: list[float] = Field(default_factory=lambda: [0.7, 1.0, 1.5, 1.8, 2.0], description="Table 4")
     balances: list[Balance] = Field(default_factory=lambda: ["LW", "DR", "LWB"], description="Table 5")
     backbones: list[Backbone] = Field(
         default_factory=lambda: ["resnet50", "densenet121", "regnet_y_800mf", "mobilenet_v3_large"],
-        description="Table 6")
+        description="Table 6",
+    )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SSODParams":
+    def _consistent(self) -> SSODParams:
         if self.pretrained != "none" and self.width != 64:
-            raise ValueError(f"pretrained weights exist for width 64 only, got width {self.width}: "
-                             "set width: 64 or pretrained: none")
+            raise ValueError(
+                f"pretrained weights exist for width 64 only, got width {self.width}: set width: 64 or pretrained: none"
+            )
         low, high = self.crop_scale
         if not 0 < low <= high <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {list(self.crop_scale)}")
         return self
 
 
-BaselineMethod = Literal["msp", "maxlogit", "odin", "mahalanobis", "energy", "knn", "react", "vim", "godin"]
-
-
-class BaselineGrids(_Section):
-    """Values tried per hyper-parameter when ``baselines.tune`` is on (``ssdlib.detectors.baselines``).
-
-    ODIN's and ReAct's are OpenOOD v1.5's APS sweeps, Mahalanobis's the eps grid of Lee et al.'s
-    code, k a subset of the KNN paper's list, ViM's dims pytorch-ood's space (dims >= the feature
-    size are skipped), GODIN's a log-spaced grid.
-    """
-
-    odin_temperature: list[float] = Field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0], min_length=1)
-    odin_epsilon: list[float] = Field(default_factory=lambda: [0.0014, 0.0028], min_length=1)
-    mahalanobis_epsilon: list[float] = Field(
-        default_factory=lambda: [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01], min_length=1)
-    knn_k: list[int] = Field(default_factory=lambda: [1, 10, 20, 50, 100, 200, 500, 1000], min_length=1)
-    react_percentile: list[float] = Field(default_factory=lambda: [85.0, 90.0, 95.0, 99.0], min_length=1)
-    vim_dim: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256, 512], min_length=1)
-    godin_epsilon: list[float] = Field(
-        default_factory=lambda: [0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08], min_length=1)
-
-
 class BaselineParams(_Section):
-    """Post-hoc detectors and their hyper-parameters (defaults from OpenOOD v1.5's
-    ``configs/postprocessors`` and the detectors' papers).
-
-    Input steps (``*_epsilon``) are in [0, 1] pixel units: normalisation is the model's first
-    layer, so eps * sign(grad) there equals the reference codes' sign / std in normalised units.
+    """Post-hoc detectors: which ones run, how tuning works, and one section per detector
+    (``baselines.<key>``, e.g. ``baselines.odin.temperature``) with its hyper-parameters and tuning
+    grid. The sections come from the detectors' own files (``ssdlib.detectors.registry``); defaults
+    from OpenOOD v1.5's ``configs/postprocessors`` and the detectors' papers. Input steps
+    (``epsilon``) are in [0, 1] pixel units: normalisation is the model's first layer, so eps *
+    sign(grad) there equals the reference codes' sign / std in normalised units.
     """
 
-    methods: list[BaselineMethod] = Field(
-        default_factory=lambda: ["msp", "maxlogit", "odin", "mahalanobis", "energy", "knn", "react", "vim"])
-    odin_temperature: float = Field(1000.0, gt=0, description="ODIN's softmax temperature T (Liang et al. 2018)")
-    odin_epsilon: float = Field(0.0014, ge=0, description="ODIN's input step; 0 = temperature scaling only")
-    mahalanobis_epsilon: float = Field(
-        0.0, ge=0, description="Mahalanobis input preprocessing step; 0 = off (the MDS of OpenOOD, KNN, SSD)")
-    energy_temperature: float = Field(1.0, gt=0, description="T of the energy score T*logsumexp(f/T)")
-    knn_k: int = Field(50, ge=1, description="KNN: distance to the k-th nearest normalised train feature")
-    knn_backend: Literal["auto", "faiss", "exact"] = Field(
-        "auto", description="auto = faiss when installed, else exact chunked torch search")
-    react_percentile: float = Field(90.0, gt=0, le=100, description="ReAct clips at this percentile of ID activations")
-    react_source: Literal["train", "val"] = Field(
-        "train", description="ID split the ReAct percentile is taken on: train (pytorch-ood) or the bundle's val "
-                             "split (ReAct's code, OpenOOD)")
-    vim_dim: int = Field(256, ge=1, description="ViM's principal-subspace dimension (must be below the feature size)")
-    godin_similarity: Literal["cosine", "inner", "euclidean"] = Field(
-        "cosine", description="GODIN's dividend h_i(x) (Hsu et al. 2020: h^C, h^I, h^E)")
-    godin_epsilon: float | None = Field(
-        None, ge=0, description="GODIN's input step; null = chosen on ID validation data (max mean score), "
-                                "GODIN's own rule, which needs no OOD data")
+    model_config = ConfigDict(extra="allow", frozen=True)  # the extra keys are the detectors' sections
+
+    methods: list[str] = Field(
+        default_factory=lambda: ["msp", "maxlogit", "odin", "mahalanobis", "energy", "knn", "react", "vim"],
+        description="detectors to run, by key (one section of this name each)",
+    )
     tune: bool = Field(False, description="choose the grids' best values on validation data instead of the defaults")
     tune_on: str = Field(
-        "gaussian", description="validation OOD set for tuning: a synthetic kind (blobs, gaussian, uniform) drawn "
-                                "with a seed no test set uses, never a test set")
+        "gaussian",
+        description="validation OOD set for tuning: a synthetic kind (blobs, gaussian, uniform) drawn "
+        "with a seed no test set uses, never a test set",
+    )
     tune_samples: int = Field(500, ge=10, description="images drawn for the validation OOD set")
     tune_id_fraction: float = Field(
-        0.1, gt=0, lt=1, description="share of ID train held out of the detectors' fit as ID validation when tuning")
-    grids: BaselineGrids = BaselineGrids()
+        0.1, gt=0, lt=1, description="share of ID train held out of the detectors' fit as ID validation when tuning"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detector_sections(cls, data: Any) -> Any:
+        """Every registered detector gets its section (defaults where absent); other keys are errors."""
+        from ssdlib.detectors.registry import methods
+
+        known = methods()
+        data = dict(data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            return data
+        unknown = [k for k in data if k not in cls.model_fields and k not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {', '.join(map(repr, unknown))}: baselines holds "
+                f"{', '.join(cls.model_fields)} and one section per detector ({', '.join(known)})"
+            )
+        for key, method in known.items():
+            value = data.get(key)
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            try:
+                data[key] = method.params.model_validate(value or {})
+            except ValidationError as err:
+                problems = "; ".join(f"{key}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+                raise ValueError(problems) from None
+        bad = [m for m in data.get("methods") or [] if m not in known]
+        if bad:
+            raise ValueError(
+                f"methods: unknown detector(s) {', '.join(map(repr, bad))}; registered: {', '.join(known)}"
+            )
+        return data
+
+    def section(self, key: str):
+        """The section of detector ``key`` (``ssdlib.detectors.registry.MethodParams``)."""
+        return getattr(self, key)
+
+    def with_section(self, key: str, **values: Any) -> BaselineParams:
+        """A copy with ``values`` set in detector ``key``'s section, validated."""
+        return BaselineParams.model_validate({**self.model_dump(), key: {**self.section(key).model_dump(), **values}})
 
 
 class CheckParams(_Section):
@@ -226,30 +268,47 @@ class CheckParams(_Section):
     ``checks.json``), so that a broken pipeline fails loudly. Each must be able to fail: none below chance."""
 
     min_ssd_auroc: float = Field(
-        0.9, ge=0, le=1, description="SSD's (and SSD_k's) AUROC on each of ssd_auroc_sets (far OOD)")
+        0.9, ge=0, le=1, description="SSD's (and SSD_k's) AUROC on each of ssd_auroc_sets (far OOD)"
+    )
     ssd_auroc_sets: list[str] = Field(default_factory=list)
     min_knn_accuracy: float = Field(0.5, ge=0, le=1, description="kNN monitor accuracy of the trained encoder")
     min_supcon_knn_accuracy: float = Field(0.8, ge=0, le=1, description="kNN monitor accuracy of the SupCon encoder")
     min_classifier_accuracy: float = Field(0.9, ge=0, le=1, description="test accuracy of the SupCE classifier")
     near_ood_set: str | None = Field(
-        None, description="OOD set of the near-OOD checks (notebooks 02, 03); null: no near-OOD checks")
+        None, description="OOD set of the near-OOD checks (notebooks 02, 03); null: no near-OOD checks"
+    )
     min_near_auroc: float = Field(0.7, ge=0, le=1, description="SSD's and MSP's AUROC on near_ood_set")
     min_ssd_plus_gain: float = Field(
-        0.03, ge=-1, le=1, description="SSD+'s AUROC on near_ood_set at least this far above SSD's")
+        0.03, ge=-1, le=1, description="SSD+'s AUROC on near_ood_set at least this far above SSD's"
+    )
     min_ssdk_near_gain: float = Field(
-        0.0, ge=-1, le=1, description="SSD_k with the most known outliers: AUROC on near_ood_set strictly more than "
-                                      "this above plain SSD's")
+        0.0,
+        ge=-1,
+        le=1,
+        description="SSD_k with the most known outliers: AUROC on near_ood_set strictly more than "
+        "this above plain SSD's",
+    )
     max_ssdk_auroc_drop: float = Field(
-        0.02, ge=0, le=1, description="SSD_k with the most known outliers: mean AUROC over the OOD sets at most "
-                                      "this far below plain SSD's")
+        0.02,
+        ge=0,
+        le=1,
+        description="SSD_k with the most known outliers: mean AUROC over the OOD sets at most "
+        "this far below plain SSD's",
+    )
     ssod_ood_set: str = Field("places365", description="OOD set on which SSOD must beat MSP of the vanilla classifier")
     min_ssod_fpr95_gain: float = Field(
-        0.05, ge=-1, le=1, description="SSOD's FPR95 there at least this far below the vanilla classifier's MSP")
+        0.05, ge=-1, le=1, description="SSOD's FPR95 there at least this far below the vanilla classifier's MSP"
+    )
     max_ssod_accuracy_drop: float = Field(
-        0.03, ge=0, le=1, description="SSOD's ID accuracy at most this far below the vanilla classifier's (alpha 0)")
+        0.03, ge=0, le=1, description="SSOD's ID accuracy at most this far below the vanilla classifier's (alpha 0)"
+    )
     min_ssod_background_offset: float = Field(
-        0.0, ge=-1, le=1, description="sampler: mean distance of OOD picks from the image centre minus that of "
-                                      "ID picks, in half-diagonals")
+        0.0,
+        ge=-1,
+        le=1,
+        description="sampler: mean distance of OOD picks from the image centre minus that of "
+        "ID picks, in half-diagonals",
+    )
 
 
 class Params(_Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,6 +11,14 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from ssdlib.metrics import auroc
+
+
+def save(fig, out: str | Path, name: str, *, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``<out>/<name>.png`` (tight bounding box) and return the path: the one way the
+    notebooks save figures."""
+    path = Path(out) / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
 
 
 def _setting_values(setting: str) -> dict[str, float]:
@@ -29,7 +38,7 @@ def score_histograms(id_scores, ood_scores: dict[str, np.ndarray], *, title: str
         ax.set_title(f"{name} (AUROC {auroc(id_scores, scores):.3f})", fontsize=9)
         ax.set_xlabel("score", fontsize=8)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(ood_scores):]:
+    for ax in list(axes.flat)[len(ood_scores) :]:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
@@ -88,13 +97,12 @@ def few_shot_grid(table: pd.DataFrame, baseline: pd.DataFrame, metric: str = "au
         for copies, line in part.groupby("copies"):
             line = line.sort_values("k")
             ax.plot(line["k"], line[metric], "o-", label=f"copies={copies:g}")
-        ax.axhline(baseline.loc[baseline["ood_dataset"] == name, metric].iloc[0], color="k", ls="--", lw=1,
-                   label="SSD")
+        ax.axhline(baseline.loc[baseline["ood_dataset"] == name, metric].iloc[0], color="k", ls="--", lw=1, label="SSD")
         ax.set_title(name, fontsize=9)
         ax.set_xticks(sorted(part["k"].unique()))
         ax.set_xlabel("k (known outliers per class)", fontsize=8)
         ax.set_ylabel(metric.upper(), fontsize=8)
-    for ax in list(axes.flat)[len(sets):]:
+    for ax in list(axes.flat)[len(sets) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
@@ -117,11 +125,12 @@ def method_histograms(scored, *, bins: int = 40, cols: int = 4):
         ax.set_title(s.method, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.set_yticks([])
-    for ax in list(axes.flat)[len(scored):]:
+    for ax in list(axes.flat)[len(scored) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6, ncol=2)
-    fig.supxlabel("score (higher = more in-distribution; clipped to its 0.5-99.5 % range; "
-                  "y up to 3x the ID peak)", fontsize=8)
+    fig.supxlabel(
+        "score (higher = more in-distribution; clipped to its 0.5-99.5 % range; y up to 3x the ID peak)", fontsize=8
+    )
     fig.tight_layout()
     return fig
 
@@ -139,13 +148,14 @@ def below_chance_histograms(scored, pairs: pd.DataFrame, *, bins: int = 40, cols
         low, high = np.percentile(np.concatenate([s.id_scores, ood]), [0.5, 99.5])
         edges = np.linspace(low, high, bins + 1) if high > low else bins
         ax.hist(np.clip(s.id_scores, low, high), edges, density=True, color="0.75", label="ID test")
-        ax.hist(np.clip(ood, low, high), edges, density=True, histtype="step", lw=1.3, color="C3",
-                label=pair["ood_dataset"])
+        ax.hist(
+            np.clip(ood, low, high), edges, density=True, histtype="step", lw=1.3, color="C3", label=pair["ood_dataset"]
+        )
         ax.set_title(f"{pair['method']} on {pair['ood_dataset']}: AUROC {pair['auroc']:.2f}", fontsize=9)
         ax.tick_params(labelsize=7)
         ax.set_yticks([])
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(pairs):]:
+    for ax in list(axes.flat)[len(pairs) :]:
         ax.axis("off")
     if pairs.empty:
         axes.flat[0].text(0.5, 0.5, "no method scores an OOD set below chance", ha="center", va="center")
@@ -187,8 +197,7 @@ def dataset_grid(sets: dict[str, tuple], per_set: int = 10):
     has them (``class_names``, or torchvision's ``classes``).
     """
     fig, axes = plt.subplots(len(sets), per_set, figsize=(1.05 * per_set, 1.55 * len(sets)), squeeze=False)
-    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / (1.55 * len(sets)), bottom=0.01,
-                        wspace=0.06, hspace=0.75)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / (1.55 * len(sets)), bottom=0.01, wspace=0.06, hspace=0.75)
     for row, (label, (dataset, about)) in zip(axes, sets.items()):
         row[0].text(0, 1.42, f"{label}: {about}", transform=row[0].transAxes, fontsize=8, ha="left", va="bottom")
         names = getattr(dataset, "class_names", None) or getattr(dataset, "classes", None)
@@ -204,6 +213,7 @@ def dataset_grid(sets: dict[str, tuple], per_set: int = 10):
 
 
 # -- SSOD (notebook 04) ----------------------------------------------------------------------
+
 
 def ssod_training_curves(history, *, batch_size: int, warmup_epochs: int = 0, title: str = ""):
     """SSOD's per-batch log: CE, CE_ood, and the ID / OOD locations the sampler picked per image.
@@ -244,8 +254,10 @@ def ssod_locality(images, maps: dict, *, per_row: int = 6):
     size = images.shape[-1]
     for m, (name, loc) in enumerate(maps.items()):
         for i in range(n):
-            for row, overlays in ((2 * m, [(loc.correct[i], (0.1, 0.3, 1.0))]),
-                                  (2 * m + 1, [(loc.picks[i] == 1, (0.1, 0.8, 0.1)), (loc.picks[i] == 0, (1.0, 0.1, 0.1))])):
+            for row, overlays in (
+                (2 * m, [(loc.correct[i], (0.1, 0.3, 1.0))]),
+                (2 * m + 1, [(loc.picks[i] == 1, (0.1, 0.8, 0.1)), (loc.picks[i] == 0, (1.0, 0.1, 0.1))]),
+            ):
                 ax = axes[row, i]
                 ax.imshow(images[i].permute(1, 2, 0).clamp(0, 1).numpy())
                 for mask, colour in overlays:

@@ -16,9 +16,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 ENV_VAR = "SSDLIB_PROGRESS_FILE"
 LOGGER = "ssdlib.progress"
@@ -74,15 +74,17 @@ class EpochReporter:
         per_epoch = (time.perf_counter() - self.start) / done
         left = self.total - epoch
         shown = "".join(f", {name} {v:.4g}" for name, v in values.items() if v == v)  # v == v: not NaN
-        line = (f"{self.what}: epoch {epoch}/{self.total}{shown}, {per_epoch:.1f} s/epoch, "
-                + (f"~{duration(left * per_epoch)} left" if left > 0 else "done"))
+        line = f"{self.what}: epoch {epoch}/{self.total}{shown}, {per_epoch:.1f} s/epoch, " + (
+            f"~{duration(left * per_epoch)} left" if left > 0 else "done"
+        )
         self.log.info(line)
         return line
 
 
 @contextmanager
-def follow(path: str | Path, prefix: str = "", write: Callable[[str], None] | None = None,
-           interval: float = 0.5) -> Iterator[Path]:
+def follow(
+    path: str | Path, prefix: str = "", write: Callable[[str], None] | None = None, interval: float = 0.5
+) -> Iterator[Path]:
     """While the block runs, pass each new complete line of ``path`` to ``write`` (default: print
     above any progress bar) with ``prefix``; set ``SSDLIB_PROGRESS_FILE`` to ``path`` for processes
     started in the block. The lines written before the block are skipped; the last ones are passed

@@ -16,8 +16,21 @@ from ssdlib.metrics import evaluate
 
 RESULTS_FILE = "results.jsonl"
 COLUMNS = [
-    "notebook", "method", "training_mode", "arch", "id_dataset", "ood_dataset", "setting",
-    "fpr95", "fpr95_ood_tpr", "auroc", "aupr_in", "aupr_out", "id_accuracy", "params_file", "seed",
+    "notebook",
+    "method",
+    "training_mode",
+    "arch",
+    "id_dataset",
+    "ood_dataset",
+    "setting",
+    "fpr95",
+    "fpr95_ood_tpr",
+    "auroc",
+    "aupr_in",
+    "aupr_out",
+    "id_accuracy",
+    "params_file",
+    "seed",
 ]
 
 
@@ -82,8 +95,11 @@ def markdown(rows) -> str:
     lines = ["# Results", ""]
     if rows.empty:
         return "\n".join(lines + ["No results were recorded.", ""])
-    lines += ["AUROC and FPR95 in percent; **bold**: the best of a column; `mean`: over the OOD sets shown; "
-              "a method run in several settings has a row per setting. Every row and column: `results.csv`.", ""]
+    lines += [
+        "AUROC and FPR95 in percent; **bold**: the best of a column; `mean`: over the OOD sets shown; "
+        "a method run in several settings has a row per setting. Every row and column: `results.csv`.",
+        "",
+    ]
     rows = rows.assign(notebook=rows["notebook"].fillna("(no notebook)"), id_dataset=rows["id_dataset"].fillna("?"))
     for notebook in sorted(rows["notebook"].unique()):
         for id_set, part in rows[rows["notebook"] == notebook].groupby("id_dataset", sort=False):
@@ -99,8 +115,14 @@ def markdown(rows) -> str:
 
 TARGETS_FILE = Path(__file__).with_name("paper_targets.csv")
 LOWER_IS_BETTER = {"fpr95", "fpr95_ood_tpr"}
-METRIC_LABELS = {"fpr95": "FPR95↓", "fpr95_ood_tpr": "FPR95(OOD-TPR)↓", "auroc": "AUROC↑", "aupr_in": "AUPR-In↑",
-                 "aupr_out": "AUPR-Out↑", "id_accuracy": "ID acc↑"}
+METRIC_LABELS = {
+    "fpr95": "FPR95↓",
+    "fpr95_ood_tpr": "FPR95(OOD-TPR)↓",
+    "auroc": "AUROC↑",
+    "aupr_in": "AUPR-In↑",
+    "aupr_out": "AUPR-Out↑",
+    "id_accuracy": "ID acc↑",
+}
 MEAN = "mean"  # the column averaging the OOD sets shown (the papers' "Average")
 
 
@@ -120,8 +142,10 @@ def paper_targets(path: str | Path = TARGETS_FILE, *, include_recalled: bool = F
 def _one_id_set(rows: pd.DataFrame) -> str:
     id_sets = rows["id_dataset"].dropna().unique()
     if len(id_sets) != 1:
-        raise ValueError(f"a paper table shows one ID set, these rows hold {sorted(id_sets)}: "
-                         "filter them, e.g. rows[rows.id_dataset == 'cifar10']")
+        raise ValueError(
+            f"a paper table shows one ID set, these rows hold {sorted(id_sets)}: "
+            "filter them, e.g. rows[rows.id_dataset == 'cifar10']"
+        )
     return id_sets[0]
 
 
@@ -137,8 +161,10 @@ def metric_table(rows, metric: str, *, methods=None, ood_sets=None) -> pd.DataFr
     clash = rows.groupby(["method", "ood_dataset"])["setting"].nunique(dropna=False)
     if (clash > 1).any():
         (method, ood), _ = next(iter(clash[clash > 1].items()))
-        raise ValueError(f"{method} on {ood} has rows of several settings: keep one setting per method "
-                         f"(e.g. rows[rows.setting == ...]) before tabulating")
+        raise ValueError(
+            f"{method} on {ood} has rows of several settings: keep one setting per method "
+            f"(e.g. rows[rows.setting == ...]) before tabulating"
+        )
     methods = list(methods) if methods is not None else list(dict.fromkeys(rows["method"]))
     ood_sets = list(ood_sets) if ood_sets is not None else list(dict.fromkeys(rows["ood_dataset"]))
     table = 100 * rows.pivot_table(index="method", columns="ood_dataset", values=metric, aggfunc="mean")
@@ -164,8 +190,17 @@ def _cell(value: float, bold: bool, target: float | None, decimals: int) -> str:
     return text
 
 
-def paper_table(rows, metrics=("fpr95", "auroc"), *, targets: pd.DataFrame | None = None, paper: str | None = None,
-                methods=None, ood_sets=None, accuracy: bool = True, decimals: int = 2) -> pd.DataFrame:
+def paper_table(
+    rows,
+    metrics=("fpr95", "auroc"),
+    *,
+    targets: pd.DataFrame | None = None,
+    paper: str | None = None,
+    methods=None,
+    ood_sets=None,
+    accuracy: bool = True,
+    decimals: int = 2,
+) -> pd.DataFrame:
     """Rows of one ID set as a paper prints them: methods x (OOD set, metric), a ``mean`` per metric last,
     the best of each column in bold, percentages; ID accuracy last when the rows have it.
 
@@ -191,8 +226,10 @@ def paper_table(rows, metrics=("fpr95", "auroc"), *, targets: pd.DataFrame | Non
     out = {}
     for name, (values, metric, ood) in columns.items():
         best = _best(values, metric, decimals)
-        out[name] = [_cell(v, bool(b), lookup.get((method, ood, metric)), decimals)
-                     for method, v, b in zip(values.index, values, best)]
+        out[name] = [
+            _cell(v, bool(b), lookup.get((method, ood, metric)), decimals)
+            for method, v, b in zip(values.index, values, best)
+        ]
     return pd.DataFrame(out, index=next(iter(columns.values()))[0].index)
 
 
@@ -207,6 +244,8 @@ def _target_lookup(targets: pd.DataFrame | None, paper: str | None, id_set: str)
     repeated = chosen[chosen.duplicated(keys, keep=False)]
     if len(repeated):
         first = repeated.iloc[0]
-        raise ValueError(f"several targets for {first['method']} on {first['ood_dataset']} ({first['metric']}) from "
-                         f"{sorted(repeated['paper'].unique())}: pass paper=... to choose one")
+        raise ValueError(
+            f"several targets for {first['method']} on {first['ood_dataset']} ({first['metric']}) from "
+            f"{sorted(repeated['paper'].unique())}: pass paper=... to choose one"
+        )
     return {tuple(k): v for k, v in zip(chosen[keys].itertuples(index=False), chosen["value"])}

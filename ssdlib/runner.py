@@ -24,9 +24,8 @@ from pathlib import Path
 import yaml
 
 import ssdlib
-from ssdlib import checks
+from ssdlib import checks, progress, results
 from ssdlib import params as params_mod
-from ssdlib import progress, results
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_.+\.ipynb$")
@@ -43,7 +42,9 @@ def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Pa
     if only:
         found = [p for p in found if NOTEBOOK_PATTERN.match(p.name).group(1) in only]
     if not found:
-        raise RunError(f"no numbered notebooks (NN_name.ipynb) in {notebook_dir}" + (f" matching {only}" if only else ""))
+        raise RunError(
+            f"no numbered notebooks (NN_name.ipynb) in {notebook_dir}" + (f" matching {only}" if only else "")
+        )
     return found
 
 
@@ -51,8 +52,13 @@ def git_commit(root: Path = PROJECT_ROOT) -> str | None:
     """The checked-out commit, with '+dirty' when the tree has uncommitted changes; None outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -83,8 +89,12 @@ def prepare_output(output_dir: Path, overwrite: bool) -> None:
             "or --output-dir DIR for a separate run."
         )
     output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*output_dir.glob("[0-9][0-9]_*.ipynb"), output_dir / results.RESULTS_FILE,
-                  output_dir / checks.CHECKS_FILE, output_dir / progress.PROGRESS_FILE]:
+    for stale in [
+        *output_dir.glob("[0-9][0-9]_*.ipynb"),
+        output_dir / results.RESULTS_FILE,
+        output_dir / checks.CHECKS_FILE,
+        output_dir / progress.PROGRESS_FILE,
+    ]:
         stale.unlink(missing_ok=True)
 
 
@@ -100,8 +110,13 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
     try:
         with progress.follow(output_dir / progress.PROGRESS_FILE, prefix=f"[{notebook.stem}] "):
             pm.execute_notebook(
-                str(notebook), str(output_dir / notebook.name), parameters=parameters,
-                cwd=str(notebook.parent), kernel_name="python3", progress_bar=True, log_output=log_output,
+                str(notebook),
+                str(output_dir / notebook.name),
+                parameters=parameters,
+                cwd=str(notebook.parent),
+                kernel_name="python3",
+                progress_bar=True,
+                log_output=log_output,
             )
     except pm.PapermillExecutionError as err:
         cell = _source_cell_number(output_dir / notebook.name, err.cell_index)
@@ -138,9 +153,14 @@ def project_path(path: str | Path, root: Path = PROJECT_ROOT) -> str:
         return str(path)
 
 
-def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str] | None = None,
-              overwrite: bool = False, log_output: bool = False,
-              notebook_dir: Path = PROJECT_ROOT / "notebooks") -> Path:
+def reproduce(
+    params_file: Path,
+    output_dir: Path | None = None,
+    only: list[str] | None = None,
+    overwrite: bool = False,
+    log_output: bool = False,
+    notebook_dir: Path = PROJECT_ROOT / "notebooks",
+) -> Path:
     """Run the notebook series for one params profile; return the output folder."""
     p = params_mod.load(params_file)  # fails before anything is written
     notebooks = find_notebooks(notebook_dir, only)
@@ -150,9 +170,14 @@ def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str]
     raw = p.model_dump(mode="json")
     (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     info = {
-        "status": "running", "profile": p.profile, "params_file": project_path(params_file),
-        "ssdlib_version": ssdlib.__version__, "git_commit": git_commit(), "python": sys.version.split()[0],
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notebooks": {},
+        "status": "running",
+        "profile": p.profile,
+        "params_file": project_path(params_file),
+        "ssdlib_version": ssdlib.__version__,
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notebooks": {},
     }
     _write_run(output_dir, info)
     injected = {**raw, "output_dir": str(output_dir), "params_file": project_path(params_file)}
@@ -165,8 +190,9 @@ def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str]
         except RunError:
             info.update(status="failed", failed_notebook=nb.name)
             _write_run(output_dir, info)
-            print(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})",
-                  flush=True)
+            print(
+                f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})", flush=True
+            )
             raise
         info["notebooks"][nb.name] = round(seconds, 1)
         _write_run(output_dir, info)
@@ -175,10 +201,16 @@ def reproduce(params_file: Path, output_dir: Path | None = None, only: list[str]
     csv_path, md_path = results.write_tables(output_dir)
     info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _write_run(output_dir, info)
-    print(f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {csv_path} and {md_path}; "
-          f"executed notebooks and figures in {output_dir}", flush=True)
-    print(f"[ssdlib] checks: {checks.summary(output_dir)}; each with its value and threshold in "
-          f"{output_dir / checks.CHECKS_FILE}", flush=True)
+    print(
+        f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {csv_path} and {md_path}; "
+        f"executed notebooks and figures in {output_dir}",
+        flush=True,
+    )
+    print(
+        f"[ssdlib] checks: {checks.summary(output_dir)}; each with its value and threshold in "
+        f"{output_dir / checks.CHECKS_FILE}",
+        flush=True,
+    )
     return output_dir
 
 
@@ -198,4 +230,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"ssdlib reproduce: {err}", file=sys.stderr)
         return 1
     return 0
-

@@ -35,7 +35,9 @@ def test_seeded_generator_reproduces_and_resumes():
     torch.testing.assert_close(augment.simclr_augment(x, generator=g), second, rtol=0, atol=0)
     torch.testing.assert_close(augment.simclr_augment(x, generator=seeded(1)), first, rtol=0, atol=0)
     assert not torch.allclose(first, second)
-    torch.testing.assert_close(augment.supce_augment(x, generator=seeded(2)), augment.supce_augment(x, generator=seeded(2)))
+    torch.testing.assert_close(
+        augment.supce_augment(x, generator=seeded(2)), augment.supce_augment(x, generator=seeded(2))
+    )
 
 
 def test_samples_are_augmented_independently():
@@ -140,7 +142,7 @@ def test_supce_crop_is_a_shifted_padded_window():
         ]
         assert matches, f"sample {i} is no padded crop"
         found.append(matches[0])
-    assert len({(t, l) for t, l, _ in found}) > 5 and {f for _, _, f in found} == {False, True}
+    assert len({(top, left) for top, left, _ in found}) > 5 and {f for _, _, f in found} == {False, True}
 
 
 def test_rejects_non_image_batches():
@@ -156,7 +158,9 @@ def test_same_seed_same_views_on_gpu():
     cpu = augment.simclr_augment(x, generator=seeded(12))
     gpu = augment.simclr_augment(x.cuda(), generator=seeded(12))
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-5)
-    torch.testing.assert_close(augment.supce_augment(x.cuda(), generator=seeded(13)).cpu(), augment.supce_augment(x, generator=seeded(13)))
+    torch.testing.assert_close(
+        augment.supce_augment(x.cuda(), generator=seeded(13)).cpu(), augment.supce_augment(x, generator=seeded(13))
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -35,8 +35,12 @@ def data():
     centres = rng.normal(0, 2, (C, D))
     y = rng.integers(0, C, N_TRAIN)
     z_train = np.abs(centres[y] + rng.normal(0, 1, (N_TRAIN, D)))
-    z_test = np.abs(np.r_[centres[rng.integers(0, C, N_TEST // 2)] + rng.normal(0, 1, (N_TEST // 2, D)),
-                          rng.normal(0, 3, (N_TEST // 2, D))])
+    z_test = np.abs(
+        np.r_[
+            centres[rng.integers(0, C, N_TEST // 2)] + rng.normal(0, 1, (N_TEST // 2, D)),
+            rng.normal(0, 3, (N_TEST // 2, D)),
+        ]
+    )
     w, b = rng.normal(0, 0.5, (C, D)), rng.normal(0, 0.1, C)
     fs = lambda z: FeatureSet(features=z.astype(np.float32), logits=(z @ w.T + b).astype(np.float32))  # noqa: E731
     train = fs(z_train)
@@ -53,12 +57,16 @@ def assert_same_order(ours, theirs_outlier):
     assert spearmanr(ours, -np.asarray(theirs_outlier)).statistic == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    (MSP(), pood.MaxSoftmax(None)),
-    (MaxLogit(), pood.MaxLogit(None)),
-    (Energy(), pood.EnergyBased(None)),
-    (Energy(temperature=2.0), pood.EnergyBased(None, t=2.0)),
-], ids=["msp", "maxlogit", "energy", "energy_T2"])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (MSP(), pood.MaxSoftmax(None)),
+        (MaxLogit(), pood.MaxLogit(None)),
+        (Energy(), pood.EnergyBased(None)),
+        (Energy(temperature=2.0), pood.EnergyBased(None, t=2.0)),
+    ],
+    ids=["msp", "maxlogit", "energy", "energy_T2"],
+)
 def test_logit_detectors_equal_pytorch_ood(data, ours, theirs):
     train, test, *_ = data
     scores = ours.fit(train).score(test)
@@ -85,8 +93,7 @@ def test_knn_equals_pytorch_ood(data):
     train, test, *_ = data
     for k in (1, 5, 50):
         ours = KNN(k, backend="exact").fit(train).score(test)
-        theirs = pood.KNN(None, k=k).fit_features(t(train.features), t(train.labels)).predict_features(
-            t(test.features))
+        theirs = pood.KNN(None, k=k).fit_features(t(train.features), t(train.labels)).predict_features(t(test.features))
         np.testing.assert_allclose(ours, -theirs.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -107,8 +114,12 @@ def test_knn_exact_search_is_chunk_independent(data):
 def test_knn_faiss_agrees_with_exact(data):
     pytest.importorskip("faiss")
     train, test, *_ = data
-    np.testing.assert_allclose(KNN(10, backend="faiss").fit(train).score(test),
-                               KNN(10, backend="exact").fit(train).score(test), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        KNN(10, backend="faiss").fit(train).score(test),
+        KNN(10, backend="exact").fit(train).score(test),
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_knn_rejects_k_above_the_bank(data):
@@ -185,7 +196,7 @@ def test_vim_equals_pytorch_ood(data, dim):
 
 def test_vim_rejects_a_dim_not_below_the_feature_size(data):
     _, _, w, b = data
-    with pytest.raises(ValueError, match="vim_dim"):
+    with pytest.raises(ValueError, match="vim.dim"):
         ViM(w, b, dim=D)
 
 

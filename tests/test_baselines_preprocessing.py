@@ -105,7 +105,7 @@ def test_odin_step_raises_the_confidence_and_zero_step_changes_nothing(model, im
 
 def test_sign_step_on_a_quadratic():
     x = torch.tensor([[1.0, -2.0, 0.5]])
-    stepped = sign_step(lambda v: (v ** 2).sum(1), x, 0.1)  # gradient 2x: sign (+, -, +)
+    stepped = sign_step(lambda v: (v**2).sum(1), x, 0.1)  # gradient 2x: sign (+, -, +)
     torch.testing.assert_close(stepped, torch.tensor([[0.9, -1.9, 0.4]]))
 
 

@@ -42,14 +42,18 @@ def coloured(n, seed):
 def cache():
     torch.manual_seed(0)
     model = SupNet(Encoder(), C, normalize=Normalize((0.5,) * 3, (0.25,) * 3)).eval()
-    sets = {"train": coloured(200, 0), "test": coloured(60, 1),
-            "uniform": SyntheticImages("uniform", 50, SIZE, seed=0)}
+    sets = {"train": coloured(200, 0), "test": coloured(60, 1), "uniform": SyntheticImages("uniform", 50, SIZE, seed=0)}
     return bl.FeatureCache(model, sets)
 
 
 def test_build_reads_every_value_from_params(cache):
-    p = BaselineParams(odin_temperature=10.0, odin_epsilon=0.002, knn_k=7, react_percentile=80.0, vim_dim=5,
-                       godin_epsilon=0.01, knn_backend="exact")
+    p = BaselineParams(
+        odin={"temperature": 10.0, "epsilon": 0.002},
+        knn={"k": 7, "backend": "exact"},
+        react={"percentile": 80.0},
+        vim={"dim": 5},
+        godin={"epsilon": 0.01},
+    )
     odin = bl.build("odin", p)
     assert isinstance(odin, ODIN) and (odin.temperature, odin.epsilon) == (10.0, 0.002)
     knn = bl.build("knn", p)
@@ -86,34 +90,45 @@ def test_add_validation_splits_train_into_a_fit_part_and_a_hold_out(cache):
 
 
 def test_tuning_knn_picks_the_best_validation_auroc(cache):
-    p = BaselineParams(tune_on="gaussian", tune_samples=40, tune_id_fraction=0.25, knn_backend="exact",
-                       grids={"knn_k": [1, 5, 20, 400]})
+    p = BaselineParams(
+        tune_on="gaussian",
+        tune_samples=40,
+        tune_id_fraction=0.25,
+        knn={"backend": "exact", "grid": {"k": [1, 5, 20, 400]}},
+    )
     bl.add_validation(cache, p, SIZE, seed=0)
     chosen, grid = bl.tune("knn", p, cache)
     assert grid["knn_k"].tolist() == [1, 5, 20]  # 400 exceeds the 150 fitted features: skipped
     det = KNN(5, backend="exact").fit(cache.plain("fit"))
     expected = auroc(det.score(cache.plain("id_val")), det.score(cache.plain("ood_val")))
     assert grid.loc[grid.knn_k == 5, "value"].item() == pytest.approx(expected)
-    assert chosen.knn_k == int(grid.loc[grid["value"].idxmax(), "knn_k"])
-    assert isinstance(chosen.knn_k, int)
+    assert chosen.knn.k == int(grid.loc[grid["value"].idxmax(), "knn_k"])
+    assert isinstance(chosen.knn.k, int)
 
 
 def test_run_records_defaults_or_tuning_and_refits_on_all_of_train(cache):
-    p = BaselineParams(knn_k=5, knn_backend="exact", tune=False)
+    p = BaselineParams(knn={"k": 5, "backend": "exact"}, tune=False)
     [scored] = bl.run(["knn"], p, cache, ["uniform"], image_size=SIZE, seed=0)
     assert scored.method == "KNN" and scored.setting == "knn_k=5" and scored.grid is None
     direct = KNN(5, backend="exact").fit(cache.plain("train"))
     np.testing.assert_allclose(scored.ood_scores["uniform"], direct.score(cache.plain("uniform")))
     np.testing.assert_allclose(scored.id_scores, direct.score(cache.plain("test")))
 
-    tuned_p = p.model_copy(update={"tune": True, "tune_samples": 40, "grids": p.grids.model_copy(
-        update={"knn_k": [1, 5, 20]})})
+    tuned_p = BaselineParams.model_validate(
+        {
+            **p.model_dump(),
+            "tune": True,
+            "tune_samples": 40,
+            "knn": {"k": 5, "backend": "exact", "grid": {"k": [1, 5, 20]}},
+        }
+    )
     [tuned] = bl.run(["knn"], tuned_p, cache, ["uniform"], image_size=SIZE, seed=0, names={"knn": "KNN+"})
     k = int(tuned.grid.loc[tuned.grid["value"].idxmax(), "knn_k"])
     assert tuned.method == "KNN+" and tuned.setting.startswith(f"knn_k={k}; knn_k tuned by AUROC")
     assert "gaussian" in tuned.setting
-    np.testing.assert_allclose(tuned.id_scores, KNN(k, backend="exact").fit(cache.plain("train")).score(
-        cache.plain("test")))
+    np.testing.assert_allclose(
+        tuned.id_scores, KNN(k, backend="exact").fit(cache.plain("train")).score(cache.plain("test"))
+    )
     rows = tuned.rows(id_dataset="toy", seed=0)
     assert rows[0]["setting"] == tuned.setting and rows[0]["ood_dataset"] == "uniform"
 
@@ -122,7 +137,7 @@ def test_godin_eps_is_chosen_by_mean_id_score_without_ood_data():
     torch.manual_seed(0)
     model = GODINNet(Encoder(), C, normalize=Normalize((0.5,) * 3, (0.25,) * 3)).eval()
     cache = bl.FeatureCache(model, {"train": coloured(40, 0), "test": coloured(20, 1)})
-    p = BaselineParams(tune=False, godin_epsilon=None, tune_samples=10, grids={"godin_epsilon": [0.0, 0.01]})
+    p = BaselineParams(tune=False, tune_samples=10, godin={"epsilon": None, "grid": {"epsilon": [0.0, 0.01]}})
     [scored] = bl.run(["godin"], p, cache, [], image_size=SIZE, seed=0)
     assert scored.grid["criterion"].unique().tolist() == ["mean ID score"]
     detectors = [GODIN(e).fit(cache.plain("fit")) for e in (0.0, 0.01)]
@@ -134,10 +149,10 @@ def test_godin_eps_is_chosen_by_mean_id_score_without_ood_data():
 def test_input_space_methods_re_extract_and_the_rest_share_cached_features(cache):
     assert cache.plain("test") is cache.plain("test")
     assert cache.represent(bl.build("knn", BaselineParams()), "test") is cache.plain("test")
-    odin = bl.build("odin", BaselineParams(odin_epsilon=0.01))
+    odin = bl.build("odin", BaselineParams(odin={"epsilon": 0.01}))
     assert cache.represent(odin, "test") is not cache.plain("test")
 
 
 def test_react_on_a_val_split_needs_one(cache):
-    with pytest.raises(ValueError, match="react_source"):
-        bl.run(["react"], BaselineParams(react_source="val"), cache, [], image_size=SIZE, seed=0)
+    with pytest.raises(ValueError, match="baselines.react fits on the ID split 'val'"):
+        bl.run(["react"], BaselineParams(react={"source": "val"}), cache, [], image_size=SIZE, seed=0)

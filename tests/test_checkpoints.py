@@ -88,7 +88,9 @@ def test_head_that_does_not_fit_is_skipped_only_when_asked(tmp_path):
     torch.save({"state_dict": dataparallel_keys(source.state_dict())}, tmp_path / "ssl.pth")
     target = SupNet(resnet("resnet18", width=8), num_classes=10)
     head_before = target.head.weight.clone()
-    with pytest.raises(CheckpointError, match=r"encoder_only=True(.|\n)*missing: head\.weight(.|\n)*unexpected: head\.0"):
+    with pytest.raises(
+        CheckpointError, match=r"encoder_only=True(.|\n)*missing: head\.weight(.|\n)*unexpected: head\.0"
+    ):
         load_checkpoint(tmp_path / "ssl.pth", target)
     with pytest.warns(UserWarning, match="head skipped"):
         load_checkpoint(tmp_path / "ssl.pth", target, encoder_only=True)
@@ -107,7 +109,9 @@ def test_wrong_arch_or_width_names_the_keys(tmp_path):
     assert "shape mismatches: encoder.layer1.0.conv1.weight: file (8, 8, 3, 3), model (8, 8, 1, 1)" in message
     with pytest.raises(CheckpointError, match=r"198 unexpected: encoder\.layer1\.0\.conv3\.weight"):
         load_checkpoint(tmp_path / "r50.pth", SSLNet(resnet("resnet18", width=8)))
-    with pytest.raises(CheckpointError, match=r"shape mismatches: encoder\.conv1\.weight: file \(8, 3, 3, 3\), model \(16, 3, 3, 3\)"):
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatches: encoder\.conv1\.weight: file \(8, 3, 3, 3\), model \(16, 3, 3, 3\)"
+    ):
         load_checkpoint(tmp_path / "r18.pth", SSLNet(resnet("resnet18", width=16)))
 
 

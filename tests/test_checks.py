@@ -24,11 +24,25 @@ def test_passing_checks_are_recorded_as_plain_floats(tmp_path):
     assert c.conclude() == c.checks
     data = entries(tmp_path)
     assert [d["name"] for d in data] == ["knn", "drop", "gain", "loss", "finite"]
-    assert data[0] == {"notebook": "01_a", "name": "knn", "value": 0.75, "threshold": 0.6, "relation": ">=",
-                       "passed": True, "detail": ""}
+    assert data[0] == {
+        "notebook": "01_a",
+        "name": "knn",
+        "value": 0.75,
+        "threshold": 0.6,
+        "relation": ">=",
+        "passed": True,
+        "detail": "",
+    }
     assert data[2]["value"] == pytest.approx(0.02) and data[3]["value"] == 3.0
-    assert data[4] == {"notebook": "01_a", "name": "finite", "value": 41.0, "threshold": 41.0, "relation": "holds",
-                       "passed": True, "detail": "epochs"}
+    assert data[4] == {
+        "notebook": "01_a",
+        "name": "finite",
+        "value": 41.0,
+        "threshold": 41.0,
+        "relation": "holds",
+        "passed": True,
+        "detail": "epochs",
+    }
     assert all(type(d["value"]) is float for d in data)  # noqa: E721 (json gives float only for plain floats)
 
 
@@ -59,8 +73,11 @@ def test_failures_raise_one_assertion_naming_each_with_value_and_threshold(tmp_p
     assert "classifier_accuracy" not in text
     data = entries(tmp_path)  # written before raising: the passing check is on record too
     assert [(d["name"], d["passed"]) for d in data] == [
-        ("ssd_near_auroc", False), ("classifier_accuracy", True), ("ssod_accuracy_drop", False),
-        ("ssod_trails_knn_on_textures", False)]
+        ("ssd_near_auroc", False),
+        ("classifier_accuracy", True),
+        ("ssod_accuracy_drop", False),
+        ("ssod_trails_knn_on_textures", False),
+    ]
 
 
 def test_rerun_replaces_the_notebooks_entries_and_keeps_the_others_in_notebook_order(tmp_path):
@@ -76,7 +93,9 @@ def test_rerun_replaces_the_notebooks_entries_and_keeps_the_others_in_notebook_o
     again.at_least("x", 0.9, 0.5)
     again.conclude()
     assert [(d["notebook"], d["name"], d["passed"]) for d in entries(tmp_path)] == [
-        ("01_a", "z", True), ("02_b", "x", True)]
+        ("01_a", "z", True),
+        ("02_b", "x", True),
+    ]
     assert not list(tmp_path.glob("*.tmp"))
     assert checks.summary(tmp_path) == "2 checks, all passed"
 

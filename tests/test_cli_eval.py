@@ -43,9 +43,28 @@ def save_checkpoint(path, supce=False):
 
 
 def eval_args(tmp_path, ckpt, profile, *extra):
-    return ["eval", "--arch", "resnet18", "--width", "4", "--training-mode", "SimCLR", "--ckpt", str(ckpt),
-            "--params", str(profile), "--results-dir", str(tmp_path / "res"), "--exp-name", "tiny",
-            "--seed", "3", "--device", "cpu", *extra]
+    return [
+        "eval",
+        "--arch",
+        "resnet18",
+        "--width",
+        "4",
+        "--training-mode",
+        "SimCLR",
+        "--ckpt",
+        str(ckpt),
+        "--params",
+        str(profile),
+        "--results-dir",
+        str(tmp_path / "res"),
+        "--exp-name",
+        "tiny",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def cli_eval_namespace(argv):
@@ -57,7 +76,8 @@ def cli_eval_namespace(argv):
 def test_results_line_is_ssds():
     r = {"fpr95": 0.0206, "auroc": 0.9962, "aupr_out": 0.9985, "aupr_in": 0.1}
     assert cli_eval.results_line("cifar10", "svhn", 1, r) == (
-        "In-data = cifar10, OOD = svhn, Clusters = 1, FPR95 = 0.0206, AUROC = 0.9962, AUPR = 0.9985")
+        "In-data = cifar10, OOD = svhn, Clusters = 1, FPR95 = 0.0206, AUROC = 0.9962, AUPR = 0.9985"
+    )
 
 
 def test_flags_override_the_profile_and_ssd_defaults_apply_without_one(profile):
@@ -66,7 +86,11 @@ def test_flags_override_the_profile_and_ssd_defaults_apply_without_one(profile):
     base = ["--training-mode", "SupCon", "--ckpt", "x.pt"]
     P = cli_eval.eval_params(parser.parse_args(base + ["--params", str(profile), "--size", "24", "--no-normalize"]))
     assert (P.data.id_dataset, P.data.image_size, P.data.normalize, P.data.ood_datasets) == (
-        "offline", 24, False, OOD_SETS)
+        "offline",
+        24,
+        False,
+        OOD_SETS,
+    )
     assert (P.encoder.arch, P.encoder.width, P.encoder.training_mode) == ("resnet50", 64, "SupCon")
     P = cli_eval.eval_params(parser.parse_args(base + ["--dataset", "cifar100"]))
     assert (P.data.id_dataset, P.data.image_size, P.data.batch_size, P.data.normalize) == ("cifar100", 32, 256, False)
@@ -80,7 +104,7 @@ def test_ssd_lines_match_an_independent_evaluation(tmp_path, profile):
     lines = (tmp_path / "res" / "tiny_ssd.txt").read_text().splitlines()
     assert len(lines) == 2 * (1 + len(OOD_SETS))
     assert lines[0].startswith("Namespace(") and "clusters=2" in lines[0]
-    parsed = [LINE.match(line).groups() for line in lines[1:1 + len(OOD_SETS)]]
+    parsed = [LINE.match(line).groups() for line in lines[1 : 1 + len(OOD_SETS)]]
     assert [(p[0], p[1], p[2]) for p in parsed] == [("offline", name, "2") for name in OOD_SETS]
     assert lines[1:4] == lines[5:8]  # seeded: the same numbers again
 
@@ -95,7 +119,7 @@ def test_ssd_lines_match_an_independent_evaluation(tmp_path, profile):
     model.load_state_dict(torch.load(ckpt)["state_dict"])
     f = extract_splits(model, bundle)
     detector = SSD(clusters=2, seed=3).fit(f.train)
-    for (_, name, _, fpr, auc, aupr) in parsed:
+    for _, name, _, fpr, auc, aupr in parsed:
         id_s, ood_s = detector.score(f.test), detector.score(f.ood[name])
         assert float(fpr) == pytest.approx(fpr_at_95_id_tpr(id_s, ood_s))
         assert float(auc) == pytest.approx(auroc(id_s, ood_s))
@@ -104,7 +128,8 @@ def test_ssd_lines_match_an_independent_evaluation(tmp_path, profile):
     rows = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * len(OOD_SETS)
     assert {(r["method"], r["setting"], r["training_mode"], r["arch"]) for r in rows} == {
-        ("SSD", "clusters=2", "SimCLR", "resnet18")}
+        ("SSD", "clusters=2", "SimCLR", "resnet18")
+    }
     assert rows[0]["auroc"] == pytest.approx(float(parsed[0][4]))
 
 
@@ -117,8 +142,10 @@ def test_ssdk_writes_its_own_file(tmp_path, profile, capsys):
     assert [v[1] for v in values] == OOD_SETS
     assert all(0 <= float(v[4]) <= 1 for v in values)
     out = capsys.readouterr().out
-    assert "blobs: number of selected OOD images (k * num_classes_ood_dataset) = 2, after augmentation = 6, " \
-           "remaining in the OOD test set = 28" in out
+    assert (
+        "blobs: number of selected OOD images (k * num_classes_ood_dataset) = 2, after augmentation = 6, "
+        "remaining in the OOD test set = 28" in out
+    )
 
 
 def test_supce_with_clusters_uses_class_labels(tmp_path, profile, capsys):

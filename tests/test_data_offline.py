@@ -40,8 +40,14 @@ def test_each_set_has_its_own_random_stream(tiny):
 
 
 def test_sizes_types_and_labels(tiny):
-    expected = {"train": (3 * N_ID, N_ID), "test": (2 * N_ID, N_ID), "near": (12, len(shapes.NEAR_CLASSES)),
-                "textures": (12, 3), "digits": (12, 10), "scenes": (12, 4)}
+    expected = {
+        "train": (3 * N_ID, N_ID),
+        "test": (2 * N_ID, N_ID),
+        "near": (12, len(shapes.NEAR_CLASSES)),
+        "textures": (12, 3),
+        "digits": (12, 10),
+        "scenes": (12, 4),
+    }
     assert set(tiny) == set(expected)
     for name, (images, labels) in tiny.items():
         n, classes = expected[name]
@@ -63,8 +69,14 @@ def test_shape_templates_have_the_designed_areas():
     """Fraction of the square [-1, 1]^2 each indicator covers, computed by hand."""
     masks = shapes.templates(("circle", "square", "ring", "cross", "frame", "hourglass"), resolution=64)
     area = masks.mean((1, 2, 3)).numpy()
-    expected = [np.pi * 0.85**2 / 4, 1.4**2 / 4, np.pi * (0.85**2 - 0.5**2) / 4,
-                (2 * 0.5 * 1.7 - 0.5**2) / 4, (1.6**2 - 1.0**2) / 4, 2 * 0.85 * 0.85**2 / 4]
+    expected = [
+        np.pi * 0.85**2 / 4,
+        1.4**2 / 4,
+        np.pi * (0.85**2 - 0.5**2) / 4,
+        (2 * 0.5 * 1.7 - 0.5**2) / 4,
+        (1.6**2 - 1.0**2) / 4,
+        2 * 0.85 * 0.85**2 / 4,
+    ]
     np.testing.assert_allclose(area, expected, atol=0.005)
 
 

@@ -41,8 +41,13 @@ def cifar10(tmp_path, monkeypatch):
     folder = tmp_path / "cifar10" / "cifar-10-batches-py"
     train_x, test_x = images(10), images(3)
     train_y, test_y = [i % 10 for i in range(10)], [7, 0, 3]
-    batches = [pickle_to(folder / f"data_batch_{b + 1}", {"data": train_x[2 * b:2 * b + 2].reshape(2, -1),
-                                                          "labels": train_y[2 * b:2 * b + 2]}) for b in range(5)]
+    batches = [
+        pickle_to(
+            folder / f"data_batch_{b + 1}",
+            {"data": train_x[2 * b : 2 * b + 2].reshape(2, -1), "labels": train_y[2 * b : 2 * b + 2]},
+        )
+        for b in range(5)
+    ]
     test = pickle_to(folder / "test_batch", {"data": test_x.reshape(3, -1), "labels": test_y})
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     meta = pickle_to(folder / "batches.meta", {"label_names": names})
@@ -96,8 +101,10 @@ def stl10(tmp_path, monkeypatch):
     (folder / "unlabeled_X.bin").write_bytes(images(1, 96).tobytes())
     names = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
     (folder / "class_names.txt").write_text("\n".join(names) + "\n")
-    for attribute, files in [("train_list", ["train_X.bin", "train_y.bin", "unlabeled_X.bin"]),
-                             ("test_list", ["test_X.bin", "test_y.bin"])]:
+    for attribute, files in [
+        ("train_list", ["train_X.bin", "train_y.bin", "unlabeled_X.bin"]),
+        ("test_list", ["test_X.bin", "test_y.bin"]),
+    ]:
         monkeypatch.setattr(datasets.STL10, attribute, [[f, md5(folder / f)] for f in files])
     return written
 
@@ -174,8 +181,15 @@ def test_textures_is_dtd_with_a_real_id_set(tmp_path, cifar10, layout):
     assert torch.equal(textures[2][0], as_float(pixels[2]))
 
 
-@pytest.mark.parametrize("name, folder", [("lsun", "lsun/test"), ("lsun", "LSUN/test"), ("isun", "iSUN/iSUN_patches"),
-                                          ("places365", "places365/test_subset")])
+@pytest.mark.parametrize(
+    "name, folder",
+    [
+        ("lsun", "lsun/test"),
+        ("lsun", "LSUN/test"),
+        ("isun", "iSUN/iSUN_patches"),
+        ("places365", "places365/test_subset"),
+    ],
+)
 def test_scene_folders(tmp_path, cifar10, name, folder):
     pixels = image_tree((tmp_path / folder).parent, {(tmp_path / folder).name: 3})
     ood = get_datasets(data(tmp_path, ood=[name])).ood[name]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssdlib import plots
-from ssdlib.data import (ImageTensorDataset, Normalize, UnknownDatasetError, get_datasets, ood_names, tensors)
+from ssdlib.data import ImageTensorDataset, Normalize, UnknownDatasetError, get_datasets, ood_names, tensors
 from ssdlib.data.synthetic import SyntheticImages
 from ssdlib.params import DataParams, OfflineBenchmark, ParamsError
 
@@ -15,8 +15,9 @@ ALL_OFFLINE = ["near", "textures", "digits", "scenes", "blobs", "gaussian", "uni
 
 def tiny(**kw) -> DataParams:
     kw.setdefault("ood_datasets", ALL_OFFLINE)
-    return DataParams(offline=OfflineBenchmark(train_per_class=3, test_per_class=2, ood_per_set=8),
-                      synthetic_per_set=5, **kw)
+    return DataParams(
+        offline=OfflineBenchmark(train_per_class=3, test_per_class=2, ood_per_set=8), synthetic_per_set=5, **kw
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +36,10 @@ def test_offline_bundle(bundle):
     assert bundle.name == "offline" and bundle.num_classes == 10 and len(bundle.class_names) == 10
     assert (len(bundle.train), len(bundle.test)) == (30, 20)
     assert list(bundle.ood) == ALL_OFFLINE
-    assert {n: len(d) for n, d in bundle.ood.items()} == {**dict.fromkeys(ALL_OFFLINE[:4], 8),
-                                                          **dict.fromkeys(ALL_OFFLINE[4:], 5)}
+    assert {n: len(d) for n, d in bundle.ood.items()} == {
+        **dict.fromkeys(ALL_OFFLINE[:4], 8),
+        **dict.fromkeys(ALL_OFFLINE[4:], 5),
+    }
     assert set(bundle.descriptions) == {"offline", *ALL_OFFLINE}
     assert "CIFAR-10" in bundle.descriptions["offline"] and "SVHN" in bundle.descriptions["digits"]
     assert isinstance(bundle.ood["textures"], ImageTensorDataset)  # the generated textures, not DTD
@@ -124,7 +127,7 @@ def test_dataset_grid_shows_samples_of_every_set(bundle):
     sets = bundle.catalogue(include_test=False)
     fig = plots.dataset_grid(sets, per_set=4)
     rows = np.array(fig.axes).reshape(len(sets), 4)
-    for row, (label, (ds, about)) in zip(rows, sets.items()):
+    for row, (ds, about) in zip(rows, sets.values()):
         shown = [ax.images[0].get_array() for ax in row]
         first, target = ds[0]
         np.testing.assert_allclose(shown[0], first.numpy().transpose(1, 2, 0))
@@ -139,3 +142,10 @@ def test_require_ood_names_the_key_and_the_missing_sets():
     bundle.require_ood("checks.ssd_auroc_sets", ["gaussian", "blobs"])
     with pytest.raises(ParamsError, match=r"checks.ssod_ood_set names OOD sets \['places365'\].*add them"):
         bundle.require_ood("checks.ssod_ood_set", "places365")
+
+
+def test_plots_save_writes_a_png_named_after_the_figure(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = plots.save(fig, tmp_path, "line")
+    assert path == tmp_path / "line.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

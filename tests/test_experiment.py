@@ -16,20 +16,37 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_params(**encoder):
-    return params.validate({
-        "profile": "tiny", "device": "cpu", "seed": 3, "data": {"image_size": 16},
-        "encoder": {"arch": "resnet18", "width": 4, "epochs": 1, "warmup_epochs": 1, "batch_size": 16, "lr": 0.1,
-                    "save_every": 1, "knn_k": 5, **encoder},
-        "classifier": {"epochs": 2, "batch_size": 16, "lr": 0.1},
-    })
+    return params.validate(
+        {
+            "profile": "tiny",
+            "device": "cpu",
+            "seed": 3,
+            "data": {"image_size": 16},
+            "encoder": {
+                "arch": "resnet18",
+                "width": 4,
+                "epochs": 1,
+                "warmup_epochs": 1,
+                "batch_size": 16,
+                "lr": 0.1,
+                "save_every": 1,
+                "knn_k": 5,
+                **encoder,
+            },
+            "classifier": {"epochs": 2, "batch_size": 16, "lr": 0.1},
+        }
+    )
 
 
 def tiny_bundle():
     g = torch.Generator().manual_seed(0)
+
     def images(n):
         return ImageTensorDataset(torch.rand(n, 3, 16, 16, generator=g), torch.randint(0, 4, (n,), generator=g))
-    return SimpleNamespace(train=images(48), test=images(16), ood={}, num_classes=4,
-                           normalize=lambda: Normalize([0.5] * 3, [0.25] * 3))
+
+    return SimpleNamespace(
+        train=images(48), test=images(16), ood={}, num_classes=4, normalize=lambda: Normalize([0.5] * 3, [0.25] * 3)
+    )
 
 
 def test_resolve_device(monkeypatch):
@@ -64,8 +81,9 @@ def test_encoder_is_trained_once_then_loaded_and_retrained_when_params_change(tm
 
     with monkeypatch.context() as m:
         m.setattr(experiment, "train", lambda *a, **k: pytest.fail("a finished model must not be retrained"))
-        again = experiment.encoder_for(P.model_copy(update={"encoder": P.encoder.model_copy(update={"save_every": 2})}),
-                                       bundle, tmp_path)  # monitoring params do not matter
+        again = experiment.encoder_for(
+            P.model_copy(update={"encoder": P.encoder.model_copy(update={"save_every": 2})}), bundle, tmp_path
+        )  # monitoring params do not matter
     assert "loaded the trained SimCLR model" in capsys.readouterr().out and equal_weights(model, again)
 
     changed = experiment.encoder_for(tiny_params(lr=0.05), bundle, tmp_path)
@@ -78,10 +96,12 @@ def test_a_killed_encoder_run_is_resumed_to_the_same_weights(tmp_path, capsys, m
     straight = experiment.encoder_for(P, bundle, tmp_path / "straight")
 
     original = Trainer._train_epoch
+
     def killed_in_epoch_2(self, x, y, epoch, *rest):
         if epoch == 1:
             raise KeyboardInterrupt
         return original(self, x, y, epoch, *rest)
+
     with monkeypatch.context() as m:
         m.setattr(Trainer, "_train_epoch", killed_in_epoch_2)
         with pytest.raises(KeyboardInterrupt):
@@ -110,12 +130,14 @@ def test_load_or_train_keys_on_name_and_extra_identity(tmp_path, capsys):
     """What other model families (GODIN) reuse: their own file name, their own identity fields."""
     P, bundle = tiny_params(), tiny_bundle()
     recipe = experiment.Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE")
-    experiment.load_or_train(P, bundle, tmp_path, experiment.build_model(P, bundle, "SupCE"), recipe,
-                             name="Custom", identity={"variant": 1})
+    experiment.load_or_train(
+        P, bundle, tmp_path, experiment.build_model(P, bundle, "SupCE"), recipe, name="Custom", identity={"variant": 1}
+    )
     assert (tmp_path / "checkpoints" / "Custom_resnet18_w4.pt").is_file()
     capsys.readouterr()
-    experiment.load_or_train(P, bundle, tmp_path, experiment.build_model(P, bundle, "SupCE"), recipe,
-                             name="Custom", identity={"variant": 2})
+    experiment.load_or_train(
+        P, bundle, tmp_path, experiment.build_model(P, bundle, "SupCE"), recipe, name="Custom", identity={"variant": 2}
+    )
     assert "trained with other params" in capsys.readouterr().out
 
 

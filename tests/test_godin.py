@@ -114,9 +114,15 @@ def test_godin_trains_through_the_supce_loop_and_is_reused(tmp_path, capsys):
     x[y == 1, 2] += 0.8
     data = ImageTensorDataset(x.clamp(0, 1), y)
     bundle = SimpleNamespace(train=data, test=data, num_classes=2, normalize=lambda: Normalize(MEAN, STD))
-    P = validate({"profile": "t", "device": "cpu", "data": {"image_size": 8},
-                  "encoder": {"arch": "resnet18", "width": 4},
-                  "classifier": {"epochs": 3, "batch_size": 16, "lr": 0.05, "amp": False, "monitor_every": 0}})
+    P = validate(
+        {
+            "profile": "t",
+            "device": "cpu",
+            "data": {"image_size": 8},
+            "encoder": {"arch": "resnet18", "width": 4},
+            "classifier": {"epochs": 3, "batch_size": 16, "lr": 0.05, "amp": False, "monitor_every": 0},
+        }
+    )
     net = godin_for(P, bundle, tmp_path)
     path = tmp_path / "checkpoints" / "GODIN_resnet18_w4.pt"
     assert path.is_file()

@@ -25,7 +25,9 @@ def test_width_64_matches_reference_counts(arch, encoder_params, ssl_params, ssl
     assert len(net.state_dict()) == ssl_entries
 
 
-@pytest.mark.parametrize("arch, out_dim", [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048), ("resnet101", 2048)])
+@pytest.mark.parametrize(
+    "arch, out_dim", [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048), ("resnet101", 2048)]
+)
 def test_out_dim_scales_with_width(arch, out_dim):
     with torch.device("meta"):
         assert resnet(arch).out_dim == out_dim
@@ -38,7 +40,9 @@ def test_ssd_key_layout():
     assert {"encoder.conv1.weight", "encoder.bn1.num_batches_tracked", "head.0.weight", "head.2.bias"} <= set(r18)
     assert "encoder.layer1.0.shortcut.0.weight" not in r18  # same shape in layer1 of BasicBlock nets
     assert {"encoder.layer2.0.shortcut.0.weight", "encoder.layer2.0.shortcut.1.running_var"} <= set(r18)
-    assert {"encoder.layer1.0.shortcut.0.weight", "encoder.layer4.2.conv3.weight", "head.weight", "head.bias"} <= set(r50)
+    assert {"encoder.layer1.0.shortcut.0.weight", "encoder.layer4.2.conv3.weight", "head.weight", "head.bias"} <= set(
+        r50
+    )
     assert not any(k.startswith(("encoder.fc", "normalize", "encoder.maxpool")) for k in r50)
 
 
@@ -127,8 +131,10 @@ def test_weights_names_go_through_torchvision_without_network(monkeypatch):
 
 
 def test_bad_names_say_what_is_allowed():
-    assert_refused([
-        (lambda: resnet("resnet20"), "resnet18, resnet34, resnet50, resnet101"),
-        (lambda: resnet("resnet18", stem="tiny"), "'cifar'"),
-        (lambda: torchvision_resnet("resnet18", weights="IMAGENET1K_V9"), "IMAGENET1K_V1"),
-    ])
+    assert_refused(
+        [
+            (lambda: resnet("resnet20"), "resnet18, resnet34, resnet50, resnet101"),
+            (lambda: resnet("resnet18", stem="tiny"), "'cifar'"),
+            (lambda: torchvision_resnet("resnet18", weights="IMAGENET1K_V9"), "IMAGENET1K_V1"),
+        ]
+    )

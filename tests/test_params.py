@@ -31,9 +31,11 @@ def test_every_profile_validates(path):
 
 def test_offline_profile_lists_every_key_explicitly():
     """offline.yaml is the reference a reader copies from: no key left to a schema default."""
+
     def missing(model, raw, prefix=""):
         out = []
-        for name, field in type(model).model_fields.items():
+        names = [*type(model).model_fields, *(model.__pydantic_extra__ or {})]  # extras: detector sections
+        for name in names:
             if name not in raw:
                 out.append(prefix + name)
             elif isinstance(getattr(model, name), params.BaseModel):
@@ -97,7 +99,9 @@ def test_cli_rejects_bad_params_before_any_work_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "ssdlib.cli", "reproduce", "--params", str(path), "--output-dir", str(out)],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert proc.returncode == 1
     assert "data.batchsize" in proc.stderr and str(path) in proc.stderr

@@ -22,8 +22,10 @@ def test_epoch_line_with_time_left(monkeypatch, tmp_path):
     monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
     report = progress.EpochReporter("SimCLR resnet18 w8", total=41, first_epoch=1)  # resumed after epoch 1
     # 2 epochs in 6 s: 3 s each, 38 epochs left: 114 s
-    assert report.epoch(3, {"loss": 4.2134, "kNN accuracy": float("nan")}) == \
-        "SimCLR resnet18 w8: epoch 3/41, loss 4.213, 3.0 s/epoch, ~2 min left"
+    assert (
+        report.epoch(3, {"loss": 4.2134, "kNN accuracy": float("nan")})
+        == "SimCLR resnet18 w8: epoch 3/41, loss 4.213, 3.0 s/epoch, ~2 min left"
+    )
     assert report.epoch(41, {"loss": 1.0}).endswith("epoch 41/41, loss 1, 7.5 s/epoch, done")
     assert [progress.duration(s) for s in (40, 150, 3900)] == ["40 s", "2 min", "1 h 05 min"]
 
@@ -57,9 +59,9 @@ def test_nothing_is_written_without_the_variable(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_trainer_reports_each_epoch(monkeypatch, tmp_path, one_thread):
     import torch
+    from conftest import UnitLinear, identity_augment
 
     from ssdlib.training import Recipe, train
-    from conftest import UnitLinear, identity_augment
 
     monkeypatch.setenv(progress.ENV_VAR, str(tmp_path / "p.log"))
     recipe = Recipe(mode="SimCLR", epochs=2, warmup_epochs=0, batch_size=8, lr=0.01, monitor_every=0)

@@ -11,13 +11,29 @@ from ssdlib.results import MEAN, metric_table, paper_table, paper_targets
 
 def rows_of(values: dict, metric_values=None, id_dataset="cifar10", **extra):
     """Result rows from {(method, ood): (fpr95, auroc)} as fractions."""
-    return pd.DataFrame([{"method": m, "ood_dataset": o, "id_dataset": id_dataset, "setting": None, "seed": 0,
-                          "fpr95": f, "auroc": a, "id_accuracy": extra.get("acc", {}).get(m)}
-                         for (m, o), (f, a) in values.items()])
+    return pd.DataFrame(
+        [
+            {
+                "method": m,
+                "ood_dataset": o,
+                "id_dataset": id_dataset,
+                "setting": None,
+                "seed": 0,
+                "fpr95": f,
+                "auroc": a,
+                "id_accuracy": extra.get("acc", {}).get(m),
+            }
+            for (m, o), (f, a) in values.items()
+        ]
+    )
 
 
-SMALL = {("MSP", "svhn"): (0.60, 0.91), ("MSP", "textures"): (0.66, 0.885),
-         ("KNN", "svhn"): (0.25, 0.96), ("KNN", "textures"): (0.30, 0.94)}
+SMALL = {
+    ("MSP", "svhn"): (0.60, 0.91),
+    ("MSP", "textures"): (0.66, 0.885),
+    ("KNN", "svhn"): (0.25, 0.96),
+    ("KNN", "textures"): (0.30, 0.94),
+}
 
 
 def test_metric_table_is_percent_with_the_mean_of_the_sets():
@@ -29,18 +45,48 @@ def test_metric_table_is_percent_with_the_mean_of_the_sets():
 
 
 def test_paper_table_bolds_the_best_per_column_and_puts_paper_numbers_beside_ours():
-    targets = pd.DataFrame([
-        {"paper": "P", "method": "KNN", "id_dataset": "cifar10", "ood_dataset": "svhn", "metric": "fpr95",
-         "value": 24.53, "note": ""},
-        {"paper": "P", "method": "MSP", "id_dataset": "cifar10", "ood_dataset": "mean", "metric": "auroc",
-         "value": 90.90, "note": ""},
-        {"paper": "P", "method": "MSP", "id_dataset": "imagenet", "ood_dataset": "svhn", "metric": "auroc",
-         "value": 50.0, "note": ""},  # another ID set: never matched
-    ])
+    targets = pd.DataFrame(
+        [
+            {
+                "paper": "P",
+                "method": "KNN",
+                "id_dataset": "cifar10",
+                "ood_dataset": "svhn",
+                "metric": "fpr95",
+                "value": 24.53,
+                "note": "",
+            },
+            {
+                "paper": "P",
+                "method": "MSP",
+                "id_dataset": "cifar10",
+                "ood_dataset": "mean",
+                "metric": "auroc",
+                "value": 90.90,
+                "note": "",
+            },
+            {
+                "paper": "P",
+                "method": "MSP",
+                "id_dataset": "imagenet",
+                "ood_dataset": "svhn",
+                "metric": "auroc",
+                "value": 50.0,
+                "note": "",
+            },  # another ID set: never matched
+        ]
+    )
     rows = rows_of(SMALL, acc={"MSP": 0.9421, "KNN": 0.95})
     table = paper_table(rows, ("fpr95", "auroc"), targets=targets)
-    assert list(table.columns) == ["svhn FPR95↓", "svhn AUROC↑", "textures FPR95↓", "textures AUROC↑",
-                                   "mean FPR95↓", "mean AUROC↑", "ID acc↑"]
+    assert list(table.columns) == [
+        "svhn FPR95↓",
+        "svhn AUROC↑",
+        "textures FPR95↓",
+        "textures AUROC↑",
+        "mean FPR95↓",
+        "mean AUROC↑",
+        "ID acc↑",
+    ]
     assert list(table.index) == ["MSP", "KNN"]
     # FPR95: lower is better, so KNN is bold; 25.00 - 24.53 = +0.47 beside it
     assert table.loc["KNN", "svhn FPR95↓"] == "**25.00** [paper 24.53, +0.47]"
@@ -62,8 +108,19 @@ def test_ties_are_all_bold_and_one_metric_gives_plain_set_names():
 
 def test_missing_cells_show_a_dash_and_keep_the_paper_value():
     rows = rows_of({("A", "svhn"): (0.1, 0.9), ("B", "lsun"): (0.2, 0.8)})
-    targets = pd.DataFrame([{"paper": "P", "method": "A", "id_dataset": "cifar10", "ood_dataset": "lsun",
-                             "metric": "auroc", "value": 93.0, "note": ""}])
+    targets = pd.DataFrame(
+        [
+            {
+                "paper": "P",
+                "method": "A",
+                "id_dataset": "cifar10",
+                "ood_dataset": "lsun",
+                "metric": "auroc",
+                "value": 93.0,
+                "note": "",
+            }
+        ]
+    )
     table = paper_table(rows, "auroc", targets=targets, accuracy=False)
     assert table.loc["A", "lsun"] == "– [paper 93.00]"
     assert table.loc["A", MEAN] == "–"  # a mean over incomplete sets would mislead
@@ -76,8 +133,20 @@ def test_tables_refuse_mixed_id_sets_settings_and_ambiguous_targets():
     two = pd.concat([rows_of(SMALL), rows_of(SMALL).assign(setting="k=5")])
     with pytest.raises(ValueError, match="several settings"):
         metric_table(two, "auroc")
-    dup = pd.DataFrame([{"paper": p, "method": "KNN", "id_dataset": "cifar10", "ood_dataset": "svhn",
-                         "metric": "auroc", "value": v, "note": ""} for p, v in (("P", 1.0), ("Q", 2.0))])
+    dup = pd.DataFrame(
+        [
+            {
+                "paper": p,
+                "method": "KNN",
+                "id_dataset": "cifar10",
+                "ood_dataset": "svhn",
+                "metric": "auroc",
+                "value": v,
+                "note": "",
+            }
+            for p, v in (("P", 1.0), ("Q", 2.0))
+        ]
+    )
     with pytest.raises(ValueError, match="paper="):
         paper_table(rows_of(SMALL), "auroc", targets=dup)
     assert "[paper 1.00" in paper_table(rows_of(SMALL), "auroc", targets=dup, paper="P").loc["KNN", "svhn"]
@@ -90,8 +159,19 @@ def test_seeds_are_averaged():
 
 def test_shipped_targets_hold_the_ssod_tables_and_hide_recalled_numbers():
     targets = paper_targets()
-    assert {"paper", "table", "row", "method", "training_mode", "arch", "id_dataset", "ood_dataset", "metric",
-            "value", "note"} <= set(targets.columns)
+    assert {
+        "paper",
+        "table",
+        "row",
+        "method",
+        "training_mode",
+        "arch",
+        "id_dataset",
+        "ood_dataset",
+        "metric",
+        "value",
+        "note",
+    } <= set(targets.columns)
     assert not targets["note"].str.contains("recalled").any()
     assert paper_targets(include_recalled=True)["note"].str.contains("[recalled", regex=False).any()
     key = ["paper", "table", "method", "id_dataset", "ood_dataset", "metric"]
@@ -100,7 +180,7 @@ def test_shipped_targets_hold_the_ssod_tables_and_hide_recalled_numbers():
     assert len(t2) == 8 * 13  # 8 methods x (5 sets + average) x 2 metrics + ID accuracy
     # a transcription check: each printed average is the mean of its five sets, to the paper's
     # rounding (some averages are printed to one decimal, e.g. MSP's AUROC 90.9 for 90.862)
-    for (method, metric), part in t2[t2.metric != "id_accuracy"].groupby(["method", "metric"]):
+    for (method, _metric), part in t2[t2.metric != "id_accuracy"].groupby(["method", "metric"]):
         sets = part[part.ood_dataset != "mean"]["value"]
         assert len(sets) == 5
         assert sets.mean() == pytest.approx(part[part.ood_dataset == "mean"]["value"].item(), abs=0.05), method
@@ -112,28 +192,41 @@ def test_shipped_targets_hold_the_ssod_tables_and_hide_recalled_numbers():
 def recorded(notebook, method, ood, auroc, fpr95, setting=None, acc=None):
     """A recorded row with hand-set metrics (``results.row`` computes them from scores)."""
     r = {c: None for c in results.COLUMNS}
-    r.update(notebook=notebook, method=method, ood_dataset=ood, id_dataset="offline", setting=setting,
-             auroc=auroc, fpr95=fpr95, id_accuracy=acc, params_file="params/offline.yaml", seed=0)
+    r.update(
+        notebook=notebook,
+        method=method,
+        ood_dataset=ood,
+        id_dataset="offline",
+        setting=setting,
+        auroc=auroc,
+        fpr95=fpr95,
+        id_accuracy=acc,
+        params_file="params/offline.yaml",
+        seed=0,
+    )
     return r
 
 
 def test_results_md_has_a_section_per_notebook_with_auroc_and_fpr95_pivots(tmp_path):
-    results.record(tmp_path, [  # recorded out of notebook order, as a rerun of one notebook would
-        recorded("03_few_shot_ssdk", "SSD_k", "near", 0.9, 0.5, setting="k=5,copies=10"),
-        recorded("02_ssd_clustering", "SSD", "near", 0.80, 0.60, setting="clusters=1"),
-        recorded("02_ssd_clustering", "SSD", "textures", 0.99, 0.02, setting="clusters=1"),
-        recorded("02_ssd_clustering", "SSD", "near", 0.70, 0.70, setting="clusters=4"),
-        recorded("02_ssd_clustering", "SSD", "textures", 0.98, 0.05, setting="clusters=4"),
-        recorded("02_ssd_clustering", "MSP", "near", 0.85, 0.40, acc=0.9312),
-        recorded("02_ssd_clustering", "MSP", "textures", 0.90, 0.30, acc=0.9312),
-    ])
+    results.record(
+        tmp_path,
+        [  # recorded out of notebook order, as a rerun of one notebook would
+            recorded("03_few_shot_ssdk", "SSD_k", "near", 0.9, 0.5, setting="k=5,copies=10"),
+            recorded("02_ssd_clustering", "SSD", "near", 0.80, 0.60, setting="clusters=1"),
+            recorded("02_ssd_clustering", "SSD", "textures", 0.99, 0.02, setting="clusters=1"),
+            recorded("02_ssd_clustering", "SSD", "near", 0.70, 0.70, setting="clusters=4"),
+            recorded("02_ssd_clustering", "SSD", "textures", 0.98, 0.05, setting="clusters=4"),
+            recorded("02_ssd_clustering", "MSP", "near", 0.85, 0.40, acc=0.9312),
+            recorded("02_ssd_clustering", "MSP", "textures", 0.90, 0.30, acc=0.9312),
+        ],
+    )
     csv_path, md_path = results.write_tables(tmp_path)
     assert len(pd.read_csv(csv_path)) == 7 and list(pd.read_csv(csv_path).columns) == results.COLUMNS
     md = md_path.read_text()
     assert md.index("## 02_ssd_clustering (ID: offline)") < md.index("## 03_few_shot_ssdk (ID: offline)")
-    section = md[md.index("## 02"):md.index("## 03")]
-    auroc = section[section.index("### AUROC"):section.index("### FPR95")]
-    fpr = section[section.index("### FPR95"):]
+    section = md[md.index("## 02") : md.index("## 03")]
+    auroc = section[section.index("### AUROC") : section.index("### FPR95")]
+    fpr = section[section.index("### FPR95") :]
     lines = [line for line in auroc.splitlines() if line.startswith("|")]
     assert [c.strip() for c in lines[0].strip("|").split("|")] == ["method", "near", "textures", "mean", "ID acc↑"]
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in lines[2:]}

@@ -55,8 +55,10 @@ def test_runs_in_order_and_gathers_results(notebooks, tmp_path, capsys):
     assert len(csv) == 3 and csv[1].startswith("00,toy")
     md = (out / "results.md").read_text()
     assert md.index("## 00 (ID: offline)") < md.index("## 01 (ID: offline)") and "| toy" in md
-    assert [(c.notebook, c.name, c.passed) for c in checks.read(out)] == [("00", "toy_auroc", True),
-                                                                          ("01", "toy_auroc", True)]
+    assert [(c.notebook, c.name, c.passed) for c in checks.read(out)] == [
+        ("00", "toy_auroc", True),
+        ("01", "toy_auroc", True),
+    ]
     assert "checks: 2 checks, all passed" in capsys.readouterr().out
     executed = nbformat.read(out / "01_second.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
@@ -101,8 +103,9 @@ def test_params_file_is_recorded_relative_to_the_project(tmp_path):
 def test_a_new_run_clears_the_previous_runs_notebooks_table_checks_and_progress(tmp_path):
     kept = tmp_path / "checkpoints" / "model.pt"
     kept.parent.mkdir()
-    stale = [tmp_path / name for name in ("01_a.ipynb", results.RESULTS_FILE, checks.CHECKS_FILE,
-                                          progress.PROGRESS_FILE)]
+    stale = [
+        tmp_path / name for name in ("01_a.ipynb", results.RESULTS_FILE, checks.CHECKS_FILE, progress.PROGRESS_FILE)
+    ]
     for path in [*stale, kept]:
         path.write_text("old")
     runner.prepare_output(tmp_path, overwrite=False)

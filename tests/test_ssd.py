@@ -15,8 +15,9 @@ from ssdlib.metrics import auroc
 
 def reference_ssd(train, test, clusters_of_train):
     """SSD's eval_ssd.py, written out: L2, z-score, per-cluster mean / bias=True cov / pinv, min over clusters."""
+
     def l2(f):
-        return f / (np.sqrt((f ** 2).sum(1, keepdims=True)) + 1e-10)
+        return f / (np.sqrt((f**2).sum(1, keepdims=True)) + 1e-10)
 
     tr, te = l2(train.astype(np.float64)), l2(test.astype(np.float64))
     m, s = tr.mean(0), tr.std(0)
@@ -70,7 +71,9 @@ def test_kmeans_recovers_well_separated_clusters(data):
 def test_label_clusters_equal_formula(data):
     train, test = data
     scores = SSD(use_labels=True).fit(train).score(test)
-    np.testing.assert_allclose(scores, -reference_ssd(train.features, test.features, train.labels), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        scores, -reference_ssd(train.features, test.features, train.labels), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_seeded_kmeans_is_reproducible_and_subsample_option_works(data):
@@ -116,7 +119,11 @@ def test_sweep_rows_carry_the_setting(data):
     ood = {"far": FeatureSet(features=test.features + 5), "near": FeatureSet(features=test.features[::-1] * 1.1)}
     rows = sweep_clusters(train, test, ood, [1, 3], id_dataset="toy", seed=2, training_mode="SimCLR")
     assert [(r["setting"], r["ood_dataset"]) for r in rows] == [
-        ("clusters=1", "far"), ("clusters=1", "near"), ("clusters=3", "far"), ("clusters=3", "near")]
+        ("clusters=1", "far"),
+        ("clusters=1", "near"),
+        ("clusters=3", "far"),
+        ("clusters=3", "near"),
+    ]
     assert all(r["method"] == "SSD" and r["seed"] == 2 and r["training_mode"] == "SimCLR" for r in rows)
     detector = SSD(clusters=3, seed=2).fit(train)
     assert rows[2]["auroc"] == pytest.approx(auroc(detector.score(test), detector.score(ood["far"])))

@@ -28,7 +28,7 @@ def ledoit_wolf_numpy(x):
 
 def reference_ssdk(train, known, test):
     def l2(f):
-        return f / (np.sqrt((f ** 2).sum(1, keepdims=True)) + 1e-10)
+        return f / (np.sqrt((f**2).sum(1, keepdims=True)) + 1e-10)
 
     tr, kn, te = (l2(a.astype(np.float64)) for a in (train, known, test))
     m, s = tr.mean(0), tr.std(0)
@@ -135,10 +135,12 @@ def test_evaluate_ssdk_scores_only_the_remainder():
     views = extract(model, augmented_views(ood_images[known], 5, seed=3)).features
     expected = -reference_ssdk(train.features, views, ood.features[rest])
     np.testing.assert_allclose(result.ood_scores, expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(result.id_scores, -reference_ssdk(train.features, views, id_test.features),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        result.id_scores, -reference_ssdk(train.features, views, id_test.features), rtol=1e-5, atol=1e-5
+    )
 
-    rows = ssdk_grid(model, train, id_test, {"bright": ood_images}, {"bright": ood}, [1, 2], [5],
-                     id_dataset="dark", seed=3)
+    rows = ssdk_grid(
+        model, train, id_test, {"bright": ood_images}, {"bright": ood}, [1, 2], [5], id_dataset="dark", seed=3
+    )
     assert [r["setting"] for r in rows] == ["k=1,copies=5", "k=2,copies=5"]
     assert rows[1]["auroc"] > 0.9 and rows[1]["method"] == "SSD_k"

@@ -23,13 +23,12 @@ def bce(z, target):
 
 # -- sampler ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_sampler_thresholds_including_the_boundaries(dtype):
     gamma = 0.95
-    conf = torch.tensor([[[0.95, 1.0, 0.9499, 0.5],
-                          [1 - gamma, 0.05, 0.0499, 0.0]]], dtype=dtype)
-    expected = [[[ID, ID, IGNORED, IGNORED],
-                 [IGNORED, IGNORED, OOD, OOD]]]
+    conf = torch.tensor([[[0.95, 1.0, 0.9499, 0.5], [1 - gamma, 0.05, 0.0499, 0.0]]], dtype=dtype)
+    expected = [[[ID, ID, IGNORED, IGNORED], [IGNORED, IGNORED, OOD, OOD]]]
     assert location_labels(conf, gamma).tolist() == expected
 
 
@@ -159,6 +158,7 @@ def test_unknown_balance_is_named():
 
 # -- model ------------------------------------------------------------------------------
 
+
 class TinyBackbone(torch.nn.Module):
     """A 2-layer conv net with the backbone interface (stride 4)."""
 
@@ -166,8 +166,11 @@ class TinyBackbone(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, stride=2, padding=1), torch.nn.ReLU(),
-                                       torch.nn.Conv2d(6, 6, 3, stride=2, padding=1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 6, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(6, 6, 3, stride=2, padding=1),
+        )
 
     def feature_map(self, x):
         return self.net(x)
@@ -200,6 +203,7 @@ def test_input_is_resized_to_input_size_first():
 
 
 # -- detector ---------------------------------------------------------------------------
+
 
 def test_score_is_log_sigmoid_of_the_ood_head_and_times_msp():
     rng = np.random.default_rng(0)

@@ -12,8 +12,14 @@ from conftest import assert_refused
 from ssdlib.models.backbones import BACKBONES, TORCHVISION, backbone, load_pretrained
 from ssdlib.params import Backbone
 
-TV_OUT_DIM = {"densenet121": 1024, "regnet_y_800mf": 784, "mobilenet_v3_large": 960, "mobilenet_v3_small": 576,
-              "resnet18": 512, "resnet50": 2048}
+TV_OUT_DIM = {
+    "densenet121": 1024,
+    "regnet_y_800mf": 784,
+    "mobilenet_v3_large": 960,
+    "mobilenet_v3_small": 576,
+    "resnet18": 512,
+    "resnet50": 2048,
+}
 
 
 def test_params_list_every_backbone():
@@ -35,8 +41,7 @@ def test_cifar_stem_has_stride_8_imagenet_stem_stride_32(name):
 def test_full_width_matches_torchvision(name):
     ours = backbone(name)
     assert ours.out_dim == TV_OUT_DIM[name]
-    tv_keys = {k for k in getattr(torchvision.models, name)().state_dict()
-               if not k.startswith(("fc.", "classifier."))}
+    tv_keys = {k for k in getattr(torchvision.models, name)().state_dict() if not k.startswith(("fc.", "classifier."))}
     ours_keys = set(ours.state_dict())
     if name.startswith("resnet"):
         tv_keys = {k.replace(".downsample.", ".shortcut.") for k in tv_keys}
@@ -55,8 +60,11 @@ def test_local_torchvision_weights_give_torchvision_features(name, tmp_path):
     path = tmp_path / f"{name}.pth"
     state = tv.state_dict()
     if name == "densenet121":  # like the released file: old key names ("norm.1" for "norm1"), no BN counters
-        state = {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v for k, v in state.items()
-                 if not k.endswith("num_batches_tracked")}
+        state = {
+            re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v
+            for k, v in state.items()
+            if not k.endswith("num_batches_tracked")
+        }
         assert any(".norm.1." in k for k in state)
     torch.save(state, path)
     ours = backbone(name).eval()
@@ -89,8 +97,10 @@ def test_weights_of_another_width_are_refused(tmp_path):
 
 
 def test_bad_names_and_widths_say_what_to_use():
-    assert_refused([
-        (lambda: backbone("vgg16"), "densenet121"),
-        (lambda: backbone("resnet18", stem="tiny"), "stem"),
-        (lambda: backbone("resnet18", width=2), "width"),
-    ])
+    assert_refused(
+        [
+            (lambda: backbone("vgg16"), "densenet121"),
+            (lambda: backbone("resnet18", stem="tiny"), "stem"),
+            (lambda: backbone("resnet18", width=2), "width"),
+        ]
+    )

@@ -24,22 +24,41 @@ def shapes_on_noise(n: int, seed: int) -> ImageTensorDataset:
     for i in range(n):
         r, c = torch.randint(0, 10, (2,), generator=g).tolist()
         if labels[i] == 0:
-            images[i, :, r:r + 6, c:c + 6] = 1.0
+            images[i, :, r : r + 6, c : c + 6] = 1.0
         else:
-            images[i, :, r:r + 6, c + 2:c + 4] = 1.0
+            images[i, :, r : r + 6, c + 2 : c + 4] = 1.0
     return ImageTensorDataset((images * 255).round().to(torch.uint8), labels)
 
 
 def tiny_params(**ssod) -> params.Params:
-    cfg = dict(backbone="resnet18", width=4, stem="cifar", input_size=32, warmup_epochs=1, epochs=3,
-               batch_size=16, lr=3e-3, crop_scale=[0.6, 1.0], val_fraction=0.25, gamma=0.8)
+    cfg = dict(
+        backbone="resnet18",
+        width=4,
+        stem="cifar",
+        input_size=32,
+        warmup_epochs=1,
+        epochs=3,
+        batch_size=16,
+        lr=3e-3,
+        crop_scale=[0.6, 1.0],
+        val_fraction=0.25,
+        gamma=0.8,
+    )
     return params.validate({"profile": "tiny", "device": "cpu", "ssod": {**cfg, **ssod}})
 
 
 def bundle():
     noise = ImageTensorDataset(torch.randint(0, 80, (32, 3, 16, 16), dtype=torch.uint8), torch.full((32,), -1))
-    return DatasetBundle("shapes", shapes_on_noise(64, 0), shapes_on_noise(32, 1), {"noise": noise},
-                         mean=(0.5,) * 3, std=(0.25,) * 3, class_names=["a", "b"], normalized=False)
+    return DatasetBundle(
+        "shapes",
+        shapes_on_noise(64, 0),
+        shapes_on_noise(32, 1),
+        {"noise": noise},
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        class_names=["a", "b"],
+        normalized=False,
+    )
 
 
 def trainer_for(P, seed=0):
@@ -141,8 +160,12 @@ def test_evaluate_rows_name_method_and_setting(tmp_path):
     ssod = runs.trained(P, data, tmp_path, log=lambda _m: None, progress=False)
     vanilla = runs.trained(P, data, tmp_path, log=lambda _m: None, progress=False, alpha=0.0)
     (row,) = runs.evaluate(ssod, P, data, setting="alpha=1.5")
-    assert (row["method"], row["training_mode"], row["ood_dataset"], row["setting"]) == ("SSOD", "SSOD", "noise",
-                                                                                         "alpha=1.5")
+    assert (row["method"], row["training_mode"], row["ood_dataset"], row["setting"]) == (
+        "SSOD",
+        "SSOD",
+        "noise",
+        "alpha=1.5",
+    )
     assert 0 <= row["fpr95"] <= 1 and 0 <= row["id_accuracy"] <= 1
     (row,) = runs.evaluate(vanilla, P, data)
     assert (row["method"], row["training_mode"], row["setting"]) == ("MSP", "CE", "vanilla")

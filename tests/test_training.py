@@ -33,6 +33,7 @@ def sgd():
 
 # -- schedule -----------------------------------------------------------------------------------
 
+
 def ssd_schedule(lr, warmup_steps, cosine_steps):
     """(lr, momentum) used at every step by SSD's train.py: CyclicLR warm-up, then CosineAnnealingLR."""
     opt = sgd()
@@ -54,8 +55,14 @@ def ssd_schedule(lr, warmup_steps, cosine_steps):
 
 def ours(lr, warmup_steps, cosine_steps, original):
     opt = sgd()
-    sched = WarmupCosine(opt, lr=lr, momentum=0.9, warmup_steps=warmup_steps, cosine_steps=cosine_steps,
-                         original_warmup_momentum=original)
+    sched = WarmupCosine(
+        opt,
+        lr=lr,
+        momentum=0.9,
+        warmup_steps=warmup_steps,
+        cosine_steps=cosine_steps,
+        original_warmup_momentum=original,
+    )
     used = []
     for _ in range(warmup_steps + cosine_steps):
         used.append((opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]))
@@ -86,6 +93,7 @@ def test_schedule_closed_form_points():
 
 # -- batches, kNN, objectives ---------------------------------------------------------------------
 
+
 def test_shard_batches_hand_computed():
     order = torch.arange(10)
     assert [b.tolist() for b in shard_batches(order, 4, 2, 0)] == [[0, 1], [4, 5]]  # last batch: 1 per rank, dropped
@@ -109,7 +117,9 @@ def test_knn_per_class_hand_case():
     """Bank: class a at +x, b at +y, c at -x. Queries: two a near +x, one a and both c near +y (taken for b)."""
     bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     queries = torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.1, 1.0], [0.0, 1.0], [-0.1, 1.0], [-1.0, 0.1]])
-    table = knn_per_class(bank, torch.tensor([0, 1, 2]), queries, torch.tensor([0, 0, 0, 2, 2, 1]), ["a", "b", "c"], k=1)
+    table = knn_per_class(
+        bank, torch.tensor([0, 1, 2]), queries, torch.tensor([0, 0, 0, 2, 2, 1]), ["a", "b", "c"], k=1
+    )
     np.testing.assert_allclose(table["accuracy"], [2 / 3, 0.0, 0.0])
     assert table["most often taken for"].tolist() == ["b", "c", "b"]
     np.testing.assert_allclose(table["share"], [1 / 3, 1.0, 1.0])
@@ -143,6 +153,7 @@ def test_recipe_from_params_sections():
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
+
 
 class Unpicklable:
     def __reduce__(self):
@@ -180,6 +191,7 @@ def test_rng_state_round_trip():
 
 # -- training runs (tiny) -------------------------------------------------------------------------
 
+
 def tiny_data(n=48, classes=4, size=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, 3, size, size, generator=g), torch.randint(0, classes, (n,), generator=g)
@@ -192,8 +204,18 @@ def tiny_net(mode, seed=0):
 
 
 def tiny_recipe(mode, **kw):
-    return Recipe(**{"mode": mode, "epochs": 3, "warmup_epochs": 1, "batch_size": 16, "lr": 0.1, "knn_k": 5,
-                     "save_every": 1, **kw})
+    return Recipe(
+        **{
+            "mode": mode,
+            "epochs": 3,
+            "warmup_epochs": 1,
+            "batch_size": 16,
+            "lr": 0.1,
+            "knn_k": 5,
+            "save_every": 1,
+            **kw,
+        }
+    )
 
 
 class KilledAt:
@@ -224,12 +246,21 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, mode):
     views = 1 if mode == "SupCE" else 2
     killed = KilledAt(aug, at=3 * 3 * views + 2)  # 3 steps per epoch: mid epoch 4, after the epoch-2 save
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_net(mode), data, recipe, test=test, augment=killed, checkpoint=path, progress=False,
-              log=lambda _m: None)
+        train(
+            tiny_net(mode),
+            data,
+            recipe,
+            test=test,
+            augment=killed,
+            checkpoint=path,
+            progress=False,
+            log=lambda _m: None,
+        )
     assert load_checkpoint(path)["epoch"] == 2
     resumed = tiny_net(mode, seed=99)  # other initial weights: everything must come from the checkpoint
-    h_resumed = train(resumed, data, recipe, test=test, augment=aug, checkpoint=path, resume=True,
-                      progress=False, log=lambda _m: None)
+    h_resumed = train(
+        resumed, data, recipe, test=test, augment=aug, checkpoint=path, resume=True, progress=False, log=lambda _m: None
+    )
 
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
@@ -245,11 +276,18 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, mode):
 def test_resume_with_other_settings_is_refused(tmp_path):
     data = tiny_data()
     path = tmp_path / "run.pt"
-    train(tiny_net("SimCLR"), data, tiny_recipe("SimCLR", epochs=1), checkpoint=path, progress=False,
-          log=lambda _m: None)
+    train(
+        tiny_net("SimCLR"), data, tiny_recipe("SimCLR", epochs=1), checkpoint=path, progress=False, log=lambda _m: None
+    )
     with pytest.raises(CheckpointError, match=r"lr: 0.1 in the checkpoint, 0.2 now"):
-        train(tiny_net("SimCLR"), data, tiny_recipe("SimCLR", epochs=1, lr=0.2), checkpoint=path, resume=True,
-              progress=False)
+        train(
+            tiny_net("SimCLR"),
+            data,
+            tiny_recipe("SimCLR", epochs=1, lr=0.2),
+            checkpoint=path,
+            resume=True,
+            progress=False,
+        )
 
 
 class NaNAfter:
@@ -267,20 +305,36 @@ class NaNAfter:
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     path = tmp_path / "run.pt"
     with pytest.raises(NonFiniteLossError) as err:
-        train(tiny_net("SimCLR"), tiny_data(), tiny_recipe("SimCLR"), augment=NaNAfter(at=2 * 3 * 2 + 3),
-              checkpoint=path, progress=False, log=lambda _m: None)
+        train(
+            tiny_net("SimCLR"),
+            tiny_data(),
+            tiny_recipe("SimCLR"),
+            augment=NaNAfter(at=2 * 3 * 2 + 3),
+            checkpoint=path,
+            progress=False,
+            log=lambda _m: None,
+        )
     msg = str(err.value)
     assert "epoch 3/4, step 2/3" in msg and str(path) in msg and "not overwritten" in msg
     state = load_checkpoint(path)
-    assert state["epoch"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert state["epoch"] == 2 and all(
+        torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()
+    )
 
 
 @pytest.mark.slow
 def test_absurd_lr_diverges_before_any_checkpoint(tmp_path):
     path = tmp_path / "run.pt"
     with pytest.raises(NonFiniteLossError, match="No checkpoint was written yet"):
-        train(tiny_net("SupCE"), tiny_data(), tiny_recipe("SupCE", lr=1e12, warmup_epochs=0, save_every=5),
-              augment=identity_augment, checkpoint=path, progress=False, log=lambda _m: None)
+        train(
+            tiny_net("SupCE"),
+            tiny_data(),
+            tiny_recipe("SupCE", lr=1e12, warmup_epochs=0, save_every=5),
+            augment=identity_augment,
+            checkpoint=path,
+            progress=False,
+            log=lambda _m: None,
+        )
     assert not path.exists()
 
 
@@ -292,8 +346,15 @@ def test_supce_trains_any_module_returning_logits():
     x = (torch.rand(96, 3, 8, 8, generator=g) * 0.3 + 0.35 * F.one_hot(y, 3).float()[:, :, None, None]).clamp(0, 1)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(192, 3))
-    history = train(model, (x[:64], y[:64]), Recipe(mode="SupCE", epochs=15, warmup_epochs=0, batch_size=16, lr=0.5),
-                    test=(x[64:], y[64:]), augment=identity_augment, progress=False, log=lambda _m: None)
+    history = train(
+        model,
+        (x[:64], y[:64]),
+        Recipe(mode="SupCE", epochs=15, warmup_epochs=0, batch_size=16, lr=0.5),
+        test=(x[64:], y[64:]),
+        augment=identity_augment,
+        progress=False,
+        log=lambda _m: None,
+    )
     assert history.test_accuracy[-1] >= 0.9
     assert all(math.isnan(v) for v in history.knn_accuracy)  # no features, no kNN monitor
     assert history.loss[-1] < history.loss[0] / 2
@@ -323,20 +384,27 @@ def test_figures_of_a_history_and_a_2d_projection():
     plane = g.normal(size=(40, 2)) @ g.normal(size=(2, 6))  # points on a 2-D plane through the origin
     xy = figures.project_2d(plane, "pca")
     unit = plane / np.linalg.norm(plane, axis=1, keepdims=True)
-    np.testing.assert_allclose(np.linalg.norm(xy[:, None] - xy[None], axis=-1),
-                               np.linalg.norm(unit[:, None] - unit[None], axis=-1), atol=1e-6)
+    np.testing.assert_allclose(
+        np.linalg.norm(xy[:, None] - xy[None], axis=-1), np.linalg.norm(unit[:, None] - unit[None], axis=-1), atol=1e-6
+    )
     with pytest.raises(ValueError, match="tsne"):
         figures.project_2d(plane, "umap")
-    history = train(UnitLinear(), tiny_data(16, size=8), Recipe(mode="SimCLR", epochs=2, warmup_epochs=1, batch_size=8),
-                    test=tiny_data(8, size=8, seed=1), augment=identity_augment, progress=True, log=lambda _m: None)
+    history = train(
+        UnitLinear(),
+        tiny_data(16, size=8),
+        Recipe(mode="SimCLR", epochs=2, warmup_epochs=1, batch_size=8),
+        test=tiny_data(8, size=8, seed=1),
+        augment=identity_augment,
+        progress=True,
+        log=lambda _m: None,
+    )
     fig = figures.training_curves(history)
     assert len(fig.axes) == 4 and len(history.step_lr) == 6  # loss, lr (+ momentum twin), monitor; 3 epochs x 2 steps
     assert len(figures.embedding_2d(xy, np.arange(40) % 3, ["a", "b", "c"]).axes[0].collections) == 3
 
 
 def _trace(read_every, augment=None):
-    trainer = Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR"), augment=augment, progress=False,
-                      log=lambda _m: None)
+    trainer = Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR"), augment=augment, progress=False, log=lambda _m: None)
     trainer.read_every = read_every  # what a GPU uses, run on the CPU
     trainer.fit(tiny_data())
     return trainer
@@ -362,9 +430,11 @@ def test_deferred_reads_still_name_the_step_where_the_loss_became_nan():
 def test_a_failed_compilation_falls_back_to_the_eager_run(monkeypatch):
     """When torch.compile fails at the first step, the run says so and continues uncompiled from the
     same random state: the loss trace equals that of a run that never compiled."""
+
     def broken_compile(fn, **_kwargs):
         def fail(*_args, **_kw):
             raise RuntimeError("inductor: no C compiler\nmore detail")
+
         return fail
 
     messages = []
@@ -381,8 +451,9 @@ def test_a_failed_compilation_falls_back_to_the_eager_run(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_gpu_training_compiles_and_logs_every_step():
     messages = []
-    trainer = Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR", epochs=1), device="cuda", progress=False,
-                      log=messages.append)
+    trainer = Trainer(
+        tiny_net("SimCLR"), tiny_recipe("SimCLR", epochs=1), device="cuda", progress=False, log=messages.append
+    )
     history = trainer.fit(tiny_data())
     assert not any("torch.compile failed" in m for m in messages)
     assert len(history.step_loss) == 2 * 3 and all(math.isfinite(v) for v in history.step_loss)

@@ -23,10 +23,28 @@ def parse(*argv):
 
 
 def test_flags_override_the_profile():
-    P = cli_train.effective_params(parse("--params", str(ROOT / "params" / "offline.yaml"), "--lr", "0.2",
-                                         "--warmup", "--arch", "resnet34", "--no-normalize", "--seed", "7"))
+    P = cli_train.effective_params(
+        parse(
+            "--params",
+            str(ROOT / "params" / "offline.yaml"),
+            "--lr",
+            "0.2",
+            "--warmup",
+            "--arch",
+            "resnet34",
+            "--no-normalize",
+            "--seed",
+            "7",
+        )
+    )
     offline = yaml.safe_load((ROOT / "params" / "offline.yaml").read_text())
-    assert (P.encoder.lr, P.encoder.warmup_epochs, P.encoder.arch, P.data.normalize, P.seed) == (0.2, 10, "resnet34", False, 7)
+    assert (P.encoder.lr, P.encoder.warmup_epochs, P.encoder.arch, P.data.normalize, P.seed) == (
+        0.2,
+        10,
+        "resnet34",
+        False,
+        7,
+    )
     assert P.encoder.epochs == offline["encoder"]["epochs"] and P.data.ood_datasets == []
     assert cli_train.effective_params(parse("--warmup", "0")).encoder.warmup_epochs == 0
     defaults = cli_train.effective_params(parse())  # no profile: SSD's defaults
@@ -45,10 +63,13 @@ def tiny_bundle():
     from ssdlib.data.normalize import Normalize
 
     g = torch.Generator().manual_seed(0)
+
     def images(n):
         return ImageTensorDataset(torch.rand(n, 3, 16, 16, generator=g), torch.randint(0, 4, (n,), generator=g))
-    return SimpleNamespace(train=images(32), test=images(16), ood={}, num_classes=4,
-                           normalize=lambda: Normalize.identity())
+
+    return SimpleNamespace(
+        train=images(32), test=images(16), ood={}, num_classes=4, normalize=lambda: Normalize.identity()
+    )
 
 
 @pytest.mark.slow
@@ -57,9 +78,32 @@ def test_run_folder_setup_log_refusal_and_resume(tmp_path, capsys, monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        argv = ["--arch", "resnet18", "--width", "4", "--training-mode", "SupCon", "--size", "16", "--epochs", "2",
-                "--warmup", "0", "--batch-size", "16", "--lr", "0.1", "--save-freq", "1", "--device", "cpu",
-                "--results-dir", str(tmp_path), "--exp-name", "simclr"]
+        argv = [
+            "--arch",
+            "resnet18",
+            "--width",
+            "4",
+            "--training-mode",
+            "SupCon",
+            "--size",
+            "16",
+            "--epochs",
+            "2",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.1",
+            "--save-freq",
+            "1",
+            "--device",
+            "cpu",
+            "--results-dir",
+            str(tmp_path),
+            "--exp-name",
+            "simclr",
+        ]
         assert cli_train.run(parse(*argv)) == 0
         run_dir = tmp_path / "simclr"
         log = (run_dir / "setup.log").read_text()

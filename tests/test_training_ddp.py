@@ -45,8 +45,9 @@ class TinyBNNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.encoder = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                     nn.Flatten())
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.head = nn.Linear(4, 4)
 
     def features(self, x):
@@ -73,11 +74,16 @@ def worker(rank, port, expected, folder):
             trainer = Trainer(UnitLinear(), Recipe(mode=mode, lr=0.5), augment=identity_augment, progress=False)
             half = 8 // WORLD
             for step, (x, y) in enumerate(batches()):
-                loss = trainer.step(x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half])
+                loss = trainer.step(x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
                 everyone = gathered(trainer.model)
                 assert torch.equal(everyone[0], everyone[1]), f"{mode}: ranks differ after step {step + 1}"
-                torch.testing.assert_close(everyone[rank], torch.cat([w.flatten() for w in weights[step]]),
-                                           rtol=1e-5, atol=1e-6, msg=f"{mode}: not the 1-process step {step + 1}")
+                torch.testing.assert_close(
+                    everyone[rank],
+                    torch.cat([w.flatten() for w in weights[step]]),
+                    rtol=1e-5,
+                    atol=1e-6,
+                    msg=f"{mode}: not the 1-process step {step + 1}",
+                )
                 assert abs(loss - losses[step]) < 1e-5, (mode, step, loss, losses[step])
 
         # a whole SimCLR fit with batch norm and the real augmentation: only rank 0 writes and logs
@@ -86,8 +92,15 @@ def worker(rank, port, expected, folder):
         g = torch.Generator().manual_seed(1)
         data = (torch.rand(24, 3, 8, 8, generator=g), torch.randint(0, 3, (24,), generator=g))
         said = []
-        train(model, data, Recipe(mode="SimCLR", epochs=1, warmup_epochs=1, batch_size=8, lr=0.1, knn_k=3),
-              test=data, checkpoint=os.path.join(folder, "run.pt"), progress=False, log=said.append)
+        train(
+            model,
+            data,
+            Recipe(mode="SimCLR", epochs=1, warmup_epochs=1, batch_size=8, lr=0.1, knn_k=3),
+            test=data,
+            checkpoint=os.path.join(folder, "run.pt"),
+            progress=False,
+            log=said.append,
+        )
         everyone = gathered(model)
         assert torch.equal(everyone[0], everyone[1]), "ranks differ after fit"
         assert bool(said) == (rank == 0), said
@@ -109,8 +122,9 @@ def test_two_gloo_processes_stay_identical_and_match_one_process(tmp_path):
     try:
         expected = {mode: single_process_reference(mode) for mode in ("SupCon", "SupCE")}
         # fork: the children inherit the imported modules and start at once
-        mp.start_processes(worker, args=(free_port(), expected, str(tmp_path)), nprocs=WORLD, join=True,
-                           start_method="fork")
+        mp.start_processes(
+            worker, args=(free_port(), expected, str(tmp_path)), nprocs=WORLD, join=True, start_method="fork"
+        )
     finally:
         torch.set_num_threads(threads)
     assert load_checkpoint(tmp_path / "run.pt")["epoch"] == 2

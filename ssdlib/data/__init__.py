@@ -10,6 +10,13 @@ from ssdlib.data.real import DatasetNotFoundError
 from ssdlib.data.registry import DatasetBundle, UnknownDatasetError, get_datasets, ood_names
 
 __all__ = [
-    "DatasetBundle", "DatasetNotFoundError", "ImageTensorDataset", "Normalize", "UnknownDatasetError",
-    "channel_stats", "get_datasets", "ood_names", "tensors",
+    "DatasetBundle",
+    "DatasetNotFoundError",
+    "ImageTensorDataset",
+    "Normalize",
+    "UnknownDatasetError",
+    "channel_stats",
+    "get_datasets",
+    "ood_names",
+    "tensors",
 ]

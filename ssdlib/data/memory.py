@@ -38,8 +38,9 @@ def _as_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255) if images.dtype == torch.uint8 else images.to(torch.float32, copy=True)
 
 
-def tensors(dataset: Dataset, batch_size: int = 256, num_workers: int = 0,
-            progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def tensors(
+    dataset: Dataset, batch_size: int = 256, num_workers: int = 0, progress: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole set as ``(x float [N, 3, H, W] in [0, 1], y long [N])``.
 
     A progress bar is shown for sets of more than 10 000 images unless ``progress`` says otherwise.
@@ -56,8 +57,8 @@ def tensors(dataset: Dataset, batch_size: int = 256, num_workers: int = 0,
     show = n > PROGRESS_ABOVE if progress is None else progress
     start = 0
     for images, labels in tqdm(loader, desc="loading images", disable=not show, leave=False):
-        x[start:start + len(images)] = images
-        y[start:start + len(images)] = torch.as_tensor(labels)
+        x[start : start + len(images)] = images
+        y[start : start + len(images)] = torch.as_tensor(labels)
         start += len(images)
     return x, y
 

@@ -55,8 +55,12 @@ DESCRIPTIONS = {
     "scenes": "object-free crops of 4 skimage photos never used as ID backgrounds (Places365 / LSUN)",
 }
 CLASS_NAMES = {
-    "train": list(shapes.ID_CLASSES), "test": list(shapes.ID_CLASSES), "near": list(shapes.NEAR_CLASSES),
-    "textures": list(photos.TEXTURES), "digits": [str(d) for d in range(10)], "scenes": list(photos.SCENES),
+    "train": list(shapes.ID_CLASSES),
+    "test": list(shapes.ID_CLASSES),
+    "near": list(shapes.NEAR_CLASSES),
+    "textures": list(photos.TEXTURES),
+    "digits": [str(d) for d in range(10)],
+    "scenes": list(photos.SCENES),
 }
 _STREAMS = {"train": 0, "test": 1, "near": 2, "textures": 3, "digits": 4, "scenes": 5}
 
@@ -68,8 +72,16 @@ DIGIT_SCALE = (0.55, 0.8)
 DEFOCUS = (0.005, 0.12)  # Gaussian blur sigma of backgrounds / the image side: from sharp to 4 px at 32 px
 BACKGROUND_CONTRAST = 0.5  # backgrounds keep half their contrast about their mean: less to match views by
 MIN_CONTRAST = 0.2  # grey-level difference between an object and the background under it
-DESIGN = ("BACKGROUND_SCALE", "TEXTURE_SCALE", "OBJECT_SCALE", "MAX_TILT", "DIGIT_SCALE", "DEFOCUS",
-          "BACKGROUND_CONTRAST", "MIN_CONTRAST")  # the constants above, which the cache key includes
+DESIGN = (
+    "BACKGROUND_SCALE",
+    "TEXTURE_SCALE",
+    "OBJECT_SCALE",
+    "MAX_TILT",
+    "DIGIT_SCALE",
+    "DEFOCUS",
+    "BACKGROUND_CONTRAST",
+    "MIN_CONTRAST",
+)  # the constants above, which the cache key includes
 CHUNK = 256  # images warped at once (bounds the memory of the sampling grids)
 
 
@@ -84,8 +96,14 @@ def _contrasting_levels(reference: np.ndarray, rng: np.random.Generator, tries: 
     return candidates[np.arange(len(reference)), pick]
 
 
-def _warp(masks: torch.Tensor, index: np.ndarray, size: int, rng: np.random.Generator,
-          scale: tuple[float, float], max_angle: float) -> torch.Tensor:
+def _warp(
+    masks: torch.Tensor,
+    index: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float],
+    max_angle: float,
+) -> torch.Tensor:
     """Place mask ``index[i]`` (of masks [M, 1, R, R] spanning [-1, 1]^2) in image i: [n, 1, size, size].
 
     Each mask gets a random half-width s (in image half-widths), aspect a, rotation and a centre
@@ -100,8 +118,9 @@ def _warp(masks: torch.Tensor, index: np.ndarray, size: int, rng: np.random.Gene
     cos, sin = np.cos(angle), np.sin(angle)
     # affine_grid maps image coordinates p to mask coordinates q = A (p - centre),
     # A = diag(1 / (s a), a / s) @ rotation(-angle)
-    a = np.stack([np.stack([cos / (s * aspect), sin / (s * aspect)], 1),
-                  np.stack([-sin * aspect / s, cos * aspect / s], 1)], 1)
+    a = np.stack(
+        [np.stack([cos / (s * aspect), sin / (s * aspect)], 1), np.stack([-sin * aspect / s, cos * aspect / s], 1)], 1
+    )
     b = -np.einsum("nij,nj->ni", a, centre)
     theta = torch.tensor(np.concatenate([a, b[:, :, None]], 2), dtype=torch.float32)
     out = torch.empty((n, 1, size, size))
@@ -182,6 +201,7 @@ def _scenes(n: int, size: int, rng: np.random.Generator):
 
 def generate(config: OfflineBenchmark, size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Every set of the benchmark as (uint8 images [N, 3, size, size], labels [N])."""
+
     def rng(name: str) -> np.random.Generator:
         return np.random.default_rng([config.seed, _STREAMS[name]])
 
@@ -239,12 +259,15 @@ def _write_cache(path: Path, key: str, sets) -> None:
     try:
         save_atomic({"key": key, "sets": sets}, path)
     except OSError as err:
-        warnings.warn(f"could not cache the offline benchmark at {path} ({err}); it will be generated again next time",
-                      stacklevel=3)
+        warnings.warn(
+            f"could not cache the offline benchmark at {path} ({err}); it will be generated again next time",
+            stacklevel=3,
+        )
 
 
-def load_benchmark(config: OfflineBenchmark, size: int,
-                   cache_dir: str | Path | None = None) -> dict[str, ImageTensorDataset]:
+def load_benchmark(
+    config: OfflineBenchmark, size: int, cache_dir: str | Path | None = None
+) -> dict[str, ImageTensorDataset]:
     """The benchmark's sets (train, test, near, textures, digits, scenes), from the cache or generated."""
     key = cache_key(config, size)
     path = Path(cache_dir or default_cache_dir()) / f"offline-{key}.pt"

@@ -6,19 +6,25 @@ split by role so that no OOD set shares a photo with the ID backgrounds.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import skimage.data
 import torch
 import torch.nn.functional as F
 
-ID_BACKGROUNDS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")  # scenes behind ID objects (blurred there)
+ID_BACKGROUNDS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "motorcycle_left",
+)  # scenes behind ID objects (blurred there)
 SCENES = ("camera", "hubble_deep_field", "immunohistochemistry", "retina")  # object-free scenes, never ID backgrounds
 TEXTURES = ("brick", "grass", "gravel")  # grey texture photos
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str) -> torch.Tensor:
     """The named skimage photo as float [3, H, W] in [0, 1] (grey photos repeated over RGB)."""
     if name == "motorcycle_left":
@@ -31,7 +37,7 @@ def photo(name: str) -> torch.Tensor:
     return torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1).float().div_(255)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pyramid(name: str) -> tuple[torch.Tensor, ...]:
     """The photo at full, half, quarter... resolution (down to 64 px on the shorter side)."""
     levels = [photo(name)]
@@ -40,8 +46,7 @@ def _pyramid(name: str) -> tuple[torch.Tensor, ...]:
     return tuple(levels)
 
 
-def random_crops(name: str, n: int, size: int, rng: np.random.Generator,
-                 scale: tuple[float, float]) -> torch.Tensor:
+def random_crops(name: str, n: int, size: int, rng: np.random.Generator, scale: tuple[float, float]) -> torch.Tensor:
     """``n`` square crops [n, 3, size, size] of the named photo.
 
     Each crop has a random side of ``scale`` times the photo's shorter side, a random place, and is
@@ -58,14 +63,15 @@ def random_crops(name: str, n: int, size: int, rng: np.random.Generator,
     for i, (side, top, left, flip) in enumerate(zip(sides, tops, lefts, flips)):
         level = int(np.clip(np.floor(np.log2(side / (2 * size))), 0, len(pyramid) - 1))
         side, top, left = max(side >> level, 1), top >> level, left >> level
-        crop = pyramid[level][None, :, top:top + side, left:left + side]
+        crop = pyramid[level][None, :, top : top + side, left : left + side]
         crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out[i] = crop[0].flip(-1) if flip else crop[0]
     return out.clamp_(0, 1)
 
 
-def crops_of(names: tuple[str, ...], n: int, size: int, rng: np.random.Generator,
-             scale: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+def crops_of(
+    names: tuple[str, ...], n: int, size: int, rng: np.random.Generator, scale: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` crops spread evenly over the named photos (in shuffled order) and each crop's photo index."""
     sources = rng.permutation(np.arange(n) % len(names))
     images = torch.empty((n, 3, size, size))

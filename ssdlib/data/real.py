@@ -52,7 +52,8 @@ def _torchvision(name: str):
 
 def _cifar(cls: str):
     return lambda path, split, tf, download: _torchvision(cls)(
-        str(path), train=split == "train", transform=tf, download=download)
+        str(path), train=split == "train", transform=tf, download=download
+    )
 
 
 def _split_arg(cls: str):
@@ -79,50 +80,88 @@ _FOLDER_LAYOUT = "images in at least one sub-folder, e.g. {path}/test/*.jpg"
 
 REAL_SETS: dict[str, RealSet] = {
     "cifar10": RealSet(
-        "cifar10", "CIFAR-10: 32x32 photos of 10 object classes",
+        "cifar10",
+        "CIFAR-10: 32x32 photos of 10 object classes",
         "set data.download: true, or run torchvision.datasets.CIFAR10('{path}', download=True) "
         "(or extract https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz there)",
-        _cifar("CIFAR10"), ((0.491, 0.482, 0.447), (0.202, 0.199, 0.201)), downloadable=True),
+        _cifar("CIFAR10"),
+        ((0.491, 0.482, 0.447), (0.202, 0.199, 0.201)),
+        downloadable=True,
+    ),
     "cifar100": RealSet(
-        "cifar100", "CIFAR-100: 32x32 photos of 100 object classes (near-OOD for CIFAR-10)",
+        "cifar100",
+        "CIFAR-100: 32x32 photos of 100 object classes (near-OOD for CIFAR-10)",
         "set data.download: true, or run torchvision.datasets.CIFAR100('{path}', download=True) "
         "(or extract https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz there)",
-        _cifar("CIFAR100"), ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)), downloadable=True),
+        _cifar("CIFAR100"),
+        ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+        downloadable=True,
+    ),
     "svhn": RealSet(
-        "svhn", "SVHN: house-number digits cropped from Street View",
+        "svhn",
+        "SVHN: house-number digits cropped from Street View",
         "set data.download: true, or run torchvision.datasets.SVHN('{path}', split='train'/'test', download=True) "
         "(files {path}/train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/)",
-        _split_arg("SVHN"), IDENTITY, downloadable=True),
+        _split_arg("SVHN"),
+        IDENTITY,
+        downloadable=True,
+    ),
     "stl10": RealSet(
-        "stl10", "STL-10: 96x96 photos of 10 object classes, derived from ImageNet",
+        "stl10",
+        "STL-10: 96x96 photos of 10 object classes, derived from ImageNet",
         "set data.download: true, or run torchvision.datasets.STL10('{path}', download=True) "
         "(extracts {path}/stl10_binary/ from http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz)",
-        _split_arg("STL10"), IDENTITY, downloadable=True),
+        _split_arg("STL10"),
+        IDENTITY,
+        downloadable=True,
+    ),
     "textures": RealSet(
-        "dtd", "Describable Textures Dataset (DTD): 5 640 texture images of 47 classes",
+        "dtd",
+        "Describable Textures Dataset (DTD): 5 640 texture images of 47 classes",
         "set data.download: true (torchvision.datasets.DTD fetches it into {path}/dtd/images), or extract "
         "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz so that "
         "{path}/images/<class>/*.jpg exists",
-        _textures, downloadable=True, test_split=""),
+        _textures,
+        downloadable=True,
+        test_split="",
+    ),
     "lsun": RealSet(
-        "lsun", "LSUN (crop): scene photos, " + _ODIN,
+        "lsun",
+        "LSUN (crop): scene photos, " + _ODIN,
         "download https://www.dropbox.com/s/fhtsw1m3qxlwj6h/LSUN.tar.gz and extract it as {path}, with "
-        + _FOLDER_LAYOUT, _image_folder, test_split="", aliases=("LSUN",)),
+        + _FOLDER_LAYOUT,
+        _image_folder,
+        test_split="",
+        aliases=("LSUN",),
+    ),
     "isun": RealSet(
-        "isun", "iSUN: scene photos from SUN, " + _ODIN,
+        "isun",
+        "iSUN: scene photos from SUN, " + _ODIN,
         "download https://www.dropbox.com/s/ssz7qxfqae0cca5/iSUN.tar.gz and extract it as {path}, with "
-        + _FOLDER_LAYOUT, _image_folder, test_split="", aliases=("iSUN",)),
+        + _FOLDER_LAYOUT,
+        _image_folder,
+        test_split="",
+        aliases=("iSUN",),
+    ),
     "places365": RealSet(
-        "places365", "Places365: scene photos of 365 place categories",
+        "places365",
+        "Places365: scene photos of 365 place categories",
         "place Places365 images (e.g. the test set http://data.csail.mit.edu/places/places365/test_256.tar, "
         "or a 10 000-image subset of it as used in KNN/CIDER) under {path}, with " + _FOLDER_LAYOUT,
-        _image_folder, test_split="", aliases=("Places365", "places")),
+        _image_folder,
+        test_split="",
+        aliases=("Places365", "places"),
+    ),
     "imagenet": RealSet(
-        "imagenet", "ImageNet-1k (ILSVRC-2012): photos of 1 000 object classes",
+        "imagenet",
+        "ImageNet-1k (ILSVRC-2012): photos of 1 000 object classes",
         "obtain ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz from "
         "https://image-net.org/download.php into {path} and run torchvision.datasets.ImageNet('{path}', "
         "split='train') and split='val' once: that unpacks {path}/train/<wnid>/ and {path}/val/<wnid>/",
-        _image_folder, ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), test_split="val"),
+        _image_folder,
+        ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        test_split="val",
+    ),
 }
 ID_CAPABLE = ("cifar10", "cifar100", "svhn", "stl10", "imagenet")  # the sets with train and test splits
 IMAGEFOLDER = "imagefolder:"
@@ -148,15 +187,18 @@ def image_transform(size: int):
 def _imagefolder_set(spec: str, root: str | None) -> tuple[RealSet, Path]:
     """``imagefolder:<path>``: absolute (or ~) paths as given; relative ones under the data root if
     one is set, else under the current directory."""
-    folder = Path(spec[len(IMAGEFOLDER):]).expanduser()
+    folder = Path(spec[len(IMAGEFOLDER) :]).expanduser()
     if not folder.is_absolute():
         base = root or os.environ.get("SSDLIB_DATA")
         folder = (Path(base).expanduser() if base else Path.cwd()) / folder
     entry = RealSet(
-        str(folder), f"the images under {folder}",
+        str(folder),
+        f"the images under {folder}",
         "put images in class sub-folders: {path}/<class>/*.png for an OOD set, or "
         "{path}/train/<class>/ and {path}/val/<class>/ (or test/) for the ID set",
-        _image_folder, test_split="val" if (folder / "val").is_dir() else "test")
+        _image_folder,
+        test_split="val" if (folder / "val").is_dir() else "test",
+    )
     return entry, folder
 
 

@@ -62,8 +62,10 @@ class DatasetBundle:
         (the notebooks' checks and SSOD's ablations read them at the end); None names none."""
         missing = [n for n in ([names] if isinstance(names, str) else names or []) if n not in self.ood]
         if missing:
-            raise ParamsError(f"{key} names OOD sets {missing} that data.ood_datasets {list(self.ood)} does not load: "
-                              f"add them to data.ood_datasets or change {key}")
+            raise ParamsError(
+                f"{key} names OOD sets {missing} that data.ood_datasets {list(self.ood)} does not load: "
+                f"add them to data.ood_datasets or change {key}"
+            )
 
     def catalogue(self, include_test: bool = True) -> dict[str, tuple[Dataset, str]]:
         """Every set under a display label ("<id> train", "<id> test", then the OOD names),
@@ -76,10 +78,12 @@ class DatasetBundle:
 
     def sizes(self) -> pd.DataFrame:
         """One row per set: its number of images, of labels, and what it stands in for."""
-        return pd.DataFrame([
-            {"set": label, "images": len(ds), "labels": _label_count(ds), "stands in for": about}
-            for label, (ds, about) in self.catalogue().items()
-        ])
+        return pd.DataFrame(
+            [
+                {"set": label, "images": len(ds), "labels": _label_count(ds), "stands in for": about}
+                for label, (ds, about) in self.catalogue().items()
+            ]
+        )
 
 
 def _label_count(dataset: Dataset) -> int:
@@ -131,8 +135,14 @@ class _IDSet:
 def _open_id(data: DataParams) -> _IDSet:
     if data.id_dataset == "offline":
         sets = offline.load_benchmark(data.offline, data.image_size)
-        return _IDSet(sets["train"], sets["test"], offline.DESCRIPTIONS["offline"], sets["train"].class_names,
-                      channel_stats(sets["train"]), {name: sets[name] for name in offline.OOD_SETS})
+        return _IDSet(
+            sets["train"],
+            sets["test"],
+            offline.DESCRIPTIONS["offline"],
+            sets["train"].class_names,
+            channel_stats(sets["train"]),
+            {name: sets[name] for name in offline.OOD_SETS},
+        )
     train, test = real.open_id(data.id_dataset, data.root, data.image_size, data.download)
     entry, _ = real.resolve(data.id_dataset, data.root)
     return _IDSet(train, test, entry.description, real.class_names(train), entry.stats, {})
@@ -173,6 +183,14 @@ def get_datasets(data: DataParams) -> DatasetBundle:
         raise real.DatasetNotFoundError("\n".join(dict.fromkeys(missing)))  # one line per missing set
 
     mean, std = id_set.stats or channel_stats(id_set.train, max_images=STATS_SAMPLE)
-    return DatasetBundle(data.id_dataset, id_set.train, id_set.test, ood, tuple(mean), tuple(std),
-                         list(id_set.class_names), {data.id_dataset: id_set.description, **descriptions},
-                         normalized=data.normalize)
+    return DatasetBundle(
+        data.id_dataset,
+        id_set.train,
+        id_set.test,
+        ood,
+        tuple(mean),
+        tuple(std),
+        list(id_set.class_names),
+        {data.id_dataset: id_set.description, **descriptions},
+        normalized=data.normalize,
+    )

@@ -60,8 +60,12 @@ SHAPES: dict[str, Mask] = {
     "semicircle": lambda u, v: (u**2 + (v + 0.35) ** 2 <= 0.9**2) & (v >= -0.35),
     "frame": lambda u, v: (np.maximum(abs(u), abs(v)) <= 0.8) & (np.maximum(abs(u), abs(v)) >= 0.5),
     "letter_L": lambda u, v: _box(u, v, -0.6, -0.2, -0.85, 0.85) | _box(u, v, -0.6, 0.6, -0.85, -0.45),
-    "letter_E": lambda u, v: (_box(u, v, -0.6, -0.2, -0.85, 0.85) | _box(u, v, -0.6, 0.6, 0.55, 0.85)
-                              | _box(u, v, -0.6, 0.5, -0.15, 0.15) | _box(u, v, -0.6, 0.6, -0.85, -0.55)),
+    "letter_E": lambda u, v: (
+        _box(u, v, -0.6, -0.2, -0.85, 0.85)
+        | _box(u, v, -0.6, 0.6, 0.55, 0.85)
+        | _box(u, v, -0.6, 0.5, -0.15, 0.15)
+        | _box(u, v, -0.6, 0.6, -0.85, -0.55)
+    ),
     "hourglass": lambda u, v: (abs(u) <= 0.85 * abs(v)) & (abs(v) <= 0.85),
 }
 ID_CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "arrow", "heart", "crescent", "letter_T")

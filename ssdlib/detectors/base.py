@@ -73,7 +73,7 @@ class Detector(ABC):
     def _score(self, data: FeatureSet) -> np.ndarray:
         """Scores [N] for ``data``; higher = more in-distribution."""
 
-    def fit(self, train: FeatureSet) -> "Detector":
+    def fit(self, train: FeatureSet) -> Detector:
         self._fit(train)
         self._fitted = True
         return self

@@ -2,19 +2,24 @@
 
 Protocol (what every row of the results table means):
 
+- **Methods** are those of ``ssdlib.detectors.registry``: each detector's file declares its params
+  section (``baselines.<key>``), tuning grid, whether it fits and how it is built; nothing here
+  names a method.
 - **Fit** on plain features of the ID *train* set (``ssdlib.features.extract``); methods with
-  nothing to estimate (MSP, MaxLogit, ODIN, Energy, GODIN) skip that pass. Input-space methods (ODIN, GODIN, Mahalanobis with eps > 0) then *score* through their own
+  nothing to estimate (MSP, MaxLogit, ODIN, Energy, GODIN) skip that pass. Input-space methods
+  (ODIN, GODIN, Mahalanobis with eps > 0) then *score* through their own
   ``extract``, which preprocesses each test image; the others score cached plain features.
-- **ReAct's percentile** is taken on ``baselines.react_source``: the train features (pytorch-ood)
+- **ReAct's percentile** is taken on ``baselines.react.source``: the train features (pytorch-ood)
   or the bundle's ID validation split (ReAct's code, OpenOOD).
 - **Tuning** (``baselines.tune``): each grid point is fitted on train minus a random
   ``tune_id_fraction`` hold-out and scored on that hold-out (ID validation) against a fresh
   draw of the synthetic set ``tune_on`` (OOD validation, seeded apart from every test set, so
   no test image is seen); the best AUROC wins, as OpenOOD's APS, and the detector is refitted on
   all of train. The network saw the held-out images in training; the detectors did not.
-  GODIN needs no OOD data: with ``godin_epsilon: null`` its eps maximises the mean ID-hold-out
+  GODIN needs no OOD data: with ``godin.epsilon: null`` its eps maximises the mean ID-hold-out
   score (Hsu et al. 2020, Sec. 3.3), whatever ``tune`` says.
-- Every row's ``setting`` names the hyper-parameters used and where they came from.
+- Every row's ``setting`` names the hyper-parameters used (as ``<key>_<name>=value``) and where
+  they came from.
 """
 
 from __future__ import annotations
@@ -28,68 +33,29 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from ssdlib.detectors.base import Detector, FeatureSet
-from ssdlib.detectors.energy import Energy
-from ssdlib.detectors.godin import GODIN
-from ssdlib.detectors.knn import KNN
-from ssdlib.detectors.mahalanobis import Mahalanobis
-from ssdlib.detectors.maxlogit import MaxLogit
-from ssdlib.detectors.msp import MSP
-from ssdlib.detectors.odin import ODIN
-from ssdlib.detectors.react import ReAct
+from ssdlib.detectors.registry import methods as registered
 from ssdlib.detectors.ssd import ood_rows
-from ssdlib.detectors.vim import ViM
 from ssdlib.features import extract
 from ssdlib.metrics import accuracy, auroc
 from ssdlib.params import BaselineParams
 
-NAMES = {"msp": "MSP", "maxlogit": "MaxLogit", "odin": "ODIN", "mahalanobis": "Mahalanobis", "energy": "Energy",
-         "knn": "KNN", "react": "ReAct", "vim": "ViM", "godin": "GODIN"}
-# The hyper-parameters each method reads from P.baselines (all of them go into the row's setting).
-USES = {"msp": (), "maxlogit": (), "odin": ("odin_temperature", "odin_epsilon"),
-        "mahalanobis": ("mahalanobis_epsilon",), "energy": ("energy_temperature",), "knn": ("knn_k",),
-        "react": ("react_percentile", "react_source"), "vim": ("vim_dim",), "godin": ("godin_epsilon",)}
-# The ones a grid exists for (P.baselines.grids has a list of the same name).
-TUNABLE = {"odin": ("odin_temperature", "odin_epsilon"), "mahalanobis": ("mahalanobis_epsilon",),
-           "knn": ("knn_k",), "react": ("react_percentile",), "vim": ("vim_dim",), "godin": ("godin_epsilon",)}
-NOTHING_TO_FIT = {"msp", "maxlogit", "odin", "energy", "godin"}  # fitted on an empty FeatureSet: no train pass
 SYNTHETIC = ("blobs", "gaussian", "uniform")
 VALIDATION_SEED_OFFSET = 1_000_003  # validation draws use seed + this; no test set is drawn with such a seed
 
 
-def linear_head(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
-    """Weight [C, D] and bias [C] of the model's last layer ``model.head`` (ReAct and ViM need them)."""
-    head = getattr(model, "head", None)
-    if not isinstance(head, torch.nn.Linear) or head.bias is None:
-        raise TypeError(f"{type(model).__name__} has no linear classifier .head with a bias: ReAct and ViM need "
-                        "the last layer W z + b (use the SupCE classifier, ssdlib.experiment.classifier_for)")
-    return head.weight.detach().cpu().double().numpy(), head.bias.detach().cpu().double().numpy()
+def _method(key: str):
+    known = registered()
+    if key not in known:
+        raise ValueError(f"unknown baseline {key!r}; registered: {', '.join(sorted(known))}")
+    return known[key]
 
 
 def build(method: str, params: BaselineParams, model: torch.nn.Module | None = None) -> Detector:
-    """The detector ``method`` (a key of :data:`NAMES`) with the values in ``params``.
+    """The detector ``method`` (a registered key) with the values of its section ``params.<method>``.
 
-    ReAct and ViM read the classifier's last layer from ``model``. GODIN's eps must be a number
-    here (``tune`` chooses it when the params leave it null).
+    ``model`` is the network being scored (ReAct and ViM read its classifier's last layer).
     """
-    p = params
-    if method in ("react", "vim"):
-        if model is None:
-            raise ValueError(f"{method} needs the classifier (model=...) for its last layer")
-        weight, bias = linear_head(model)
-        return ReAct(weight, bias, p.react_percentile) if method == "react" else ViM(weight, bias, p.vim_dim)
-    if method == "godin" and p.godin_epsilon is None:
-        raise ValueError("godin_epsilon is null (choose on ID validation data): call tune('godin', ...) first")
-    makers = {
-        "msp": MSP, "maxlogit": MaxLogit,
-        "odin": lambda: ODIN(p.odin_temperature, p.odin_epsilon),
-        "mahalanobis": lambda: Mahalanobis(p.mahalanobis_epsilon),
-        "energy": lambda: Energy(p.energy_temperature),
-        "knn": lambda: KNN(p.knn_k, backend=p.knn_backend),
-        "godin": lambda: GODIN(p.godin_epsilon),
-    }
-    if method not in makers:
-        raise ValueError(f"unknown baseline {method!r}; choose from {sorted(NAMES)}")
-    return makers[method]()
+    return _method(method).build(params.section(method), model)
 
 
 class FeatureCache:
@@ -119,8 +85,9 @@ class FeatureCache:
                 parent, index = self._subsets[name]
                 self._plain[name] = subset(self.plain(parent), index)
             else:
-                self._plain[name] = extract(self.model, self._dataset(name), self.device,
-                                            batch_size=self.batch_size, desc=f"features of {name}")
+                self._plain[name] = extract(
+                    self.model, self._dataset(name), self.device, batch_size=self.batch_size, desc=f"features of {name}"
+                )
         return self._plain[name]
 
     def represent(self, detector: Detector, name: str) -> FeatureSet:
@@ -149,8 +116,14 @@ class Scored:
 
     def rows(self, *, id_dataset: str, **info) -> list[dict]:
         """One result row per OOD set (``ssdlib.results.row``); ``info`` adds to and overrides ``self.info``."""
-        return ood_rows(self.method, self.id_scores, self.ood_scores, id_dataset=id_dataset,
-                        setting=self.setting, **{**self.info, **info})
+        return ood_rows(
+            self.method,
+            self.id_scores,
+            self.ood_scores,
+            id_dataset=id_dataset,
+            setting=self.setting,
+            **{**self.info, **info},
+        )
 
 
 def validation_ood(kind: str, n: int, image_size: int, seed: int) -> Dataset:
@@ -158,8 +131,10 @@ def validation_ood(kind: str, n: int, image_size: int, seed: int) -> Dataset:
     from ssdlib.data.synthetic import SyntheticImages
 
     if kind not in SYNTHETIC:
-        raise ValueError(f"baselines.tune_on = {kind!r}: tuning must not see a test set; use a synthetic kind "
-                         f"drawn afresh for validation: one of {SYNTHETIC}")
+        raise ValueError(
+            f"baselines.tune_on = {kind!r}: tuning must not see a test set; use a synthetic kind "
+            f"drawn afresh for validation: one of {SYNTHETIC}"
+        )
     return SyntheticImages(kind, n, image_size, seed=seed + VALIDATION_SEED_OFFSET)
 
 
@@ -176,11 +151,10 @@ def add_validation(cache: FeatureCache, params: BaselineParams, image_size: int,
 
 
 def _grid(method: str, params: BaselineParams, tune_all: bool) -> list[dict]:
-    """Grid points for ``method``; GODIN's eps is searched whenever it is null."""
-    names = [n for n in TUNABLE.get(method, ())
-             if tune_all or (method == "godin" and params.godin_epsilon is None)]
-    values = [getattr(params.grids, n) for n in names]
-    return [dict(zip(names, point)) for point in itertools.product(*values)]
+    """Grid points of ``method``'s section: every grid when ``tune_all``, else only what it must tune."""
+    section = params.section(method)
+    names = [n for n in section.grid if tune_all or n in section.must_tune()]
+    return [dict(zip(names, point)) for point in itertools.product(*(section.grid[n] for n in names))]
 
 
 def tune(method: str, params: BaselineParams, cache: FeatureCache) -> tuple[BaselineParams, pd.DataFrame]:
@@ -188,45 +162,61 @@ def tune(method: str, params: BaselineParams, cache: FeatureCache) -> tuple[Base
 
     ``cache`` must hold ``fit``, ``id_val`` and ``ood_val`` (see :func:`add_validation`). Grid
     points that do not apply (k above the bank size, ViM dims not below the feature size) are skipped.
+    The grid's columns are named ``<method>_<hyper-parameter>``.
     """
+    spec, section = _method(method), params.section(method)
     points = _grid(method, params, tune_all=True)
     records = []
     for point in points:
-        p = params.model_copy(update=point)
-        if (method == "vim" and p.vim_dim >= cache.plain("fit").features.shape[1]) or \
-                (method == "knn" and p.knn_k > len(cache.plain("fit"))):
+        candidate = section.model_copy(update=point)
+        if not candidate.applies(cache.plain("fit")):
             continue
-        detector = build(method, p, cache.model).fit(_fit_data(method, cache, "fit"))
+        detector = spec.build(candidate, cache.model).fit(_fit_data(method, cache, "fit"))
         id_scores = detector.score(cache.represent(detector, "id_val"))
-        if method == "godin":
-            records.append({**point, "criterion": "mean ID score", "value": float(id_scores.mean())})
+        columns = {f"{method}_{n}": v for n, v in point.items()}
+        if candidate.tune_criterion == "mean ID score":
+            records.append({**columns, "criterion": "mean ID score", "value": float(id_scores.mean())})
         else:
             ood_scores = detector.score(cache.represent(detector, "ood_val"))
-            records.append({**point, "criterion": f"AUROC vs {params.tune_on}", "value": auroc(id_scores, ood_scores)})
+            records.append(
+                {**columns, "criterion": f"AUROC vs {params.tune_on}", "value": auroc(id_scores, ood_scores)}
+            )
     if not records:
-        raise ValueError(f"no grid point of {method} applies here: check baselines.grids")
+        raise ValueError(f"no grid point of {method} applies here: check baselines.{method}.grid")
     grid = pd.DataFrame(records)
     best = grid.iloc[int(grid["value"].to_numpy().argmax())]  # the first of equal bests
-    chosen = {n: best[n].item() for n in points[0]}
-    return BaselineParams.model_validate({**params.model_dump(), **chosen}), grid
+    return params.with_section(method, **{n: best[f"{method}_{n}"].item() for n in points[0]}), grid
 
 
 def _fit_data(method: str, cache: FeatureCache, name: str) -> FeatureSet:
-    return FeatureSet() if method in NOTHING_TO_FIT else cache.plain(name)
+    return cache.plain(name) if _method(method).fits else FeatureSet()
 
 
 def setting(method: str, params: BaselineParams, tuned: tuple[str, ...] = ()) -> str:
-    """``name=value`` of every hyper-parameter ``method`` uses, and which were tuned on what."""
-    text = ", ".join(f"{n}={getattr(params, n)}" for n in USES[method]) or "no hyper-parameters"
+    """``<method>_<name>=value`` of every hyper-parameter ``method`` scores with, and which were tuned on what."""
+    section = params.section(method)
+    values = {n: v for n, v in section.hyper_parameters().items() if n not in section.NOT_IN_SETTING}
+    text = ", ".join(f"{method}_{n}={v}" for n, v in values.items()) or "no hyper-parameters"
     if tuned:
-        source = "mean score on an ID train hold-out" if method == "godin" else \
-            f"AUROC of an ID train hold-out vs a validation draw of {params.tune_on}"
-        text += f"; {', '.join(tuned)} tuned by {source}"
+        source = (
+            "mean score on an ID train hold-out"
+            if section.tune_criterion == "mean ID score"
+            else f"AUROC of an ID train hold-out vs a validation draw of {params.tune_on}"
+        )
+        text += f"; {', '.join(f'{method}_{n}' for n in tuned)} tuned by {source}"
     return text
 
 
-def run(methods, params: BaselineParams, cache: FeatureCache, ood_sets, *, image_size: int, seed: int,
-        names: dict[str, str] | None = None) -> list[Scored]:
+def run(
+    methods,
+    params: BaselineParams,
+    cache: FeatureCache,
+    ood_sets,
+    *,
+    image_size: int,
+    seed: int,
+    names: dict[str, str] | None = None,
+) -> list[Scored]:
     """Fit, tune (as ``params`` asks) and score each of ``methods`` on ID ``test`` and each of ``ood_sets``.
 
     ``names`` renames methods in the results (e.g. ``{"knn": "KNN+"}`` on SupCon features).
@@ -239,14 +229,23 @@ def run(methods, params: BaselineParams, cache: FeatureCache, ood_sets, *, image
             add_validation(cache, params, image_size, seed)
             p, grid = tune(method, params, cache)
             tuned = tuple(points[0])
-        fit_on = "val" if method == "react" and p.react_source == "val" else "train"
+        fit_on = p.section(method).fit_split()
         if fit_on not in cache.sets:
-            raise ValueError("baselines.react_source = val needs an ID validation split ('val'), which this data "
-                             "has not: set react_source: train")
+            raise ValueError(
+                f"baselines.{method} fits on the ID split {fit_on!r}, which this data has not: "
+                f"choose the train split in baselines.{method}"
+            )
         detector = build(method, p, cache.model).fit(_fit_data(method, cache, fit_on))
         scores = {name: detector.score(cache.represent(detector, name)) for name in ood_sets}
-        out.append(Scored((names or {}).get(method, NAMES[method]), setting(method, p, tuned),
-                          detector.score(cache.represent(detector, "test")), scores, grid))
+        out.append(
+            Scored(
+                (names or {}).get(method, _method(method).name),
+                setting(method, p, tuned),
+                detector.score(cache.represent(detector, "test")),
+                scores,
+                grid,
+            )
+        )
     return out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ssdlib.detectors.base import Detector, FeatureSet
+from ssdlib.detectors.registry import Field, Method, MethodParams, register
 
 
 def energy_score(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -34,3 +35,12 @@ class Energy(Detector):
 
     def _score(self, data: FeatureSet) -> np.ndarray:
         return energy_score(data.require("logits", self.name), self.temperature)
+
+
+class EnergyParams(MethodParams):
+    """``baselines.energy``."""
+
+    temperature: float = Field(1.0, gt=0, description="T of the energy score T * logsumexp(f / T)")
+
+
+register(Method("energy", "Energy", EnergyParams, lambda s, _model: Energy(s.temperature), fits=False, needs="logits"))

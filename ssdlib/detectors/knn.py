@@ -8,18 +8,21 @@ outlier score; all three rank alike. k = 50 for CIFAR-10 in the paper (1000 for 
 Search: faiss ``IndexFlatL2`` (exact, as knn-ood) when faiss is installed, otherwise an exact
 search in torch: queries in chunks against the whole bank, in float64 so that near-equal
 distances keep their order. The fallback holds the bank in float64 (CIFAR's 50k x 512: 200 MB);
-for ImageNet-scale banks install faiss (``pip install faiss-cpu``). Applied to SupCon features this is "KNN+" of the paper; to CE
+for ImageNet-scale banks install faiss (``pip install faiss-cpu``). Applied to SupCon features this is
+"KNN+" of the paper; to CE
 features, KNN "w/o contrastive learning".
 """
 
 from __future__ import annotations
 
 import importlib.util
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 
 from ssdlib.detectors.base import Detector, FeatureSet, l2_normalize
+from ssdlib.detectors.registry import Field, Method, MethodParams, register
 
 BACKENDS = ("auto", "faiss", "exact")
 CHUNK_ENTRIES = 2**25  # query x bank distances held at once by the exact search (256 MB in float64)
@@ -33,7 +36,7 @@ def kth_distance_exact(bank: np.ndarray, queries: np.ndarray, k: int, chunk: int
     bank_sq = (bank_t * bank_t).sum(dim=1)
     out = []
     for start in range(0, len(queries), chunk):
-        q = torch.from_numpy(np.asarray(queries[start:start + chunk], dtype=np.float64))
+        q = torch.from_numpy(np.asarray(queries[start : start + chunk], dtype=np.float64))
         squared = (q * q).sum(dim=1, keepdim=True) + bank_sq - 2 * q @ bank_t.T
         out.append(squared.topk(k, dim=1, largest=False).values[:, -1].clamp_min(0).sqrt())
     return torch.cat(out).numpy()
@@ -77,3 +80,20 @@ class KNN(Detector):
         if self.backend == "faiss":
             return -kth_distance_faiss(self.bank_, queries, self.k)
         return -kth_distance_exact(self.bank_, queries, self.k, self.chunk)
+
+
+class KNNParams(MethodParams):
+    """``baselines.knn``: the grid is a subset of the KNN paper's list of k."""
+
+    k: int = Field(50, ge=1, description="distance to the k-th nearest normalised train feature")
+    backend: Literal["auto", "faiss", "exact"] = Field(
+        "auto", description="auto = faiss when installed, else an exact chunked torch search"
+    )
+    grid: dict[str, list] = Field(default_factory=lambda: {"k": [1, 10, 20, 50, 100, 200, 500, 1000]})
+    NOT_IN_SETTING: ClassVar[tuple[str, ...]] = ("backend",)  # the same neighbours either way
+
+    def applies(self, fit: FeatureSet) -> bool:
+        return self.k <= len(fit)
+
+
+register(Method("knn", "KNN", KNNParams, lambda s, _model: KNN(s.k, backend=s.backend)))

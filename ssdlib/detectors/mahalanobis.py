@@ -18,6 +18,7 @@ import torch
 
 from ssdlib.detectors.base import Detector, FeatureSet, NotFittedError
 from ssdlib.detectors.preprocessing import Loss, extract_preprocessed
+from ssdlib.detectors.registry import Field, Method, MethodParams, register
 from ssdlib.detectors.ssd import Gaussian
 
 
@@ -64,6 +65,7 @@ class Mahalanobis(Detector):
         def closest_distance(x: torch.Tensor) -> torch.Tensor:
             d = model.features(x).float()[:, None, :] - means  # [B, C, D]
             return torch.einsum("bcd,de,bce->bc", d, precision, d).min(dim=1).values
+
         return closest_distance
 
     def extract(self, model, loader, device="cpu") -> FeatureSet:
@@ -75,8 +77,35 @@ class Mahalanobis(Detector):
         if not self.input_space:
             return super().extract(model, loader, device)
         if not self._fitted:
-            raise NotFittedError("Mahalanobis preprocessing moves inputs towards the class means: fit() on plain "
-                                 "train features (ssdlib.features.extract) before extract()")
+            raise NotFittedError(
+                "Mahalanobis preprocessing moves inputs towards the class means: fit() on plain "
+                "train features (ssdlib.features.extract) before extract()"
+            )
         outputs = getattr(model, "classify", None)
-        return extract_preprocessed(model, loader, device, self.loss(model, torch.device(device)), self.epsilon,
-                                    outputs=outputs, desc="Mahalanobis preprocessing")
+        return extract_preprocessed(
+            model,
+            loader,
+            device,
+            self.loss(model, torch.device(device)),
+            self.epsilon,
+            outputs=outputs,
+            desc="Mahalanobis preprocessing",
+        )
+
+
+class MahalanobisParams(MethodParams):
+    """``baselines.mahalanobis``: the grid is the eps list of Lee et al.'s code."""
+
+    epsilon: float = Field(0.0, ge=0, description="input preprocessing step; 0 = off (the MDS of OpenOOD, KNN, SSD)")
+    grid: dict[str, list] = Field(default_factory=lambda: {"epsilon": [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01]})
+
+
+register(
+    Method(
+        "mahalanobis",
+        "Mahalanobis",
+        MahalanobisParams,
+        lambda s, _model: Mahalanobis(s.epsilon),
+        needs="features (input gradients when epsilon > 0)",
+    )
+)

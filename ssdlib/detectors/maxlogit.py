@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ssdlib.detectors.base import Detector, FeatureSet
+from ssdlib.detectors.registry import Method, MethodParams, register
 
 
 class MaxLogit(Detector):
@@ -20,3 +21,6 @@ class MaxLogit(Detector):
 
     def _score(self, data: FeatureSet) -> np.ndarray:
         return np.asarray(data.require("logits", self.name), dtype=np.float64).max(axis=1)
+
+
+register(Method("maxlogit", "MaxLogit", MethodParams, lambda _section, _model: MaxLogit(), fits=False, needs="logits"))

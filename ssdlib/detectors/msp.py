@@ -9,6 +9,7 @@ import numpy as np
 from scipy.special import softmax
 
 from ssdlib.detectors.base import Detector, FeatureSet
+from ssdlib.detectors.registry import Method, MethodParams, register
 
 
 class MSP(Detector):
@@ -22,3 +23,6 @@ class MSP(Detector):
     def _score(self, data: FeatureSet) -> np.ndarray:
         logits = np.asarray(data.require("logits", self.name), dtype=np.float64)
         return softmax(logits, axis=1).max(axis=1)
+
+
+register(Method("msp", "MSP", MethodParams, lambda _section, _model: MSP(), fits=False, needs="logits"))

@@ -20,6 +20,7 @@ from scipy.special import softmax
 
 from ssdlib.detectors.base import Detector, FeatureSet
 from ssdlib.detectors.preprocessing import Loss, extract_preprocessed
+from ssdlib.detectors.registry import Field, Method, MethodParams, register
 
 
 class ODIN(Detector):
@@ -49,14 +50,39 @@ class ODIN(Detector):
 
     def loss(self, model: torch.nn.Module) -> Loss:
         """Per-sample -log S_yhat(x; T), yhat = the predicted class (the loss the step lowers)."""
+
         def cross_entropy(x: torch.Tensor) -> torch.Tensor:
             logits = model.classify(model.features(x)) / self.temperature
             return F.cross_entropy(logits, logits.argmax(dim=1), reduction="none")
+
         return cross_entropy
 
     def extract(self, model, loader, device="cpu") -> FeatureSet:
         """Features and logits of the preprocessed images x~ (needs ``model.classify``)."""
         if not callable(getattr(model, "classify", None)):
             raise TypeError(f"ODIN needs a classifier (a model with .classify); got {type(model).__name__}")
-        return extract_preprocessed(model, loader, device, self.loss(model), self.epsilon,
-                                    outputs=model.classify, desc="ODIN preprocessing")
+        return extract_preprocessed(
+            model, loader, device, self.loss(model), self.epsilon, outputs=model.classify, desc="ODIN preprocessing"
+        )
+
+
+class ODINParams(MethodParams):
+    """``baselines.odin``: Liang et al. 2018's defaults; the grid is OpenOOD v1.5's APS sweep."""
+
+    temperature: float = Field(1000.0, gt=0, description="softmax temperature T")
+    epsilon: float = Field(0.0014, ge=0, description="input step in [0, 1] pixel units; 0 = temperature scaling only")
+    grid: dict[str, list] = Field(
+        default_factory=lambda: {"temperature": [1.0, 10.0, 100.0, 1000.0], "epsilon": [0.0014, 0.0028]}
+    )
+
+
+register(
+    Method(
+        "odin",
+        "ODIN",
+        ODINParams,
+        lambda s, _model: ODIN(s.temperature, s.epsilon),
+        fits=False,
+        needs="input gradients",
+    )
+)

@@ -14,7 +14,7 @@ Like the references, x~ is not clipped to [0, 1].
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -38,14 +38,22 @@ def sign_step(loss: Loss, x: torch.Tensor, epsilon: float) -> torch.Tensor:
     return (x - epsilon * grad.sign()).detach()
 
 
-def extract_preprocessed(model: torch.nn.Module, data, device, loss: Loss, epsilon: float,
-                         outputs: Callable[[torch.Tensor], torch.Tensor] | None = None, batch_size: int = 256,
-                         desc: str = "preprocessed features") -> FeatureSet:
+def extract_preprocessed(
+    model: torch.nn.Module,
+    data,
+    device,
+    loss: Loss,
+    epsilon: float,
+    outputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 256,
+    desc: str = "preprocessed features",
+) -> FeatureSet:
     """Features of the preprocessed images, ``outputs(features)`` as logits (if given), and labels.
 
     ``data`` is a Dataset, a DataLoader or an image tensor, as for ``ssdlib.features.extract``.
     The model runs in eval mode and is left in the mode it was found in.
     """
     device = torch.device(device)
-    return collect(model, loader(data, batch_size), lambda x: model.features(sign_step(loss, x.to(device), epsilon)),
-                   outputs, desc)
+    return collect(
+        model, loader(data, batch_size), lambda x: model.features(sign_step(loss, x.to(device), epsilon)), outputs, desc
+    )

@@ -5,15 +5,18 @@ default) of all ID activations of the set ``fit`` is given, and the score is the
 logsumexp(W h~ + b) of the classifier's linear head. Which ID split sets c differs between codes:
 ReAct's own code and OpenOOD take an ID *validation* split, pytorch-ood the training data it is
 fitted on. ``ssdlib.detectors.baselines`` passes train or the bundle's val split as
-``baselines.react_source`` says, and records it.
+``baselines.react.source`` says, and records it.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 
 from ssdlib.detectors.base import Detector, FeatureSet
 from ssdlib.detectors.energy import energy_score
+from ssdlib.detectors.registry import Field, Method, MethodParams, linear_head, register
 
 
 class ReAct(Detector):
@@ -40,3 +43,29 @@ class ReAct(Detector):
     def _score(self, data: FeatureSet) -> np.ndarray:
         clipped = np.minimum(np.asarray(data.require("features", self.name), dtype=np.float64), self.threshold_)
         return energy_score(clipped @ self.weight.T + self.bias)
+
+
+class ReActParams(MethodParams):
+    """``baselines.react``: the grid is OpenOOD v1.5's APS sweep."""
+
+    percentile: float = Field(90.0, gt=0, le=100, description="clip at this percentile of ID activations")
+    source: Literal["train", "val"] = Field(
+        "train",
+        description="ID split the percentile is taken on: train "
+        "(pytorch-ood) or the bundle's val split (ReAct's code, OpenOOD)",
+    )
+    grid: dict[str, list] = Field(default_factory=lambda: {"percentile": [85.0, 90.0, 95.0, 99.0]})
+
+    def fit_split(self) -> str:
+        return self.source
+
+
+register(
+    Method(
+        "react",
+        "ReAct",
+        ReActParams,
+        lambda s, model: ReAct(*linear_head(model, "react"), s.percentile),
+        needs="classifier head",
+    )
+)

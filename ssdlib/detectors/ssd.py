@@ -75,7 +75,7 @@ class Standardizer:
         return x
 
     @classmethod
-    def fit_transform(cls, train_features, device: str | torch.device | None = None) -> tuple["Standardizer", Array]:
+    def fit_transform(cls, train_features, device: str | torch.device | None = None) -> tuple[Standardizer, Array]:
         """Fit on the train features and return them standardised too (one float64 copy, changed in
         place: at 50 000 x 2048 every extra copy costs as much as a step of the fit)."""
         device = None if device is None else torch.device(device)
@@ -88,7 +88,7 @@ class Standardizer:
         return cls(mean=mean, std=std, device=device), x
 
     @classmethod
-    def fit(cls, train_features, device: str | torch.device | None = None) -> "Standardizer":
+    def fit(cls, train_features, device: str | torch.device | None = None) -> Standardizer:
         """Mean and (population) std of the unit train features; with ``device``, float64 tensors on it."""
         return cls.fit_transform(train_features, device)[0]
 
@@ -107,7 +107,7 @@ class Gaussian:
     precision: Array
 
     @classmethod
-    def fit(cls, x: Array, covariance: Array | None = None, *, overwrite_x: bool = False) -> "Gaussian":
+    def fit(cls, x: Array, covariance: Array | None = None, *, overwrite_x: bool = False) -> Gaussian:
         """Mean of ``x`` and pinv of ``covariance`` (default: the population covariance of ``x``).
 
         ``x`` is a float64 numpy array, or a float64 tensor (then everything stays on its device).
@@ -144,8 +144,14 @@ class SSD(Detector):
 
     name = "SSD"
 
-    def __init__(self, clusters: int = 1, seed: int = 0, use_labels: bool = False,
-                 points_per_cluster: int | None = None, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        clusters: int = 1,
+        seed: int = 0,
+        use_labels: bool = False,
+        points_per_cluster: int | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(clusters, (int, np.integer)) or clusters < 1:
             raise ValueError(f"clusters must be a positive integer, got {clusters!r}")
@@ -167,8 +173,9 @@ class SSD(Detector):
         z = z.cpu().numpy() if isinstance(z, torch.Tensor) else z
         sample = z
         if self.points_per_cluster is not None and self.points_per_cluster * self.clusters < len(z):
-            pick = np.random.default_rng(self.seed).choice(len(z), self.points_per_cluster * self.clusters,
-                                                           replace=False)
+            pick = np.random.default_rng(self.seed).choice(
+                len(z), self.points_per_cluster * self.clusters, replace=False
+            )
             sample = z[pick]
         kmeans = KMeans(self.clusters, n_init=1, max_iter=KMEANS_ITERATIONS, random_state=self.seed).fit(sample)
         return kmeans.predict(z)
@@ -180,8 +187,11 @@ class SSD(Detector):
         if len(names) == 1:  # z is this method's own copy: centre it in place
             self.gaussians_ = [Gaussian.fit(z, overwrite_x=True)]
             return
-        clusters = torch.as_tensor(self.train_clusters_, device=z.device) if isinstance(z, torch.Tensor) \
+        clusters = (
+            torch.as_tensor(self.train_clusters_, device=z.device)
+            if isinstance(z, torch.Tensor)
             else self.train_clusters_
+        )
         self.gaussians_ = [Gaussian.fit(z[clusters == c], overwrite_x=True) for c in names]  # masks copy
 
     def _score(self, data: FeatureSet) -> np.ndarray:
@@ -209,16 +219,33 @@ def split_scores(detector: Detector, features) -> tuple[np.ndarray, dict[str, np
 
 def ood_rows(method: str, id_scores, ood_scores: dict[str, np.ndarray], *, id_dataset: str, **info) -> list[dict]:
     """One result row per OOD set (``ssdlib.results.row``), all against the same ID-test scores."""
-    return [row(method, id_scores, s, ood_dataset=name, id_dataset=id_dataset, **info) for name, s in ood_scores.items()]
+    return [
+        row(method, id_scores, s, ood_dataset=name, id_dataset=id_dataset, **info) for name, s in ood_scores.items()
+    ]
 
 
-def sweep_clusters(train: FeatureSet, id_test: FeatureSet, ood: dict[str, FeatureSet], clusters, *,
-                   id_dataset: str, seed: int = 0, method: str = "SSD", **info) -> list[dict]:
+def sweep_clusters(
+    train: FeatureSet,
+    id_test: FeatureSet,
+    ood: dict[str, FeatureSet],
+    clusters,
+    *,
+    id_dataset: str,
+    seed: int = 0,
+    method: str = "SSD",
+    **info,
+) -> list[dict]:
     """Rows of SSD fitted with each cluster count in ``clusters``; ``setting`` says "clusters=C"."""
     rows = []
     for c in clusters:
         detector = SSD(clusters=c, seed=seed).fit(train)
         scores = {name: detector.score(fs) for name, fs in ood.items()}
-        rows += ood_rows(method, detector.score(id_test), scores, id_dataset=id_dataset,
-                         setting=f"clusters={c}", **{"seed": seed, **info})
+        rows += ood_rows(
+            method,
+            detector.score(id_test),
+            scores,
+            id_dataset=id_dataset,
+            setting=f"clusters={c}",
+            **{"seed": seed, **info},
+        )
     return rows

@@ -89,7 +89,7 @@ class SSDk(Detector):
         self.inliers_ = _ledoit_wolf_gaussian(self.standardizer_(features))
         self.outliers_ = None if self.known_ood is None else self._outlier_gaussian(self.known_ood)
 
-    def with_known_outliers(self, known_ood: FeatureSet) -> "SSDk":
+    def with_known_outliers(self, known_ood: FeatureSet) -> SSDk:
         """A fitted SSD_k with this one's ID statistics and the outliers ``known_ood`` (this one is unchanged)."""
         if not self._fitted:
             raise NotFittedError(f"{self.name}: call fit() on ID training data before with_known_outliers()")
@@ -121,8 +121,19 @@ def _images(data, index) -> torch.Tensor:
     return torch.stack([torch.as_tensor(x[0] if isinstance(x, (tuple, list)) else x) for x in items])
 
 
-def evaluate_ssdk(model, detector: SSDk, id_test: FeatureSet, ood_data, ood: FeatureSet, *,
-                  k: int, copies: int, seed: int = 0, device="cpu", batch_size: int = 256) -> SSDkResult:
+def evaluate_ssdk(
+    model,
+    detector: SSDk,
+    id_test: FeatureSet,
+    ood_data,
+    ood: FeatureSet,
+    *,
+    k: int,
+    copies: int,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = 256,
+) -> SSDkResult:
     """SSD_k on one OOD set: draw the known outliers, extract their views, score ID test and the remainder.
 
     ``detector`` is an :class:`SSDk` fitted on the ID train features; ``ood_data`` (a Dataset or an
@@ -138,9 +149,21 @@ def evaluate_ssdk(model, detector: SSDk, id_test: FeatureSet, ood_data, ood: Fea
     return SSDkResult(fitted.score(id_test), fitted.score(subset(ood, keep)), len(known), len(views), len(keep))
 
 
-def ssdk_grid(model, train: FeatureSet, id_test: FeatureSet, ood_data: dict,
-              ood: dict[str, FeatureSet], ks, copies, *, id_dataset: str, seed: int = 0, device="cpu",
-              batch_size: int = 256, **info) -> list[dict]:
+def ssdk_grid(
+    model,
+    train: FeatureSet,
+    id_test: FeatureSet,
+    ood_data: dict,
+    ood: dict[str, FeatureSet],
+    ks,
+    copies,
+    *,
+    id_dataset: str,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = 256,
+    **info,
+) -> list[dict]:
     """Result rows of SSD_k for every OOD set, k in ``ks`` and copies in ``copies`` ("k=K,copies=C");
     ``ood_data`` maps each set's name to its Dataset (or image tensor)."""
     detector = SSDk().fit(train)
@@ -148,8 +171,27 @@ def ssdk_grid(model, train: FeatureSet, id_test: FeatureSet, ood_data: dict,
     for name, features in ood.items():
         for k in ks:
             for c in copies:
-                r = evaluate_ssdk(model, detector, id_test, ood_data[name], features, k=k, copies=c, seed=seed,
-                                  device=device, batch_size=batch_size)
-                rows.append(row("SSD_k", r.id_scores, r.ood_scores, ood_dataset=name, id_dataset=id_dataset,
-                                setting=f"k={k},copies={c}", **{"seed": seed, **info}))
+                r = evaluate_ssdk(
+                    model,
+                    detector,
+                    id_test,
+                    ood_data[name],
+                    features,
+                    k=k,
+                    copies=c,
+                    seed=seed,
+                    device=device,
+                    batch_size=batch_size,
+                )
+                rows.append(
+                    row(
+                        "SSD_k",
+                        r.id_scores,
+                        r.ood_scores,
+                        ood_dataset=name,
+                        id_dataset=id_dataset,
+                        setting=f"k={k},copies={c}",
+                        **{"seed": seed, **info},
+                    )
+                )
     return rows

@@ -14,7 +14,7 @@ only marks it ready. It reads the pooled features (and logits) of a ``FeatureSet
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax, log_expit
+from scipy.special import log_expit, log_softmax
 
 from ssdlib.detectors.base import Detector, FeatureSet
 
@@ -36,7 +36,7 @@ class SSOD(Detector):
         self.name = "SSOD" if score == "ood" else "SSOD x MSP"
 
     @classmethod
-    def from_model(cls, model, score: str = "ood") -> "SSOD":
+    def from_model(cls, model, score: str = "ood") -> SSOD:
         """The detector of a trained ``SSODNet`` (its ``ood_head``)."""
         head = model.ood_head
         return cls(head.weight.detach().cpu().numpy(), head.bias.detach().cpu().item(), score)
@@ -47,8 +47,10 @@ class SSOD(Detector):
     def ood_logits(self, data: FeatureSet) -> np.ndarray:
         features = data.require("features", self.name).astype(np.float64)
         if features.shape[1] != self.weight.size:
-            raise ValueError(f"{self.name}: features have {features.shape[1]} dimensions but the OOD head expects "
-                             f"{self.weight.size}: extract them with the model this detector came from")
+            raise ValueError(
+                f"{self.name}: features have {features.shape[1]} dimensions but the OOD head expects "
+                f"{self.weight.size}: extract them with the model this detector came from"
+            )
         return features @ self.weight + self.bias
 
     def _score(self, data: FeatureSet) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ssdlib.detectors.base import Detector, FeatureSet
 from ssdlib.detectors.energy import energy_score
+from ssdlib.detectors.registry import Field, Method, MethodParams, linear_head, register
 
 
 class ViM(Detector):
@@ -31,8 +32,10 @@ class ViM(Detector):
             raise ValueError(f"weight must be [C, D] and bias [C]; got {self.weight.shape} and {self.bias.shape}")
         features = self.weight.shape[1]
         if not 1 <= dim < features:
-            raise ValueError(f"ViM's dim must be in [1, {features}) for {features}-d features, got {dim}: "
-                             f"set baselines.vim_dim (about half the feature size is usual)")
+            raise ValueError(
+                f"ViM's dim must be in [1, {features}) for {features}-d features, got {dim}: "
+                f"set baselines.vim.dim (about half the feature size is usual)"
+            )
         self.dim = int(dim)
         self.origin = -np.linalg.pinv(self.weight) @ self.bias
 
@@ -52,3 +55,18 @@ class ViM(Detector):
     def _score(self, data: FeatureSet) -> np.ndarray:
         z = np.asarray(data.require("features", self.name), dtype=np.float64)
         return energy_score(self._logits(z)) - self.alpha_ * self._residual_norm(z)
+
+
+class ViMParams(MethodParams):
+    """``baselines.vim``: the grid is pytorch-ood's space (dims not below the feature size are skipped)."""
+
+    dim: int = Field(256, ge=1, description="principal-subspace dimension (below the feature size; about half)")
+    grid: dict[str, list] = Field(default_factory=lambda: {"dim": [16, 32, 64, 128, 256, 512]})
+
+    def applies(self, fit: FeatureSet) -> bool:
+        return self.dim < fit.features.shape[1]
+
+
+register(
+    Method("vim", "ViM", ViMParams, lambda s, model: ViM(*linear_head(model, "vim"), s.dim), needs="classifier head")
+)

@@ -65,8 +65,9 @@ class TorchvisionBackbone(nn.Module):
 def _densenet121(scale: float, stem: str) -> TorchvisionBackbone:
     from torchvision.models import DenseNet
 
-    net = DenseNet(growth_rate=max(1, round(32 * scale)), block_config=(6, 12, 24, 16),
-                   num_init_features=max(1, round(64 * scale)))
+    net = DenseNet(
+        growth_rate=max(1, round(32 * scale)), block_config=(6, 12, 24, 16), num_init_features=max(1, round(64 * scale))
+    )
     if stem == "cifar":
         net.features.conv0.stride = (1, 1)
         net.features.pool0 = nn.Identity()
@@ -122,7 +123,8 @@ def backbone(name: str, width: int = STANDARD_WIDTH, stem: str = "imagenet") -> 
 
 
 _DENSENET_OLD_KEY = re.compile(  # the pattern torchvision's densenet loader rewrites
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 _CLASSIFIER_KEYS = {"resnet": "fc", "densenet121": "classifier", "regnet_y_800mf": "fc"}
 
 

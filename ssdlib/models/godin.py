@@ -25,8 +25,9 @@ SIMILARITIES = ("cosine", "inner", "euclidean")
 class GODINNet(nn.Module):
     """Encoder + GODIN head; ``forward(x)`` = h(z) / g(z) for images x in [0, 1]."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, normalize: nn.Module | None = None,
-                 similarity: str = "cosine") -> None:
+    def __init__(
+        self, encoder: nn.Module, num_classes: int, normalize: nn.Module | None = None, similarity: str = "cosine"
+    ) -> None:
         super().__init__()
         if similarity not in SIMILARITIES:
             raise ValueError(f"unknown GODIN similarity {similarity!r}; choose one of {SIMILARITIES}")
@@ -60,4 +61,3 @@ class GODINNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(x))
-

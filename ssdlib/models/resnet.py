@@ -34,9 +34,7 @@ def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Sequential:
     """Projection shortcut when the shape changes, else an empty (key-less) identity."""
     if stride == 1 and in_planes == out_planes:
         return nn.Sequential()
-    return nn.Sequential(
-        nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False), nn.BatchNorm2d(out_planes)
-    )
+    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False), nn.BatchNorm2d(out_planes))
 
 
 class BasicBlock(nn.Module):

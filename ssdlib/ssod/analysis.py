@@ -32,8 +32,14 @@ class Locality:
 
 
 @torch.no_grad()
-def locality(model: SSODNet, images: torch.Tensor, labels: torch.Tensor, gamma: float,
-             confidence: float = FIG3_CONFIDENCE, batch_size: int = 256) -> Locality:
+def locality(
+    model: SSODNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    gamma: float,
+    confidence: float = FIG3_CONFIDENCE,
+    batch_size: int = 256,
+) -> Locality:
     """Fig. 3's maps for ``images`` [N, 3, H, W] in [0, 1] with their labels [N] (eval mode)."""
     was_training = model.training
     model.eval()
@@ -41,8 +47,8 @@ def locality(model: SSODNet, images: torch.Tensor, labels: torch.Tensor, gamma: 
     conf, correct, picks = [], [], []
     try:
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(device)
-            y = labels[start:start + batch_size].to(device).long()
+            x = images[start : start + batch_size].to(device)
+            y = labels[start : start + batch_size].to(device).long()
             class_map = model.class_map(model.feature_map(x)).float()
             p = target_confidence(class_map, y)
             conf.append(p.cpu())
@@ -64,12 +70,18 @@ def pick_offsets(picks: np.ndarray) -> dict[str, float]:
     """Mean centre distance of ID picks, of OOD picks and of all locations (NaN where there are none)."""
     d = np.broadcast_to(centre_distance(*picks.shape[1:]), picks.shape)
     mean = lambda mask: float(d[mask].mean()) if mask.any() else float("nan")  # noqa: E731
-    return {"id": mean(picks == ID), "ood": mean(picks == OOD), "all": float(d.mean()),
-            "id_share": float((picks == ID).mean()), "ood_share": float((picks == OOD).mean())}
+    return {
+        "id": mean(picks == ID),
+        "ood": mean(picks == OOD),
+        "all": float(d.mean()),
+        "id_share": float((picks == ID).mean()),
+        "ood_share": float((picks == OOD).mean()),
+    }
 
 
-def embedding(model: SSODNet, id_set, ood_set, device, n: int = 300, method: str = "tsne",
-              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def embedding(
+    model: SSODNet, id_set, ood_set, device, n: int = 300, method: str = "tsne", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Fig. 2: 2-D coordinates [2n, 2] of the pooled features of the first ``n`` images of an ID
     and an OOD set (t-SNE or PCA, ``ssdlib.training.figures.project_2d``), and which are ID."""
     from torch.utils.data import Subset

@@ -47,8 +47,9 @@ class SSODLoss:
     n_ood: torch.Tensor
 
 
-def with_pooled(map_logits: torch.Tensor, location_labels: torch.Tensor,
-                pooled_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def with_pooled(
+    map_logits: torch.Tensor, location_labels: torch.Tensor, pooled_logits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image samples [B, H*W + 1]: the location logits and labels, plus the pooled feature as ID."""
     logits = torch.cat([map_logits.flatten(1), pooled_logits[:, None]], dim=1)
     ones = torch.full_like(location_labels[:, :1, 0], ID)
@@ -59,11 +60,14 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
-def equal_counts(id_mask: torch.Tensor, ood_mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def equal_counts(
+    id_mask: torch.Tensor, ood_mask: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """DR's selection [B, S]: per row, k = min(#ID, #OOD) uniformly random members of each set."""
     k = torch.minimum(id_mask.sum(1), ood_mask.sum(1))[:, None]
-    u = torch.rand(id_mask.shape, generator=generator,
-                   device=generator.device if generator is not None else "cpu").to(id_mask.device)
+    u = torch.rand(id_mask.shape, generator=generator, device=generator.device if generator is not None else "cpu").to(
+        id_mask.device
+    )
     keep = torch.zeros_like(id_mask)
     for mask in (id_mask, ood_mask):
         rank = torch.where(mask, u, 2.0).argsort(1).argsort(1)  # members first, in random order
@@ -71,8 +75,13 @@ def equal_counts(id_mask: torch.Tensor, ood_mask: torch.Tensor, generator: torch
     return keep
 
 
-def balanced_bce(logits: torch.Tensor, labels: torch.Tensor, balance: str = "LWB", lw_factor: float = 1.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def balanced_bce(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    balance: str = "LWB",
+    lw_factor: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """L_ood over samples ``logits`` [B, S] labelled ID (1) / OOD (0) / ignored (-1), balanced by ``balance``."""
     per_sample = F.binary_cross_entropy_with_logits(logits, (labels == ID).to(logits.dtype), reduction="none")
     id_mask, ood_mask = labels == ID, labels == OOD
@@ -86,13 +95,27 @@ def balanced_bce(logits: torch.Tensor, labels: torch.Tensor, balance: str = "LWB
     raise ValueError(f"unknown balance scheme {balance!r}; choose one of {', '.join(BALANCES)}")
 
 
-def ssod_loss(class_logits: torch.Tensor, labels: torch.Tensor, map_logits: torch.Tensor,
-              location_labels: torch.Tensor, pooled_logits: torch.Tensor, *, alpha: float, balance: str = "LWB",
-              lw_factor: float = 1.0, generator: torch.Generator | None = None) -> SSODLoss:
+def ssod_loss(
+    class_logits: torch.Tensor,
+    labels: torch.Tensor,
+    map_logits: torch.Tensor,
+    location_labels: torch.Tensor,
+    pooled_logits: torch.Tensor,
+    *,
+    alpha: float,
+    balance: str = "LWB",
+    lw_factor: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> SSODLoss:
     """Eq. 9 for one batch: class logits [B, M], labels [B], OOD-head logits at locations [B, H, W]
     and on the pooled features [B], and the sampler's location labels [B, H, W]."""
     ce = F.cross_entropy(class_logits, labels)
     logits, targets = with_pooled(map_logits, location_labels, pooled_logits)
     ce_ood = balanced_bce(logits, targets, balance, lw_factor, generator)
-    return SSODLoss(total=ce + alpha * ce_ood, ce=ce, ce_ood=ce_ood,
-                    n_id=(location_labels == ID).sum(), n_ood=(location_labels == OOD).sum())
+    return SSODLoss(
+        total=ce + alpha * ce_ood,
+        ce=ce,
+        ce_ood=ce_ood,
+        n_id=(location_labels == ID).sum(),
+        n_ood=(location_labels == OOD).sum(),
+    )

@@ -41,12 +41,15 @@ class Resize(nn.Module):
 class SSODNet(nn.Module):
     """Backbone + classifier + OOD head; ``forward`` returns class logits of the pooled feature."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, normalize: nn.Module | None = None,
-                 input_size: int | None = None) -> None:
+    def __init__(
+        self, encoder: nn.Module, num_classes: int, normalize: nn.Module | None = None, input_size: int | None = None
+    ) -> None:
         super().__init__()
         if not hasattr(encoder, "feature_map") or not hasattr(encoder, "out_dim"):
-            raise TypeError(f"{type(encoder).__name__} is not a feature-map backbone: it needs .feature_map(x) "
-                            "and .out_dim (see ssdlib.models.backbones.backbone)")
+            raise TypeError(
+                f"{type(encoder).__name__} is not a feature-map backbone: it needs .feature_map(x) "
+                "and .out_dim (see ssdlib.models.backbones.backbone)"
+            )
         self.resize = Resize(input_size)
         self.normalize = normalize if normalize is not None else nn.Identity()
         self.encoder = encoder

@@ -18,20 +18,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ssdlib import metrics, results
-from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.detectors.base import FeatureSet
+from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.params import Params, SSODParams
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.train import SSODHistory, SSODRecipe, SSODTrainer, split_validation
 from ssdlib.training import checkpoint as ckpt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TENSOR_LIMIT = 200_000  # training sets up to this many images are held as one tensor, larger ones streamed
 # fields that change nothing in the trained weights
@@ -92,8 +96,15 @@ def _selected_weights(state: dict[str, Any], cfg: SSODParams) -> dict[str, torch
     return state["best_state"] if cfg.select != "last" and state["best_state"] is not None else state["model"]
 
 
-def trained(P: Params, bundle, output_dir: str | Path, *, log: Callable[[str], None] = print,
-            progress: bool = True, **overrides: Any) -> SSODRun:
+def trained(
+    P: Params,
+    bundle,
+    output_dir: str | Path,
+    *,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    **overrides: Any,
+) -> SSODRun:
     """The SSOD run of ``P.ssod`` + ``overrides`` on ``bundle``: loaded, resumed or trained now (eval mode)."""
     from ssdlib.data import tensors
 
@@ -105,8 +116,16 @@ def trained(P: Params, bundle, output_dir: str | Path, *, log: Callable[[str], N
     device = resolve_device(P.device)
     model = build_model(cfg, bundle.num_classes, bundle.normalize(), P.seed)
     recipe = SSODRecipe.from_section(cfg)
-    trainer = SSODTrainer(model, recipe, device=device, seed=P.seed, num_workers=P.data.num_workers, log=log,
-                          progress=progress, name=f"SSOD {cfg.backbone} w{cfg.width} {recipe.label}")
+    trainer = SSODTrainer(
+        model,
+        recipe,
+        device=device,
+        seed=P.seed,
+        num_workers=P.data.num_workers,
+        log=log,
+        progress=progress,
+        name=f"SSOD {cfg.backbone} w{cfg.width} {recipe.label}",
+    )
 
     state = ckpt.load(path) if path.is_file() else None
     if state is not None and state["finished"] and state["params"].get("identity") == identity:
@@ -120,19 +139,27 @@ def trained(P: Params, bundle, output_dir: str | Path, *, log: Callable[[str], N
         trainer.load_state_dict(ckpt.load(warm_path))
         log(f"starting from the shared {cfg.warmup_epochs}-epoch CE warm-up {warm_path}")
     else:
-        log(f"training SSOD ({cfg.backbone}, width {cfg.width}, alpha {cfg.alpha:g}, {cfg.balance}) for "
-            f"{cfg.epochs} epochs on {device}; checkpoints go to {path}")
+        log(
+            f"training SSOD ({cfg.backbone}, width {cfg.width}, alpha {cfg.alpha:g}, {cfg.balance}) for "
+            f"{cfg.epochs} epochs on {device}; checkpoints go to {path}"
+        )
 
     train_set = bundle.train if len(bundle.train) > TENSOR_LIMIT else tensors(bundle.train)
     train_set, val = split_validation(train_set, cfg.val_fraction, P.seed)
     selection = _test_fpr95(bundle, device, cfg, P.data.batch_size) if cfg.select == "test_fpr95" else None
-    history = trainer.fit(train_set, val=val, selection=selection, checkpoint=path,
-                          params={"identity": identity, "params": P.model_dump(mode="json")},
-                          warmup_checkpoint=warm_path if cfg.warmup_epochs and not warm_path.is_file() else None)
+    history = trainer.fit(
+        train_set,
+        val=val,
+        selection=selection,
+        checkpoint=path,
+        params={"identity": identity, "params": P.model_dump(mode="json")},
+        warmup_checkpoint=warm_path if cfg.warmup_epochs and not warm_path.is_file() else None,
+    )
     return SSODRun(cfg, trainer.use_selected().eval(), history, path)
 
 
 # -- evaluation ------------------------------------------------------------------------------
+
 
 def extract(model: SSODNet, data, device: torch.device | str, batch_size: int = 256) -> FeatureSet:
     """Pooled features, logits and labels of a dataset (see ``ssdlib.features.extract``)."""
@@ -157,8 +184,14 @@ def _test_fpr95(bundle, device, cfg: SSODParams, batch_size: int) -> Callable[[S
     def selection(model: SSODNet) -> float:
         det = SSOD.from_model(model, cfg.score).fit(FeatureSet())
         id_scores = det.score(extract(model, bundle.test, device, batch_size))
-        return -float(np.mean([metrics.fpr_at_95_id_tpr(id_scores, det.score(extract(model, ood, device, batch_size)))
-                               for ood in bundle.ood.values()]))
+        return -float(
+            np.mean(
+                [
+                    metrics.fpr_at_95_id_tpr(id_scores, det.score(extract(model, ood, device, batch_size)))
+                    for ood in bundle.ood.values()
+                ]
+            )
+        )
 
     return selection
 
@@ -169,8 +202,10 @@ def scores(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, sc
     device = resolve_device(P.device)
     det = detector_for(run, score)
     test = extract(run.model, bundle.test, device, P.data.batch_size)
-    ood = {name: det.score(extract(run.model, bundle.ood[name], device, P.data.batch_size))
-           for name in sets or list(bundle.ood)}
+    ood = {
+        name: det.score(extract(run.model, bundle.ood[name], device, P.data.batch_size))
+        for name in sets or list(bundle.ood)
+    }
     return det, det.score(test), ood, metrics.accuracy(test.logits, test.labels)
 
 
@@ -179,15 +214,37 @@ def training_mode(run: SSODRun) -> str:
     return "SSOD" if run.cfg.alpha else "CE"
 
 
-def evaluate(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, setting: str = "",
-             score: str | None = None, notebook: str = "", params_file: str | None = None) -> list[dict[str, Any]]:
+def evaluate(
+    run: SSODRun,
+    P: Params,
+    bundle,
+    *,
+    sets: list[str] | None = None,
+    setting: str = "",
+    score: str | None = None,
+    notebook: str = "",
+    params_file: str | None = None,
+) -> list[dict[str, Any]]:
     """One results row per OOD set (all of ``bundle.ood`` unless ``sets``), with the run's ID
     accuracy; ``score`` ("ood" or "ood_x_msp") overrides ``cfg.score``."""
     det, id_scores, ood, accuracy = scores(run, P, bundle, sets=sets, score=score)
-    return [results.row(det.name, id_scores, ood_scores, ood_dataset=name, id_dataset=P.data.id_dataset,
-                        training_mode=training_mode(run), arch=run.cfg.backbone, setting=setting or run.label,
-                        id_accuracy=accuracy, notebook=notebook, params_file=params_file, seed=P.seed)
-            for name, ood_scores in ood.items()]
+    return [
+        results.row(
+            det.name,
+            id_scores,
+            ood_scores,
+            ood_dataset=name,
+            id_dataset=P.data.id_dataset,
+            training_mode=training_mode(run),
+            arch=run.cfg.backbone,
+            setting=setting or run.label,
+            id_accuracy=accuracy,
+            notebook=notebook,
+            params_file=params_file,
+            seed=P.seed,
+        )
+        for name, ood_scores in ood.items()
+    ]
 
 
 # -- ablations (Tables 4-6) ------------------------------------------------------------------
@@ -195,9 +252,17 @@ def evaluate(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, 
 ABLATIONS = {"alpha": "alphas", "balance": "balances", "backbone": "backbones"}
 
 
-def ablation(P: Params, bundle, output_dir: str | Path, field: str, *, notebook: str = "",
-             params_file: str | None = None, log: Callable[[str], None] = print,
-             progress: bool = True) -> list[dict[str, Any]]:
+def ablation(
+    P: Params,
+    bundle,
+    output_dir: str | Path,
+    field: str,
+    *,
+    notebook: str = "",
+    params_file: str | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Results rows of the ablation over ``field`` ("alpha", "balance" or "backbone") on ``P.ssod.ablation_ood``.
 
     Each value of the matching list (``alphas``, ``balances``, ``backbones``) is one run, the rest
@@ -212,12 +277,19 @@ def ablation(P: Params, bundle, output_dir: str | Path, field: str, *, notebook:
         variants = [{field: value}] + ([{field: value, "alpha": 0.0}] if field == "backbone" else [])
         for overrides in variants:
             run = trained(P, bundle, output_dir, log=log, progress=progress, **overrides)
-            rows += evaluate(run, P, bundle, sets=[P.ssod.ablation_ood], setting=f"{field}={value}",
-                             notebook=notebook, params_file=params_file)
+            rows += evaluate(
+                run,
+                P,
+                bundle,
+                sets=[P.ssod.ablation_ood],
+                setting=f"{field}={value}",
+                notebook=notebook,
+                params_file=params_file,
+            )
     return rows
 
 
-def ablation_table(rows: list[dict[str, Any]], field: str) -> "pd.DataFrame":
+def ablation_table(rows: list[dict[str, Any]], field: str) -> pd.DataFrame:
     """The rows of one ablation as a table: the ablated value (column ``field``), method, FPR95,
     AUROC and ID accuracy, in the order the runs were made."""
     import pandas as pd

@@ -28,8 +28,9 @@ ID, OOD, IGNORED = 1, 0, -1
 def target_confidence(class_map: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Softmax probability of each image's label at each location: [B, M, H, W], [B] -> [B, H, W]."""
     if class_map.ndim != 4 or labels.shape != class_map.shape[:1]:
-        raise ValueError(f"expected a class map [B, M, H, W] and labels [B], got {tuple(class_map.shape)} "
-                         f"and {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected a class map [B, M, H, W] and labels [B], got {tuple(class_map.shape)} and {tuple(labels.shape)}"
+        )
     probs = class_map.float().softmax(dim=1)
     index = labels.long().view(-1, 1, 1, 1).expand(-1, 1, *probs.shape[2:])
     return probs.gather(1, index)[:, 0]

@@ -34,9 +34,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -73,7 +74,7 @@ class SSODHistory(RunLog):
         """Per-step log as a pandas DataFrame (columns lr, epoch, ce, ce_ood, n_id, n_ood)."""
         import pandas as pd
 
-        return pd.DataFrame({k[len("step_"):]: v for k, v in asdict(self).items() if k.startswith("step_")})
+        return pd.DataFrame({k[len("step_") :]: v for k, v in asdict(self).items() if k.startswith("step_")})
 
 
 def lr_at(epoch: int, lr: float, lr_step: int, lr_decay: float) -> float:
@@ -116,11 +117,18 @@ def _batches(data: Data, batch_size: int, shuffle: torch.Generator | None, drop_
         order = torch.randperm(len(x), generator=shuffle) if shuffle is not None else torch.arange(len(x))
         stop = len(x) - batch_size + 1 if drop_last else len(x)
         for start in range(0, max(stop, 0), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             yield x[idx], y[idx]
     else:
-        yield from DataLoader(data, batch_size=batch_size, shuffle=shuffle is not None, generator=shuffle,
-                              drop_last=drop_last, num_workers=num_workers, pin_memory=torch.cuda.is_available())
+        yield from DataLoader(
+            data,
+            batch_size=batch_size,
+            shuffle=shuffle is not None,
+            generator=shuffle,
+            drop_last=drop_last,
+            num_workers=num_workers,
+            pin_memory=torch.cuda.is_available(),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ class SSODRecipe:
     select: str
 
     @classmethod
-    def from_section(cls, section: Any) -> "SSODRecipe":
+    def from_section(cls, section: Any) -> SSODRecipe:
         return section if isinstance(section, cls) else cls(**{f.name: getattr(section, f.name) for f in fields(cls)})
 
     @property
@@ -161,16 +169,33 @@ class SSODTrainer(TrainerSkeleton):
 
     history_type = SSODHistory
 
-    def __init__(self, model: SSODNet, recipe: SSODRecipe | Any, *, device: str | torch.device = "cpu",
-                 seed: int = 0, num_workers: int = 0, log: Callable[[str], None] = print, progress: bool = True,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        model: SSODNet,
+        recipe: SSODRecipe | Any,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        num_workers: int = 0,
+        log: Callable[[str], None] = print,
+        progress: bool = True,
+        name: str | None = None,
+    ) -> None:
         recipe = SSODRecipe.from_section(recipe)
         seeds = {"shuffle": seed, "augment": seed + 1, "sampler": seed + 2}  # sampler: DR's random subsets
-        super().__init__(model, device=device, amp=recipe.amp, seeds=seeds, log=log, progress=progress,
-                         name=name or f"SSOD {recipe.label}")
+        super().__init__(
+            model,
+            device=device,
+            amp=recipe.amp,
+            seeds=seeds,
+            log=log,
+            progress=progress,
+            name=name or f"SSOD {recipe.label}",
+        )
         self.recipe = recipe
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
-                                           **self.optimizer_options())
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, **self.optimizer_options()
+        )
         self.num_workers = num_workers
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_value = -math.inf  # selection values are "higher is better"
@@ -199,8 +224,17 @@ class SSODTrainer(TrainerSkeleton):
         if self.ood_active(epoch):
             with self.autocast():
                 ood_map, ood_logit = self.model.ood_map(fmap), self.model.ood_logit(pooled)
-            loss = ssod_loss(logits.float(), y, ood_map.float(), location_labels, ood_logit.float(), alpha=r.alpha,
-                             balance=r.balance, lw_factor=r.lw_factor, generator=self.generators["sampler"])
+            loss = ssod_loss(
+                logits.float(),
+                y,
+                ood_map.float(),
+                location_labels,
+                ood_logit.float(),
+                alpha=r.alpha,
+                balance=r.balance,
+                lw_factor=r.lw_factor,
+                generator=self.generators["sampler"],
+            )
             total, ce, ce_ood = loss.total, loss.ce, loss.ce_ood
         else:
             total = ce = torch.nn.functional.cross_entropy(logits.float(), y)
@@ -223,10 +257,17 @@ class SSODTrainer(TrainerSkeleton):
     def _advice(self) -> str:
         return "SSOD diverged: lower lr, or raise warmup_epochs."
 
-    def fit(self, train: Data, *, val: Data | None = None, epochs: int | None = None,
-            selection: Callable[[SSODNet], float] | None = None,
-            checkpoint: str | Path | None = None, params: dict[str, Any] | None = None,
-            warmup_checkpoint: str | Path | None = None) -> SSODHistory:
+    def fit(
+        self,
+        train: Data,
+        *,
+        val: Data | None = None,
+        epochs: int | None = None,
+        selection: Callable[[SSODNet], float] | None = None,
+        checkpoint: str | Path | None = None,
+        params: dict[str, Any] | None = None,
+        warmup_checkpoint: str | Path | None = None,
+    ) -> SSODHistory:
         """Train until ``epochs`` (default ``recipe.epochs``) epochs are complete; return the history.
 
         Epochs after the warm-up are ranked by the accuracy on ``val`` (``select="val_accuracy"``)
@@ -241,8 +282,9 @@ class SSODTrainer(TrainerSkeleton):
             raise ValueError("select: val_accuracy needs held-out data: set val_fraction > 0, or select: last")
         if r.select == "test_fpr95" and selection is None:
             raise ValueError("select: test_fpr95 needs the selection function (ssdlib.ssod.runs.trained builds it)")
-        bar = tqdm(range(self.epoch, epochs), desc="SSOD epochs", initial=self.epoch, total=epochs,
-                   disable=not self.progress)
+        bar = tqdm(
+            range(self.epoch, epochs), desc="SSOD epochs", initial=self.epoch, total=epochs, disable=not self.progress
+        )
         report = progress_report.EpochReporter(self.name, epochs, self.epoch)
         for epoch in bar:
             self._train_epoch(train, epoch, epochs)
@@ -269,9 +311,12 @@ class SSODTrainer(TrainerSkeleton):
         start, first_step = time.perf_counter(), len(self.history.step_ce)
         self.model.train()
         self._epoch_of_step = epoch
-        batches = ((x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True).long())
-                   for x, y in _batches(train, r.batch_size, self.generators["shuffle"], drop_last=True,
-                                        num_workers=self.num_workers))
+        batches = (
+            (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True).long())
+            for x, y in _batches(
+                train, r.batch_size, self.generators["shuffle"], drop_last=True, num_workers=self.num_workers
+            )
+        )
         self._run_steps(batches, lambda i: f"epoch {epoch + 1}/{epochs}, step {i + 1}")
         h = self.history
         if len(h.step_ce) == first_step:
@@ -284,8 +329,11 @@ class SSODTrainer(TrainerSkeleton):
 
     def _end_epoch(self, val: Data | None, selection: Callable[[SSODNet], float] | None) -> None:
         h, select = self.history, self.recipe.select
-        h.val_accuracy.append(math.nan if val is None else
-                              accuracy(self.model, val, self.device, self.recipe.batch_size, self.num_workers))
+        h.val_accuracy.append(
+            math.nan
+            if val is None
+            else accuracy(self.model, val, self.device, self.recipe.batch_size, self.num_workers)
+        )
         value = math.nan
         if self.ood_active(self.epoch - 1) and select != "last":
             value = h.val_accuracy[-1] if select == "val_accuracy" else selection(self.model)
@@ -295,14 +343,20 @@ class SSODTrainer(TrainerSkeleton):
             self.best_state = copy.deepcopy(self.model.state_dict())
         steps = h.step_epoch.count(self.epoch)
         per_image = lambda counts: sum(counts[-steps:]) / (steps * self.recipe.batch_size)  # noqa: E731
-        self.log(f"epoch {self.epoch}: CE {h.ce[-1]:.4f}, CE_ood {h.ce_ood[-1]:.4f}, sampled ID/OOD locations per "
-                 f"image {per_image(h.step_n_id):.2f}/{per_image(h.step_n_ood):.2f} of {h.locations}, val accuracy "
-                 f"{h.val_accuracy[-1]:.4f} ({h.seconds[-1]:.1f} s)")
+        self.log(
+            f"epoch {self.epoch}: CE {h.ce[-1]:.4f}, CE_ood {h.ce_ood[-1]:.4f}, sampled ID/OOD locations per "
+            f"image {per_image(h.step_n_id):.2f}/{per_image(h.step_n_ood):.2f} of {h.locations}, val accuracy "
+            f"{h.val_accuracy[-1]:.4f} ({h.seconds[-1]:.1f} s)"
+        )
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self, params: dict[str, Any] | None = None, finished: bool = False) -> dict[str, Any]:
-        return {**super().state_dict(params), "finished": finished, "best_state": self.best_state,
-                "best_value": self.best_value}
+        return {
+            **super().state_dict(params),
+            "finished": finished,
+            "best_state": self.best_state,
+            "best_value": self.best_value,
+        }
 
     def save(self, path: str | Path, params: dict[str, Any] | None = None, finished: bool = False) -> None:
         super().save(path, params, finished=finished)

@@ -17,6 +17,14 @@ from ssdlib.training.monitor import classifier_accuracy, encoder_features, knn_a
 from ssdlib.training.skeleton import NonFiniteLossError
 
 __all__ = [
-    "CheckpointError", "History", "NonFiniteLossError", "Recipe", "Trainer", "classifier_accuracy",
-    "encoder_features", "knn_accuracy", "load_checkpoint", "train",
+    "CheckpointError",
+    "History",
+    "NonFiniteLossError",
+    "Recipe",
+    "Trainer",
+    "classifier_accuracy",
+    "encoder_features",
+    "knn_accuracy",
+    "load_checkpoint",
+    "train",
 ]

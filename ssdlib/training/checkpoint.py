@@ -65,8 +65,10 @@ def load(path: str | Path) -> dict[str, Any]:
             raise
         raise CheckpointError(f"{err} Delete it to train from scratch.") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an ssdlib training checkpoint (format {FORMAT!r} expected). Delete it "
-                              "to train from scratch; released SSD files are loaded with ssdlib.checkpoints.")
+        raise CheckpointError(
+            f"{path}: not an ssdlib training checkpoint (format {FORMAT!r} expected). Delete it "
+            "to train from scratch; released SSD files are loaded with ssdlib.checkpoints."
+        )
     return state
 
 
@@ -75,8 +77,13 @@ def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "generators": {name: g.get_state() for name, g in generators.items()},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -88,8 +95,9 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
     """Restore what :func:`rng_state` captured."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     for name, g in generators.items():
         g.set_state(state["generators"][name])
     if "cuda" in state and torch.cuda.is_available():

@@ -56,7 +56,11 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    return (
+        model.module
+        if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel)
+        else model
+    )
 
 
 def shard_batches(order: torch.Tensor, batch_size: int, world: int, this_rank: int) -> list[torch.Tensor]:
@@ -67,14 +71,16 @@ def shard_batches(order: torch.Tensor, batch_size: int, world: int, this_rank: i
     drop_last), unless fewer than two samples per rank remain.
     """
     if batch_size % world:
-        raise ValueError(f"batch_size {batch_size} is not divisible by the {world} processes: choose a multiple of {world}")
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by the {world} processes: choose a multiple of {world}"
+        )
     out = []
     for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
+        batch = order[start : start + batch_size]
         per_rank = len(batch) // world
         if per_rank < 2:
             continue
-        out.append(batch[this_rank * per_rank:(this_rank + 1) * per_rank])
+        out.append(batch[this_rank * per_rank : (this_rank + 1) * per_rank])
     return out
 
 

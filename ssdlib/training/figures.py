@@ -14,8 +14,13 @@ def training_curves(history: History, *, title: str = ""):
     """Loss per step (and its per-epoch mean), lr and momentum per step, and the monitor accuracies."""
     fig, (ax_loss, ax_lr, ax_acc) = plt.subplots(1, 3, figsize=(13, 3.2))
     steps_per_epoch = len(history.step_loss) / max(len(history.epoch), 1)
-    ax_loss.plot(np.arange(1, len(history.step_loss) + 1) / steps_per_epoch, history.step_loss, lw=0.6,
-                 alpha=0.5, label="per step")
+    ax_loss.plot(
+        np.arange(1, len(history.step_loss) + 1) / steps_per_epoch,
+        history.step_loss,
+        lw=0.6,
+        alpha=0.5,
+        label="per step",
+    )
     ax_loss.plot(history.epoch, history.loss, "o-", ms=3, label="epoch mean")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
     ax_loss.legend(fontsize=8)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -69,7 +70,7 @@ class Recipe:
     MONITORING = ("save_every", "knn_k", "monitor_every", "compile")
 
     @classmethod
-    def from_section(cls, section: Any, *, seed: int, **overrides: Any) -> "Recipe":
+    def from_section(cls, section: Any, *, seed: int, **overrides: Any) -> Recipe:
         """A recipe from a params section (``P.encoder`` or ``P.classifier``): every field they share.
 
         The section's ``training_mode`` gives ``mode``; ``overrides`` replace any field.
@@ -86,8 +87,11 @@ class Recipe:
     def differences(self, other: dict[str, Any]) -> list[str]:
         """Result-relevant fields where ``other`` (a saved recipe) differs from this one."""
         mine = asdict(self)
-        return [f"{k}: {other.get(k)!r} in the checkpoint, {v!r} now" for k, v in mine.items()
-                if k not in self.MONITORING and other.get(k) != v]
+        return [
+            f"{k}: {other.get(k)!r} in the checkpoint, {v!r} now"
+            for k, v in mine.items()
+            if k not in self.MONITORING and other.get(k) != v
+        ]
 
 
 @dataclass
@@ -118,21 +122,36 @@ class Trainer(TrainerSkeleton):
 
     history_type = History
 
-    def __init__(self, model: torch.nn.Module, recipe: Recipe, *, device: str | torch.device = "cpu",
-                 augment: Augment | None = None, log: Callable[[str], None] = print, progress: bool = True,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        recipe: Recipe,
+        *,
+        device: str | torch.device = "cpu",
+        augment: Augment | None = None,
+        log: Callable[[str], None] = print,
+        progress: bool = True,
+        name: str | None = None,
+    ) -> None:
         seeds = {"shuffle": recipe.seed, "augment": recipe.seed + 1 + dist.rank()}  # same order on every rank
-        super().__init__(model, device=device, amp=recipe.amp, seeds=seeds, log=log, progress=progress,
-                         name=name or recipe.mode)
+        super().__init__(
+            model, device=device, amp=recipe.amp, seeds=seeds, log=log, progress=progress, name=name or recipe.mode
+        )
         self.recipe = recipe
         self.net = dist.wrap(self.model, self.device)
         self.world = dist.world_size()
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                         weight_decay=recipe.weight_decay, **self.optimizer_options())
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+            **self.optimizer_options(),
+        )
         self.eager_objective = objective_for(recipe.mode, recipe.temperature, recipe.original_loss_scale, augment)
         self._compile_pending = self.cuda and recipe.compile  # compiled on the first step, or abandoned there
-        self.objective, self.step_net = (self._compiled(augment) if self._compile_pending
-                                         else (self.eager_objective, self.net))
+        self.objective, self.step_net = (
+            self._compiled(augment) if self._compile_pending else (self.eager_objective, self.net)
+        )
         self.schedule: WarmupCosine | None = None
         self.bar: tqdm | None = None
 
@@ -166,8 +185,10 @@ class Trainer(TrainerSkeleton):
         try:
             return self._loss_step(x, y)
         except Exception as err:  # noqa: BLE001 - any compiler failure; training errors recur eagerly
-            self.log(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                     "training goes on without it")
+            self.log(
+                f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                "training goes on without it"
+            )
             self.generators["augment"].set_state(state)
             self.optimizer.zero_grad(set_to_none=True)
             self.objective, self.step_net = self.eager_objective, self.net
@@ -191,9 +212,15 @@ class Trainer(TrainerSkeleton):
         return "Training diverged: lower the lr, use warm-up epochs, or turn amp off."
 
     # -- epochs ----------------------------------------------------------------------------
-    def fit(self, train: tuple[torch.Tensor, torch.Tensor], *, test: tuple[torch.Tensor, torch.Tensor] | None = None,
-            checkpoint: str | Path | None = None, resume: bool = False,
-            params: dict[str, Any] | None = None) -> History:
+    def fit(
+        self,
+        train: tuple[torch.Tensor, torch.Tensor],
+        *,
+        test: tuple[torch.Tensor, torch.Tensor] | None = None,
+        checkpoint: str | Path | None = None,
+        resume: bool = False,
+        params: dict[str, Any] | None = None,
+    ) -> History:
         """Train for ``recipe.total_epochs`` epochs on the tensors ``train`` = (images in [0,1], labels).
 
         ``test`` feeds the monitors (kNN accuracy; top-1 accuracy for SupCE). Checkpoints go to
@@ -204,19 +231,31 @@ class Trainer(TrainerSkeleton):
         x, y = train[0].to(self.device), train[1].to(self.device).long()
         steps_per_epoch = len(dist.shard_batches(torch.arange(len(x)), r.batch_size, self.world, self.rank))
         if steps_per_epoch == 0:
-            raise ValueError(f"{len(x)} training images are too few for batches of {r.batch_size} on {self.world} "
-                             "process(es): each process needs at least 2 images per batch")
-        self.schedule = WarmupCosine(self.optimizer, lr=r.lr, momentum=r.momentum,
-                                     warmup_steps=r.warmup_epochs * steps_per_epoch,
-                                     cosine_steps=r.epochs * steps_per_epoch,
-                                     original_warmup_momentum=r.original_warmup_momentum)
+            raise ValueError(
+                f"{len(x)} training images are too few for batches of {r.batch_size} on {self.world} "
+                "process(es): each process needs at least 2 images per batch"
+            )
+        self.schedule = WarmupCosine(
+            self.optimizer,
+            lr=r.lr,
+            momentum=r.momentum,
+            warmup_steps=r.warmup_epochs * steps_per_epoch,
+            cosine_steps=r.epochs * steps_per_epoch,
+            original_warmup_momentum=r.original_warmup_momentum,
+        )
         checkpoint = Path(checkpoint) if checkpoint else None
         if resume and checkpoint and checkpoint.is_file():
             self.load_state_dict(ckpt.load(checkpoint), source=checkpoint)
             self.last_good = checkpoint
             self.log(f"resuming {checkpoint} after epoch {self.epoch}/{r.total_epochs}")
-        self.bar = tqdm(total=r.total_epochs * steps_per_epoch, initial=self.epoch * steps_per_epoch, unit="step",
-                        desc=f"{r.mode} training", disable=not self.progress, mininterval=1.0)
+        self.bar = tqdm(
+            total=r.total_epochs * steps_per_epoch,
+            initial=self.epoch * steps_per_epoch,
+            unit="step",
+            desc=f"{r.mode} training",
+            disable=not self.progress,
+            mininterval=1.0,
+        )
         report = progress_report.EpochReporter(self.name, r.total_epochs, self.epoch) if self.rank == 0 else None
         with self.bar:
             for epoch in range(self.epoch, r.total_epochs):
@@ -227,8 +266,10 @@ class Trainer(TrainerSkeleton):
                     self.log(f"epoch {self.epoch}: checkpoint written to {checkpoint}")
                 if report:
                     h = self.history
-                    report.epoch(self.epoch, {"loss": h.loss[-1], "kNN accuracy": h.knn_accuracy[-1],
-                                              "test accuracy": h.test_accuracy[-1]})
+                    report.epoch(
+                        self.epoch,
+                        {"loss": h.loss[-1], "kNN accuracy": h.knn_accuracy[-1], "test accuracy": h.test_accuracy[-1]},
+                    )
         self.bar = None
         return self.history
 
@@ -238,8 +279,10 @@ class Trainer(TrainerSkeleton):
         batches = dist.shard_batches(order, r.batch_size, self.world, self.rank)
         self.net.train()
         first = len(self.history.step_loss)
-        self._run_steps(((x[idx], y[idx]) for idx in (i.to(self.device) for i in batches)),
-                        lambda i: f"epoch {epoch + 1}/{r.total_epochs}, step {i + 1}/{steps_per_epoch}")
+        self._run_steps(
+            ((x[idx], y[idx]) for idx in (i.to(self.device) for i in batches)),
+            lambda i: f"epoch {epoch + 1}/{r.total_epochs}, step {i + 1}/{steps_per_epoch}",
+        )
         losses = self.history.step_loss[first:]
         group = self.optimizer.param_groups[0]
         self.epoch = epoch + 1
@@ -253,8 +296,12 @@ class Trainer(TrainerSkeleton):
     def _monitor(self, train: tuple[torch.Tensor, torch.Tensor], test) -> None:
         """kNN accuracy (and top-1 for SupCE) on rank 0, every ``monitor_every`` epochs and at the end."""
         r, h = self.recipe, self.history
-        due = test is not None and self.rank == 0 and r.monitor_every and (
-            self.epoch % r.monitor_every == 0 or self.epoch == r.total_epochs)
+        due = (
+            test is not None
+            and self.rank == 0
+            and r.monitor_every
+            and (self.epoch % r.monitor_every == 0 or self.epoch == r.total_epochs)
+        )
         knn = top1 = math.nan
         if due and r.knn_k and has_features(self.model):
             knn = knn_accuracy(self.model, train, test, k=r.knn_k, batch_size=r.batch_size, autocast=self.autocast)
@@ -262,16 +309,23 @@ class Trainer(TrainerSkeleton):
             top1 = classifier_accuracy(self.model, test, batch_size=r.batch_size, autocast=self.autocast)
         h.knn_accuracy.append(knn)
         h.test_accuracy.append(top1)
-        extra = "".join(f", {name} {v:.4f}" for name, v in (("kNN accuracy", knn), ("test accuracy", top1))
-                        if not math.isnan(v))
-        self.log(f"epoch {self.epoch}/{r.total_epochs}: loss {h.loss[-1]:.4f}, lr {h.lr[-1]:.4g}, "
-                 f"momentum {h.momentum[-1]:.3g}{extra} ({h.seconds[-1]:.1f} s)")
+        extra = "".join(
+            f", {name} {v:.4f}" for name, v in (("kNN accuracy", knn), ("test accuracy", top1)) if not math.isnan(v)
+        )
+        self.log(
+            f"epoch {self.epoch}/{r.total_epochs}: loss {h.loss[-1]:.4f}, lr {h.lr[-1]:.4g}, "
+            f"momentum {h.momentum[-1]:.3g}{extra} ({h.seconds[-1]:.1f} s)"
+        )
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {**super().state_dict(params), "scheduler": self.schedule.state_dict() if self.schedule else {},
-                "total_epochs": self.recipe.total_epochs, "finished": self.epoch == self.recipe.total_epochs,
-                "recipe": asdict(self.recipe)}
+        return {
+            **super().state_dict(params),
+            "scheduler": self.schedule.state_dict() if self.schedule else {},
+            "total_epochs": self.recipe.total_epochs,
+            "finished": self.epoch == self.recipe.total_epochs,
+            "recipe": asdict(self.recipe),
+        }
 
     def save(self, path: str | Path, params: dict[str, Any] | None = None) -> None:
         """Write a checkpoint atomically (rank 0), the history naming where it went."""
@@ -282,18 +336,30 @@ class Trainer(TrainerSkeleton):
         """Continue from a checkpoint of the same recipe (monitoring fields may differ)."""
         diff = self.recipe.differences(state["recipe"])
         if diff:
-            raise ckpt.CheckpointError(f"{source} was trained with other settings ({'; '.join(diff)}). "
-                                       "Resume with the same settings, or start afresh without resume.")
+            raise ckpt.CheckpointError(
+                f"{source} was trained with other settings ({'; '.join(diff)}). "
+                "Resume with the same settings, or start afresh without resume."
+            )
         super().load_state_dict(state, source)
         if self.schedule and state["scheduler"]:
             self.schedule.load_state_dict(state["scheduler"])
 
 
-def train(model: torch.nn.Module, train_data: tuple[torch.Tensor, torch.Tensor], recipe: Recipe, *,
-          test: tuple[torch.Tensor, torch.Tensor] | None = None, device: str | torch.device = "cpu",
-          checkpoint: str | Path | None = None, resume: bool = False, params: dict[str, Any] | None = None,
-          augment: Augment | None = None, log: Callable[[str], None] = print, progress: bool = True,
-          name: str | None = None) -> History:
+def train(
+    model: torch.nn.Module,
+    train_data: tuple[torch.Tensor, torch.Tensor],
+    recipe: Recipe,
+    *,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    device: str | torch.device = "cpu",
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    params: dict[str, Any] | None = None,
+    augment: Augment | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    name: str | None = None,
+) -> History:
     """Train ``model`` in place with ``recipe`` (see :class:`Trainer`); return the history."""
     trainer = Trainer(model, recipe, device=device, augment=augment, log=log, progress=progress, name=name)
     return trainer.fit(train_data, test=test, checkpoint=checkpoint, resume=resume, params=params)

@@ -26,8 +26,9 @@ def has_features(model: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
-def encoder_features(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 512,
-                     autocast=nullcontext) -> torch.Tensor:
+def encoder_features(
+    model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 512, autocast=nullcontext
+) -> torch.Tensor:
     """Penultimate features [N, D] (float32, on the model's device) of images ``x``, in eval mode."""
     model = unwrap(model)
     if not has_features(model):
@@ -39,30 +40,42 @@ def encoder_features(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int
     try:
         for start in range(0, len(x), batch_size):
             with autocast():
-                out.append(model.features(x[start:start + batch_size].to(device, non_blocking=True)).float())
+                out.append(model.features(x[start : start + batch_size].to(device, non_blocking=True)).float())
     finally:
         model.train(was_training)
     return torch.cat(out)
 
 
-def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, k: int = 20,
-                num_classes: int | None = None, chunk: int = 1024) -> torch.Tensor:
+def knn_predict(
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    queries: torch.Tensor,
+    k: int = 20,
+    num_classes: int | None = None,
+    chunk: int = 1024,
+) -> torch.Tensor:
     """Labels predicted for ``queries`` by a uniform vote of the ``k`` most cosine-similar bank rows."""
     k = min(k, len(bank))
     num_classes = num_classes or int(bank_labels.max()) + 1
     bank = F.normalize(bank.float(), dim=1)
     out = []
     for start in range(0, len(queries), chunk):
-        q = F.normalize(queries[start:start + chunk].float(), dim=1)
+        q = F.normalize(queries[start : start + chunk].float(), dim=1)
         nearest = (q @ bank.T).topk(k, dim=1).indices
         votes = F.one_hot(bank_labels[nearest], num_classes).sum(dim=1)
         out.append(votes.argmax(dim=1))  # argmax returns the first maximum: the smallest tied label
     return torch.cat(out)
 
 
-def knn_accuracy(model: torch.nn.Module, train: tuple[torch.Tensor, torch.Tensor],
-                 test: tuple[torch.Tensor, torch.Tensor], *, k: int = 20, batch_size: int = 512,
-                 autocast=nullcontext) -> float:
+def knn_accuracy(
+    model: torch.nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    k: int = 20,
+    batch_size: int = 512,
+    autocast=nullcontext,
+) -> float:
     """Fraction of test images whose kNN label (train features as bank) is their true label."""
     bank = encoder_features(model, train[0], batch_size=batch_size, autocast=autocast)
     queries = encoder_features(model, test[0], batch_size=batch_size, autocast=autocast)
@@ -70,8 +83,14 @@ def knn_accuracy(model: torch.nn.Module, train: tuple[torch.Tensor, torch.Tensor
     return (pred == test[1].to(pred.device)).sum().item() / len(pred)  # exact: no float32 rounding of the share
 
 
-def knn_per_class(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, labels: torch.Tensor,
-                  class_names: list[str], k: int = 20):
+def knn_per_class(
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    queries: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: list[str],
+    k: int = 20,
+):
     """Per test class: the kNN monitor's accuracy, and the class its images are most often taken for
     (with that share). It says which classes the features sort and which they still confuse."""
     import pandas as pd
@@ -83,16 +102,20 @@ def knn_per_class(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.
     total = confusion.sum(1).clamp_min(1)
     wrong = confusion.clone().fill_diagonal_(-1)
     taken_for = wrong.argmax(1)
-    return pd.DataFrame({
-        "accuracy": (confusion.diagonal() / total).numpy(),
-        "most often taken for": [class_names[j] for j in taken_for],
-        "share": (wrong.gather(1, taken_for[:, None])[:, 0].clamp_min(0) / total).numpy(),
-    }, index=pd.Index(class_names, name="class"))
+    return pd.DataFrame(
+        {
+            "accuracy": (confusion.diagonal() / total).numpy(),
+            "most often taken for": [class_names[j] for j in taken_for],
+            "share": (wrong.gather(1, taken_for[:, None])[:, 0].clamp_min(0) / total).numpy(),
+        },
+        index=pd.Index(class_names, name="class"),
+    )
 
 
 @torch.no_grad()
-def classifier_accuracy(model: torch.nn.Module, test: tuple[torch.Tensor, torch.Tensor], *,
-                        batch_size: int = 512, autocast=nullcontext) -> float:
+def classifier_accuracy(
+    model: torch.nn.Module, test: tuple[torch.Tensor, torch.Tensor], *, batch_size: int = 512, autocast=nullcontext
+) -> float:
     """Top-1 accuracy of a model whose forward returns logits (SSD's ``baseeval`` for SupCE)."""
     model = unwrap(model)
     was_training = model.training
@@ -102,8 +125,8 @@ def classifier_accuracy(model: torch.nn.Module, test: tuple[torch.Tensor, torch.
     try:
         for start in range(0, len(test[0]), batch_size):
             with autocast():
-                logits = model(test[0][start:start + batch_size].to(device, non_blocking=True))
-            correct += (logits.argmax(1).cpu() == test[1][start:start + batch_size].cpu()).sum().item()
+                logits = model(test[0][start : start + batch_size].to(device, non_blocking=True))
+            correct += (logits.argmax(1).cpu() == test[1][start : start + batch_size].cpu()).sum().item()
     finally:
         model.train(was_training)
     return correct / len(test[0])

@@ -13,7 +13,7 @@ By default the loss is not scaled; ``original_loss_scale=True`` passes SSD's bas
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +34,9 @@ class Contrastive:
         self.temperature = temperature
         self.base_temperature = ORIGINAL_BASE_TEMPERATURE if original_loss_scale else None
 
-    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                 autocast) -> torch.Tensor:
+    def __call__(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, autocast
+    ) -> torch.Tensor:
         views = torch.cat([self.augment(x, generator=generator), self.augment(x, generator=generator)])
         with autocast():
             z = model(views)
@@ -51,16 +52,18 @@ class CrossEntropy:
     def __init__(self, augment: Augment) -> None:
         self.augment = augment
 
-    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                 autocast) -> torch.Tensor:
+    def __call__(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, autocast
+    ) -> torch.Tensor:
         inputs = self.augment(x, generator=generator)
         with autocast():
             logits = model(inputs)
         return F.cross_entropy(logits.float(), y)
 
 
-def objective_for(mode: str, temperature: float, original_loss_scale: bool,
-                  augment: Augment | None = None) -> Contrastive | CrossEntropy:
+def objective_for(
+    mode: str, temperature: float, original_loss_scale: bool, augment: Augment | None = None
+) -> Contrastive | CrossEntropy:
     """The objective of ``mode`` (SimCLR, SupCon or SupCE), with SSD's augmentations unless given."""
     if mode not in ("SimCLR", "SupCon", "SupCE"):
         raise ValueError(f"unknown training mode {mode!r}; choose SimCLR, SupCon or SupCE")
@@ -70,5 +73,6 @@ def objective_for(mode: str, temperature: float, original_loss_scale: bool,
         augment = aug.supce_augment if mode == "SupCE" else aug.simclr_augment
     if mode == "SupCE":
         return CrossEntropy(augment)
-    return Contrastive(augment, supervised=mode == "SupCon",
-                       temperature=temperature, original_loss_scale=original_loss_scale)
+    return Contrastive(
+        augment, supervised=mode == "SupCon", temperature=temperature, original_loss_scale=original_loss_scale
+    )

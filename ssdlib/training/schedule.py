@@ -28,8 +28,16 @@ class WarmupCosine:
     ``cosine_steps`` iterations of cosine annealing from ``lr`` to ``ETA_MIN``.
     """
 
-    def __init__(self, optimizer, *, lr: float, momentum: float, warmup_steps: int, cosine_steps: int,
-                 original_warmup_momentum: bool = False) -> None:
+    def __init__(
+        self,
+        optimizer,
+        *,
+        lr: float,
+        momentum: float,
+        warmup_steps: int,
+        cosine_steps: int,
+        original_warmup_momentum: bool = False,
+    ) -> None:
         if cosine_steps < 1:
             raise ValueError(f"cosine_steps must be >= 1, got {cosine_steps}: train for at least one epoch")
         self.optimizer = optimizer

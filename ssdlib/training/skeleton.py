@@ -20,11 +20,12 @@ epoch loop and checkpoint fields. So each speed or safety rule is written once:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -78,8 +79,17 @@ class TrainerSkeleton:
 
     history_type: type[RunLog] = RunLog
 
-    def __init__(self, model: torch.nn.Module, *, device: str | torch.device, amp: bool, seeds: dict[str, int],
-                 log: Callable[[str], None], progress: bool, name: str) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        device: str | torch.device,
+        amp: bool,
+        seeds: dict[str, int],
+        log: Callable[[str], None],
+        progress: bool,
+        name: str,
+    ) -> None:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         if self.cuda:
@@ -151,17 +161,24 @@ class TrainerSkeleton:
     def state_dict(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """What a resume needs; subclasses add their own fields. Collective under torchrun."""
         return {
-            "format": ckpt.FORMAT, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "epoch": self.epoch, "history": self.history.to_dict(),
-            "params": params or {}, "rng": dist.gather_objects(ckpt.rng_state(self.generators)),
+            "format": ckpt.FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history.to_dict(),
+            "params": params or {},
+            "rng": dist.gather_objects(ckpt.rng_state(self.generators)),
         }
 
     def save(self, path: str | Path, params: dict[str, Any] | None = None, **extra: Any) -> None:
         """Write a checkpoint atomically (rank 0); refuse to replace a good one with non-finite weights."""
         bad = [name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()]
         if bad:
-            raise NonFiniteLossError(f"weights {bad[:3]} became non-finite by the end of epoch {self.epoch}. "
-                                     f"{self._advice()} {self._where_saved()}")
+            raise NonFiniteLossError(
+                f"weights {bad[:3]} became non-finite by the end of epoch {self.epoch}. "
+                f"{self._advice()} {self._where_saved()}"
+            )
         state = {**self.state_dict(params), **extra}
         path = Path(path)
         if self.rank == 0:
@@ -180,5 +197,7 @@ class TrainerSkeleton:
         try:
             ckpt.set_rng_state(rngs[self.rank], self.generators)
         except (IndexError, RuntimeError, KeyError) as err:
-            self.log(f"warning: random state of {source} not restored ({err}); the run continues, "
-                     "but not bit-identically (different device or number of processes)")
+            self.log(
+                f"warning: random state of {source} not restored ({err}); the run continues, "
+                "but not bit-identically (different device or number of processes)"
+            )
