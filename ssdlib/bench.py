@@ -37,6 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssdlib.log import get as get_logger
+
+LOG = get_logger(__name__)
 # Dense bf16 tensor-core peaks (vendors' datasheets, FLOP/s, without sparsity), by device name.
 PEAK_BF16 = {
     "H200": 989e12,
@@ -483,7 +486,7 @@ def measure(
     *,
     quick: bool = False,
     sections=SECTIONS,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = LOG.info,
     save: Callable[[dict[str, Any]], Any] = lambda _report: None,
 ) -> dict[str, Any]:
     """The ``sections`` measured on ``device``: the dict that ``bench.json`` holds, passed to
@@ -637,7 +640,7 @@ def run(args) -> int:
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
-        print(f"[bench] unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+        LOG.error(f"[bench] unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
         return 2
     device = resolve_device(args.device)
     sizes = BenchSizes.quick() if args.quick else BenchSizes.for_device(device)
@@ -645,16 +648,16 @@ def run(args) -> int:
         sizes = replace(sizes, workers=args.workers)
     if args.no_compile:
         sizes = replace(sizes, compile=False)
-    print(f"[bench] {device_name(device)}: {'quick run' if args.quick else 'full run'}", flush=True)
+    LOG.info(f"[bench] {device_name(device)}: {'quick run' if args.quick else 'full run'}")
     report = measure(
         device,
         sizes,
         quick=args.quick,
         sections=sections,
-        log=lambda m: print(f"[bench] {m}", flush=True),
+        log=lambda m: LOG.info(f"[bench] {m}"),
         save=lambda partial: write(partial, args.output_dir),
     )
     paths = write(report, args.output_dir)
-    print(markdown(report))
-    print(f"[bench] written: {paths[0]} and {paths[1]}")
+    LOG.info(markdown(report))
+    LOG.info(f"[bench] written: {paths[0]} and {paths[1]}")
     return 0

@@ -23,6 +23,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ssdlib.log import get as get_logger
+
+LOG = get_logger(__name__)
+
 CHECKS_FILE = "checks.json"
 
 # relation -> (test, the words that explain a failure)
@@ -141,14 +145,14 @@ class Checks:
             raise ValueError(f"{self.notebook} states no checks: call at_least / at_most / holds before conclude")
         write(self.path, [c for c in read(self.path) if c.notebook != self.notebook] + self.checks)
         for c in self.checks:
-            print(f"{'ok  ' if c.passed else 'FAIL'} {c.describe()}")
+            LOG.info(f"{'ok  ' if c.passed else 'FAIL'} {c.describe()}")
         failed = self.failed
         if failed:
             raise AssertionError(
                 f"{len(failed)} of {len(self.checks)} checks of {self.notebook} failed "
                 f"(all recorded in {self.path}):\n" + "\n".join(f"  {c.describe()}" for c in failed)
             )
-        print(f"all {len(self.checks)} checks passed (recorded in {self.path})")
+        LOG.info(f"all {len(self.checks)} checks passed (recorded in {self.path})")
         return list(self.checks)
 
 

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from ssdlib.log import to_console
+
 COMMANDS = {
     "reproduce": ("ssdlib.runner", "run the numbered notebooks headless with a params profile"),
     "train": ("ssdlib.cli_train", "train an encoder (SimCLR, SupCon, SupCE), SSD vocabulary"),
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     name = argv[0]
+    to_console()
     module = importlib.import_module(COMMANDS[name][0])
     cmd_parser = argparse.ArgumentParser(prog=f"ssdlib {name}", description=COMMANDS[name][1])
     module.configure(cmd_parser)

@@ -16,7 +16,6 @@ root) from a profile; ``--dataset``, ``--data-dir``, ``--size``, ``--batch-size`
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,11 @@ from ssdlib import params as params_mod
 from ssdlib.checkpoints import CheckpointError
 from ssdlib.detectors.ssd import SSD, method_name
 from ssdlib.features import extract_splits
+from ssdlib.log import get as get_logger
 from ssdlib.models.resnet import ARCHS
 from ssdlib.results import record, row
+
+LOG = get_logger(__name__)
 
 MODES = ("SimCLR", "SupCon", "SupCE")
 SSD_DATA = {"id_dataset": "cifar10", "image_size": 32, "batch_size": 256, "normalize": False}  # eval_ssd.py's defaults
@@ -117,7 +119,7 @@ def _ssd_scores(args, train, id_test, ood_features) -> tuple[dict[str, tuple[np.
     """Scores per OOD set, and the setting: SSD's SupCE mode takes the classes as clusters when asked for several."""
     by_class = args.training_mode == "SupCE" and args.clusters > 1
     if by_class:
-        print("Using data labels as clusters since the model is cross-entropy (SupCE)")
+        LOG.info("Using data labels as clusters since the model is cross-entropy (SupCE)")
     detector = SSD(clusters=1 if by_class else args.clusters, seed=args.seed, use_labels=by_class).fit(train)
     id_scores = detector.score(id_test)
     setting = "class clusters" if by_class else f"clusters={args.clusters}"
@@ -129,7 +131,7 @@ def _ssdk_scores(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from ssdlib.detectors.ssdk import SSDk, evaluate_ssdk
 
-    print("Using ledoit-wolf covariance estimator.")
+    LOG.info("Using ledoit-wolf covariance estimator.")
     detector = SSDk().fit(train)
     out = {}
     for name, fs in ood_features.items():
@@ -145,7 +147,7 @@ def _ssdk_scores(
             device=device,
             batch_size=batch_size,
         )
-        print(
+        LOG.info(
             f"{name}: number of selected OOD images (k * num_classes_ood_dataset) = {r.known}, "
             f"after augmentation = {r.views}, remaining in the OOD test set = {r.evaluated}"
         )
@@ -169,21 +171,18 @@ def run(args: argparse.Namespace) -> int:
         device = resolve_device(P.device)
         model = _load_model(P, bundle, args, device)
     except (ValueError, CheckpointError, FileNotFoundError, RuntimeError) as err:  # RuntimeError: no GPU for cuda
-        print(f"ssdlib eval: {err}", file=sys.stderr)
+        LOG.error(f"ssdlib eval: {err}")
         return 1
 
     batch = P.data.batch_size
     f = extract_splits(model, bundle, device, batch)
     train, id_test, ood = f.train, f.test, f.ood
-    print(f"In-distribution features shape: {train.features.shape}, {id_test.features.shape}")
-    print(f"Out-of-distribution features shape: {[fs.features.shape for fs in ood.values()]}")
+    LOG.info(f"In-distribution features shape: {train.features.shape}, {id_test.features.shape}")
+    LOG.info(f"Out-of-distribution features shape: {[fs.features.shape for fs in ood.values()]}")
 
     if args.k is None:
-        (scores, setting), suffix, method = (
-            _ssd_scores(args, train, id_test, ood),
-            "ssd",
-            method_name(args.training_mode),
-        )
+        scores, setting = _ssd_scores(args, train, id_test, ood)
+        suffix, method = "ssd", method_name(args.training_mode)
     else:
         scores = _ssdk_scores(args, model, bundle, train, id_test, ood, device, batch)
         suffix, method, setting = "ssdk", "SSD_k", f"k={args.k},copies={args.copies}"
@@ -209,6 +208,6 @@ def run(args: argparse.Namespace) -> int:
     with (results_dir / f"{args.exp_name}_{suffix}.txt").open("a") as fh:
         for line in lines:
             fh.write(line + "\n")
-            print(line, file=sys.stderr)
+            LOG.info(line)
     record(results_dir, rows)
     return 0

@@ -23,8 +23,11 @@ import yaml
 
 from ssdlib import data
 from ssdlib import params as params_mod
+from ssdlib.log import get as get_logger
 from ssdlib.training import CheckpointError, NonFiniteLossError, train
 from ssdlib.training import distributed as dist
+
+LOG = get_logger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 # command-line flag -> (params section or None for top level, key)
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         device = experiment.resolve_device(P.device)
         bundle = data.get_datasets(P.data)  # a missing or misspelt dataset stops here, before anything is written
     except (params_mod.ParamsError, CheckpointError, data.DatasetNotFoundError, data.UnknownDatasetError) as err:
-        print(f"ssdlib train: {err}", file=sys.stderr)
+        LOG.error(f"ssdlib train: {err}")
         return 1
 
     rank0 = dist.rank() == 0

@@ -16,8 +16,11 @@ from typing import Any
 
 import torch
 
+from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
 from ssdlib.training import History, Recipe, load_checkpoint, train
+
+LOG = get_logger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 FIGURES_DIR = "figures"
@@ -151,16 +154,16 @@ def load_or_train(
     if path.is_file():
         state = load_checkpoint(path)
         if state["params"].get("identity") != identity:
-            print(f"{path} was trained with other params; training a new one in its place")
+            LOG.info(f"{path} was trained with other params; training a new one in its place")
         elif state["finished"]:
             model.load_state_dict(state["model"])
-            print(f"loaded the trained {name} model from {path}")
+            LOG.info(f"loaded the trained {name} model from {path}")
             return model.to(device).eval()
         else:
             resume = True
-            print(f"{path} holds a run stopped after epoch {state['epoch']}/{state['total_epochs']}; resuming it")
+            LOG.info(f"{path} holds a run stopped after epoch {state['epoch']}/{state['total_epochs']}; resuming it")
     if not resume:
-        print(
+        LOG.info(
             f"training a quick {name} {P.encoder.arch} (width {P.encoder.width}) for "
             f"{recipe.total_epochs} epochs on {device}; checkpoints go to {path}"
         )

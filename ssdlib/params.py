@@ -375,6 +375,10 @@ def load_raw(path: str | Path) -> dict[str, Any]:
 
 
 def from_notebook(**values: Any) -> Params:
-    """Validate the sections a notebook's ``parameters`` cell defines (others take schema defaults)."""
+    """Validate the sections a notebook's ``parameters`` cell defines (others take schema defaults), and
+    show ssdlib's messages in the notebook's cells (:mod:`ssdlib.log`)."""
+    from ssdlib.log import to_console
+
+    to_console()
     values = {k: v for k, v in values.items() if k in Params.model_fields}
     return validate(values, "notebook parameters")

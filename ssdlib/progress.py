@@ -30,6 +30,7 @@ def logger() -> logging.Logger:
     so the handler follows the variable) and to nothing when it is unset."""
     log = logging.getLogger(LOGGER)
     log.setLevel(logging.INFO)
+    log.propagate = False  # the file only: the trainers' own lines already reach the console
     log.propagate = False  # the training loops print their own epoch lines; these are for the runner
     target = os.environ.get(ENV_VAR)
     current = [h for h in log.handlers if isinstance(h, logging.FileHandler)]

@@ -26,6 +26,9 @@ import yaml
 import ssdlib
 from ssdlib import checks, progress, results
 from ssdlib import params as params_mod
+from ssdlib.log import get as get_logger
+
+LOG = get_logger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_.+\.ipynb$")
@@ -181,35 +184,31 @@ def reproduce(
     }
     _write_run(output_dir, info)
     injected = {**raw, "output_dir": str(output_dir), "params_file": project_path(params_file)}
-    print(f"[ssdlib] profile '{p.profile}': {len(notebooks)} notebooks -> {output_dir}", flush=True)
+    LOG.info(f"[ssdlib] profile '{p.profile}': {len(notebooks)} notebooks -> {output_dir}")
     for i, nb in enumerate(notebooks, 1):
-        print(f"[ssdlib] ({i}/{len(notebooks)}) {nb.name}", flush=True)
+        LOG.info(f"[ssdlib] ({i}/{len(notebooks)}) {nb.name}")
         wanted = {k: v for k, v in injected.items() if k in declared_parameters(nb)}
         try:
             seconds = execute(nb, output_dir, wanted, log_output)
         except RunError:
             info.update(status="failed", failed_notebook=nb.name)
             _write_run(output_dir, info)
-            print(
-                f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})", flush=True
-            )
+            LOG.info(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})")
             raise
         info["notebooks"][nb.name] = round(seconds, 1)
         _write_run(output_dir, info)
-        print(f"[ssdlib]     done in {seconds:.0f} s", flush=True)
+        LOG.info(f"[ssdlib]     done in {seconds:.0f} s")
 
     csv_path, md_path = results.write_tables(output_dir)
     info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _write_run(output_dir, info)
-    print(
+    LOG.info(
         f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {csv_path} and {md_path}; "
-        f"executed notebooks and figures in {output_dir}",
-        flush=True,
+        f"executed notebooks and figures in {output_dir}"
     )
-    print(
+    LOG.info(
         f"[ssdlib] checks: {checks.summary(output_dir)}; each with its value and threshold in "
-        f"{output_dir / checks.CHECKS_FILE}",
-        flush=True,
+        f"{output_dir / checks.CHECKS_FILE}"
     )
     return output_dir
 
@@ -227,6 +226,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         reproduce(args.params, args.output_dir, only, args.overwrite, args.log_output)
     except (RunError, params_mod.ParamsError) as err:
-        print(f"ssdlib reproduce: {err}", file=sys.stderr)
+        LOG.error(f"ssdlib reproduce: {err}")
         return 1
     return 0

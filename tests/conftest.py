@@ -8,6 +8,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
+@pytest.fixture(autouse=True)
+def messages_on_console():
+    """ssdlib's messages on the (captured) console, as the CLI and notebooks set them up (ssdlib.log)."""
+    from ssdlib.log import to_console
+
+    to_console()
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models run fastest on one thread, and the machine is shared."""

@@ -39,4 +39,4 @@ def test_known_gpus_take_their_datasheet_peak():
 
 def test_an_unknown_section_is_refused_before_any_work(tmp_path, capsys):
     assert main(["bench", "--quick", "--sections", "simclr,warp", "--output-dir", str(tmp_path)]) == 2
-    assert "unknown section(s) warp" in capsys.readouterr().out and not any(tmp_path.iterdir())
+    assert "unknown section(s) warp" in capsys.readouterr().err and not any(tmp_path.iterdir())

@@ -29,6 +29,7 @@ import torch
 from ssdlib import metrics, results
 from ssdlib.detectors.base import FeatureSet
 from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
+from ssdlib.log import get as get_logger
 from ssdlib.params import Params, SSODParams
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.train import SSODHistory, SSODRecipe, SSODTrainer, split_validation
@@ -36,6 +37,8 @@ from ssdlib.training import checkpoint as ckpt
 
 if TYPE_CHECKING:
     import pandas as pd
+
+LOG = get_logger(__name__)
 
 TENSOR_LIMIT = 200_000  # training sets up to this many images are held as one tensor, larger ones streamed
 # fields that change nothing in the trained weights
@@ -101,12 +104,14 @@ def trained(
     bundle,
     output_dir: str | Path,
     *,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
     progress: bool = True,
     **overrides: Any,
 ) -> SSODRun:
     """The SSOD run of ``P.ssod`` + ``overrides`` on ``bundle``: loaded, resumed or trained now (eval mode)."""
     from ssdlib.data import tensors
+
+    log = log or LOG.info
 
     cfg = settings(P, **overrides)
     identity, warm_identity = _identity(P, cfg, NOT_TRAINING), _identity(P, cfg, NOT_WARMUP)
@@ -260,7 +265,7 @@ def ablation(
     *,
     notebook: str = "",
     params_file: str | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Results rows of the ablation over ``field`` ("alpha", "balance" or "backbone") on ``P.ssod.ablation_ood``.

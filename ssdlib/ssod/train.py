@@ -177,7 +177,7 @@ class SSODTrainer(TrainerSkeleton):
         device: str | torch.device = "cpu",
         seed: int = 0,
         num_workers: int = 0,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] | None = None,
         progress: bool = True,
         name: str | None = None,
     ) -> None:

@@ -129,7 +129,7 @@ class Trainer(TrainerSkeleton):
         *,
         device: str | torch.device = "cpu",
         augment: Augment | None = None,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] | None = None,
         progress: bool = True,
         name: str | None = None,
     ) -> None:
@@ -356,7 +356,7 @@ def train(
     resume: bool = False,
     params: dict[str, Any] | None = None,
     augment: Augment | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
     progress: bool = True,
     name: str | None = None,
 ) -> History:

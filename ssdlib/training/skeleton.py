@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from ssdlib.log import get as get_logger
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training import distributed as dist
 
@@ -74,7 +75,8 @@ class TrainerSkeleton:
     A subclass sets ``self.optimizer`` (with :meth:`optimizer_options`) and ``history_type``,
     and implements ``_step(batch) -> tensor`` (the step's log row, loss first), ``_record(row)``
     (append a read row to the history) and ``_advice()`` (what to change after a NaN). ``seeds``
-    names the generators and their seeds; ``name`` names the run in progress lines.
+    names the generators and their seeds; ``name`` names the run in progress lines; ``log`` takes
+    the run's messages (default: the subclass module's logger, :mod:`ssdlib.log`).
     """
 
     history_type: type[RunLog] = RunLog
@@ -86,7 +88,7 @@ class TrainerSkeleton:
         device: str | torch.device,
         amp: bool,
         seeds: dict[str, int],
-        log: Callable[[str], None],
+        log: Callable[[str], None] | None,
         progress: bool,
         name: str,
     ) -> None:
@@ -100,6 +102,7 @@ class TrainerSkeleton:
         self.generators = {key: torch.Generator().manual_seed(seed) for key, seed in seeds.items()}
         self.read_every = LOSS_READ_EVERY if self.cuda else 1
         self.rank = dist.rank()
+        log = log or get_logger(type(self).__module__).info
         self.log = log if self.rank == 0 else (lambda _msg: None)
         self.progress = progress and self.rank == 0
         self.name = name
