@@ -238,7 +238,7 @@ def ssd_style_simclr(model: torch.nn.Module, images: np.ndarray, sizes: BenchSiz
     """Images/s of an SSD-style loop: PIL transforms in workers, fp32, SGD, ``loss.item()`` every step."""
     from torch.utils.data import DataLoader
 
-    from ssdlib.losses import contrastive_loss
+    from ssdlib.training.losses import contrastive_loss
 
     model = model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -317,14 +317,14 @@ def _milliseconds(fn: Callable[[], Any], device: torch.device, reps: int) -> flo
 
 
 def _two_views(images: torch.Tensor, generator: torch.Generator, views: Callable) -> list[torch.Tensor]:
-    from ssdlib.augment import simclr_augment
+    from ssdlib.training.augment import simclr_augment
 
     return [simclr_augment(images, generator=generator, views=views) for _ in range(2)]
 
 
 def _model_step(net: torch.nn.Module, views: torch.Tensor, optimizer: torch.optim.Optimizer, autocast) -> None:
     """Forward, contrastive loss, backward and SGD on ready views (what the trainer's step does after augmenting)."""
-    from ssdlib.losses import contrastive_loss
+    from ssdlib.training.losses import contrastive_loss
 
     with autocast():
         z = net(views)
@@ -338,7 +338,7 @@ def breakdown_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Ca
     """Where a SimCLR step of ssdlib's pipeline goes: the two views' augmentation, and the model's
     forward + backward + SGD step on ready views (bf16 autocast, channels-last and fused SGD on CUDA,
     as the trainer), eager and, on CUDA, under torch.compile; also at twice the batch."""
-    from ssdlib.augment import simclr_views
+    from ssdlib.training.augment import simclr_views
     from ssdlib.training.skeleton import autocast_for
 
     cuda, reps = device.type == "cuda", max(2, sizes.steps_per_epoch // 2)
@@ -427,7 +427,7 @@ def ssod_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Callabl
     from torch.utils.flop_counter import FlopCounterMode
 
     from ssdlib.params import SSODParams
-    from ssdlib.ssod.runs import build_model
+    from ssdlib.ssod.runs import new_ssod_net
     from ssdlib.ssod.train import SSODTrainer
 
     rows = []
@@ -445,7 +445,7 @@ def ssod_rows(sizes: BenchSizes, device: torch.device, peak: float, log: Callabl
             select="last",
             val_fraction=0,
         )
-        model = build_model(cfg, 10, None)
+        model = new_ssod_net(cfg, 10, None)
         trainer = SSODTrainer(model, cfg, device=device, progress=False, log=lambda _m: None, name="bench")
         speed = n / trainer.fit((x, y)).seconds[-1]  # the first epoch is untimed
         with FlopCounterMode(display=False) as counter:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
 from ssdlib.training import History, Recipe, load_checkpoint, train
+
+if TYPE_CHECKING:
+    from ssdlib.data.registry import DatasetBundle
 
 LOG = get_logger(__name__)
 
@@ -52,7 +55,7 @@ def checkpoint_path(P: Params, output_dir: str | Path, mode: str | None = None) 
     return Path(output_dir) / CHECKPOINT_DIR / f"{mode}_{P.encoder.arch}_w{P.encoder.width}.pt"
 
 
-def build_model(P: Params, bundle, mode: str) -> torch.nn.Module:
+def build_model(P: Params, bundle: DatasetBundle, mode: str) -> torch.nn.Module:
     """A freshly initialised network (seeded with ``P.seed``) of ``P.encoder``'s arch and width:
     ``SSLNet`` for SimCLR / SupCon, ``SupNet`` for SupCE, ``GODINNet`` for GODIN; normalisation from the
     ID set is its first layer."""
@@ -72,7 +75,7 @@ def build_model(P: Params, bundle, mode: str) -> torch.nn.Module:
     return SSLNet(encoder, normalize=bundle.normalize())
 
 
-def encoder_for(P: Params, bundle, output_dir: str | Path, mode: str | None = None) -> torch.nn.Module:
+def encoder_for(P: Params, bundle: DatasetBundle, output_dir: str | Path, mode: str | None = None) -> torch.nn.Module:
     """The trained SSD network of ``mode`` (default ``P.encoder.training_mode``), in eval mode.
 
     SimCLR / SupCon give an ``SSLNet`` trained with ``P.encoder`` (:func:`encoder_recipe`); SupCE gives the
@@ -91,7 +94,7 @@ def encoder_recipe(P: Params, mode: str | None = None) -> Recipe:
     return Recipe.from_section(P.encoder, seed=P.seed, mode=mode, epochs=P.encoder.epochs_for(mode))
 
 
-def classifier_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module:
+def classifier_for(P: Params, bundle: DatasetBundle, output_dir: str | Path) -> torch.nn.Module:
     """The supervised CE classifier (``SupNet``) of ``P.encoder``'s arch and width, trained with
     ``P.classifier``; in eval mode. MSP and the post-hoc baselines score it."""
     return load_or_train(
@@ -103,7 +106,7 @@ def classifier_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module
     )
 
 
-def godin_for(P: Params, bundle, output_dir: str | Path) -> torch.nn.Module:
+def godin_for(P: Params, bundle: DatasetBundle, output_dir: str | Path) -> torch.nn.Module:
     """The GODIN network of ``P.encoder``'s arch and width, trained by the SupCE loop with
     ``P.classifier`` (kept as ``GODIN_<arch>_w<width>.pt``, reused while its similarity stays the same)."""
     return load_or_train(
@@ -127,7 +130,7 @@ def training_history(P: Params, output_dir: str | Path, mode: str | None = None)
 
 def load_or_train(
     P: Params,
-    bundle,
+    bundle: DatasetBundle,
     output_dir: str | Path,
     model: torch.nn.Module,
     recipe: Recipe,

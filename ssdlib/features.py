@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from ssdlib.detectors.base import FeatureSet
+
+if TYPE_CHECKING:
+    from ssdlib.data.registry import DatasetBundle
 
 
 def loader(data, batch_size: int) -> DataLoader:
@@ -101,7 +105,7 @@ class SplitFeatures:
     ood: dict[str, FeatureSet]
 
 
-def extract_splits(model, bundle, device="cpu", batch_size: int = 256) -> SplitFeatures:
+def extract_splits(model, bundle: DatasetBundle, device="cpu", batch_size: int = 256) -> SplitFeatures:
     """:func:`extract` on ``bundle.train`` (un-augmented), ``bundle.test`` and every ``bundle.ood`` set."""
     return SplitFeatures(
         train=extract(model, bundle.train, device, batch_size, desc="ID train"),

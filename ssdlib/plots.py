@@ -111,7 +111,7 @@ def few_shot_grid(table: pd.DataFrame, baseline: pd.DataFrame, metric: str = "au
 
 def method_histograms(scored, *, bins: int = 40, cols: int = 4):
     """A panel per method: its ID-test scores (filled) against each OOD set (lines); x is each
-    method's own score scale. ``scored``: ``ssdlib.detectors.baselines.Scored`` objects."""
+    method's own score scale. ``scored``: ``ssdlib.evaluation.baselines.Scored`` objects."""
     rows = math.ceil(len(scored) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
     for ax, s in zip(axes.flat, scored):
@@ -136,7 +136,7 @@ def method_histograms(scored, *, bins: int = 40, cols: int = 4):
 
 
 def below_chance_histograms(scored, pairs: pd.DataFrame, *, bins: int = 40, cols: int = 4):
-    """A panel per (method, OOD set) pair of ``pairs`` (``ssdlib.comparison.below_chance``): the method's
+    """A panel per (method, OOD set) pair of ``pairs`` (``ssdlib.evaluation.comparison.below_chance``): the method's
     ID-test scores (filled) against that set's (line), so that a set scored above the ID images shows
     as a line to the right of the grey mass. With no such pair, one empty panel says so."""
     by_method = {s.method: s for s in scored}
@@ -169,7 +169,7 @@ def trusted_ood_grid(images: dict[str, list], picks: dict[str, pd.DataFrame]):
     each titled with its set, score and ID percentile (share of ID test scored lower).
 
     ``images[method]``: [3, H, W] tensors in [0, 1]; ``picks[method]``: the matching rows of
-    ``ssdlib.comparison.most_trusted``.
+    ``ssdlib.evaluation.comparison.most_trusted``.
     """
     methods = list(images)
     cols = max(len(v) for v in images.values())

@@ -5,7 +5,7 @@ import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 
-from ssdlib import augment
+from ssdlib.training import augment
 
 OFF = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, gray_p=0.0)  # every step a no-op
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from ssdlib import plots
-from ssdlib.comparison import below_chance, beside_paper, most_trusted, trusted_counts
-from ssdlib.detectors.baselines import Scored
+from ssdlib.evaluation.baselines import Scored
+from ssdlib.evaluation.comparison import below_chance, beside_paper, most_trusted, trusted_counts
 
 
 def scored(method="M"):

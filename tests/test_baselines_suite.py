@@ -8,12 +8,12 @@ from torch.utils.data import TensorDataset
 
 from ssdlib.data.normalize import Normalize
 from ssdlib.data.synthetic import SyntheticImages
-from ssdlib.detectors import baselines as bl
 from ssdlib.detectors.godin import GODIN
 from ssdlib.detectors.knn import KNN
 from ssdlib.detectors.odin import ODIN
 from ssdlib.detectors.react import ReAct
 from ssdlib.detectors.vim import ViM
+from ssdlib.evaluation import baselines as bl
 from ssdlib.metrics import auroc
 from ssdlib.models.godin import GODINNet
 from ssdlib.models.heads import SupNet

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from ssdlib.checkpoints import CheckpointError, load_checkpoint
 from ssdlib.models import SSLNet, SupNet, resnet
+from ssdlib.models.load import CheckpointError, load_checkpoint, read_checkpoint
 
 
 def trained_like(model, seed):
@@ -138,3 +138,20 @@ def test_wrapped_model_is_unwrapped(tmp_path):
     target = nn.DataParallel(SSLNet(resnet("resnet18", width=8)))
     load_checkpoint(tmp_path / "m.pth", target)
     assert_same_weights(target.module, source)
+
+
+class _RunsACommand:
+    """What a hostile checkpoint holds: unpickling it would call os.system."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def test_a_file_that_would_run_code_is_refused_as_such_not_as_corrupt(tmp_path):
+    path = tmp_path / "hostile.pt"
+    torch.save({"model": _RunsACommand()}, path)
+    with pytest.raises(CheckpointError, match=r"beyond tensors \(posix\.system.*--trust-checkpoint") as err:
+        read_checkpoint(path)
+    assert "corrupt" not in str(err.value)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from ssdlib import cli_eval
+from ssdlib.cli import evaluate as cli_eval
 from ssdlib.cli import main
 from ssdlib.detectors.ssd import SSD
 from ssdlib.metrics import aupr_out, auroc, fpr_at_95_id_tpr

@@ -8,10 +8,10 @@ from test_baselines_suite import SIZE, C, Encoder, coloured
 
 from ssdlib import params
 from ssdlib.data.synthetic import SyntheticImages
-from ssdlib.detectors import baselines as bl
 from ssdlib.detectors import registry
 from ssdlib.detectors.base import Detector, FeatureSet
 from ssdlib.detectors.registry import Method, MethodParams
+from ssdlib.evaluation import baselines as bl
 from ssdlib.models.heads import SupNet
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssdlib.losses import contrastive_loss
+from ssdlib.training.losses import contrastive_loss
 
 
 def loop_loss(z, labels, temperature):

@@ -7,9 +7,9 @@ import torchvision
 from conftest import assert_refused
 from torch import nn
 
-from ssdlib.checkpoints import CheckpointError
 from ssdlib.data.normalize import Normalize
 from ssdlib.models import SSLNet, SupNet, resnet, torchvision_classifier, torchvision_resnet
+from ssdlib.models.load import CheckpointError
 from ssdlib.models.resnet import torchvision_to_ssd_keys
 
 

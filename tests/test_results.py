@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssdlib import results
-from ssdlib.results import MEAN, metric_table, paper_table, paper_targets
+from ssdlib.evaluation import results
+from ssdlib.evaluation.results import MEAN, metric_table, paper_table, paper_targets
 
 
 def rows_of(values: dict, metric_values=None, id_dataset="cifar10", **extra):

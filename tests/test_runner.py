@@ -7,13 +7,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssdlib import checks, progress, results, runner
+from ssdlib import checks, progress
+from ssdlib.cli import reproduce as runner
+from ssdlib.evaluation import results
 
 ROOT = Path(__file__).resolve().parent.parent
 
 PARAMS_CELL = 'output_dir = "unset"\nparams_file = "unset"\nprofile = "offline"\nseed = 0'
 RECORD_CELL = (
-    "from ssdlib import results\n"
+    "from ssdlib.evaluation import results\n"
     "results.record(output_dir, [results.row('toy', [1.0, 2.0], [0.0], id_dataset='offline', "
     "ood_dataset='noise', seed=seed, notebook='{name}', params_file=params_file)])\n"
     "from ssdlib import checks\n"
@@ -89,8 +91,10 @@ def test_failure_names_notebook_and_cell(notebooks, tmp_path):
 
 def test_only_selects_notebooks(notebooks):
     assert [p.name for p in runner.find_notebooks(notebooks, ["01"])] == ["01_second.ipynb"]
-    with pytest.raises(runner.RunError, match="no numbered notebooks"):
+    with pytest.raises(runner.RunError, match="no notebook numbered 07 in .*; the numbers are 00, 01"):
         runner.find_notebooks(notebooks, ["07"])
+    with pytest.raises(runner.RunError, match="no notebook numbered 09"):  # not silently dropped from a list
+        runner.find_notebooks(notebooks, ["01", "09"])
 
 
 def test_params_file_is_recorded_relative_to_the_project(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from ssdlib.detectors.base import FeatureSet, MissingInputError, NotFittedError
-from ssdlib.detectors.ssd import SSD, sweep_clusters
+from ssdlib.detectors.ssd import SSD
+from ssdlib.evaluation.rows import sweep_clusters
 from ssdlib.metrics import auroc
 
 

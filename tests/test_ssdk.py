@@ -10,7 +10,8 @@ from torch import nn
 
 from ssdlib.detectors import ssdk as ssdk_module
 from ssdlib.detectors.base import FeatureSet, MissingInputError, NotFittedError
-from ssdlib.detectors.ssdk import SSDk, augmented_views, evaluate_ssdk, split_known_outliers, ssdk_grid
+from ssdlib.detectors.ssdk import SSDk, augmented_views, evaluate_ssdk, split_known_outliers
+from ssdlib.evaluation.rows import ssdk_grid
 from ssdlib.features import extract
 
 

@@ -62,7 +62,7 @@ def bundle():
 
 
 def trainer_for(P, seed=0):
-    model = runs.build_model(P.ssod, 2, None, seed)
+    model = runs.new_ssod_net(P.ssod, 2, None, seed)
     return SSODTrainer(model, P.ssod, seed=seed, log=lambda _m: None, progress=False)
 
 

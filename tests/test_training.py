@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from conftest import UnitLinear, identity_augment
 from torch import nn
 
-from ssdlib.losses import contrastive_loss
 from ssdlib.models.heads import SSLNet, SupNet
 from ssdlib.models.resnet import resnet
 from ssdlib.params import ClassifierParams, EncoderParams
 from ssdlib.training import CheckpointError, NonFiniteLossError, Recipe, Trainer, load_checkpoint, train
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training.distributed import shard_batches
+from ssdlib.training.losses import contrastive_loss
 from ssdlib.training.monitor import knn_per_class, knn_predict
 from ssdlib.training.objectives import objective_for
 from ssdlib.training.schedule import ETA_MIN, WarmupCosine
@@ -234,7 +234,7 @@ class KilledAt:
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["SimCLR", "SupCE"])
 def test_killed_run_resumes_to_the_same_weights(tmp_path, mode):
-    from ssdlib.augment import simclr_augment, supce_augment
+    from ssdlib.training.augment import simclr_augment, supce_augment
 
     aug = supce_augment if mode == "SupCE" else simclr_augment
     data, test = tiny_data(), tiny_data(16, seed=1)

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import ssdlib.data
-from ssdlib import cli_train
+from ssdlib.cli import train as cli_train
 from ssdlib.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent

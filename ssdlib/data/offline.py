@@ -40,10 +40,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from ssdlib.augment import grayscale
 from ssdlib.data import photos, shapes
 from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.params import OfflineBenchmark
+from ssdlib.training.augment import grayscale
 
 VERSION = 5  # bump whenever the generator's code changes its output, so stale caches are not reused
 OOD_SETS = ("near", "textures", "digits", "scenes")

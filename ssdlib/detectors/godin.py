@@ -2,7 +2,7 @@
 
 s(x) = max_i h_i(x~), with x~ = x - eps * sign(-grad_x max_i h_i(x)): a step that *raises* the
 score (Eq. 9). GODIN picks eps without OOD data, as the value of a grid that maximises the mean
-score on ID validation images (``ssdlib.detectors.baselines.tune`` does that when
+score on ID validation images (``ssdlib.evaluation.baselines.tune`` does that when
 ``baselines.godin.epsilon`` is null). The step is in [0, 1] pixel space (see
 :mod:`ssdlib.detectors.preprocessing`).
 
@@ -78,7 +78,7 @@ def _build(section: GODINParams, _model) -> GODIN:
     if section.epsilon is None:
         raise ValueError(
             "baselines.godin.epsilon is null (chosen on ID validation data): tune it first "
-            "(ssdlib.detectors.baselines.tune)"
+            "(ssdlib.evaluation.baselines.tune)"
         )
     return GODIN(section.epsilon)
 

@@ -4,7 +4,7 @@ h~ = min(h, c) clips the penultimate features at c, the ``percentile``-th percen
 default) of all ID activations of the set ``fit`` is given, and the score is the energy
 logsumexp(W h~ + b) of the classifier's linear head. Which ID split sets c differs between codes:
 ReAct's own code and OpenOOD take an ID *validation* split, pytorch-ood the training data it is
-fitted on. ``ssdlib.detectors.baselines`` passes train or the bundle's val split as
+fitted on. ``ssdlib.evaluation.baselines`` passes train or the bundle's val split as
 ``baselines.react.source`` says, and records it.
 """
 

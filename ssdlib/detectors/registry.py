@@ -5,7 +5,7 @@ A detector's file calls :func:`register` with a :class:`Method`: the key it goes
 its section's class (a :class:`MethodParams` holding the hyper-parameters with their defaults and
 ranges, and ``grid``: the values ``baselines.tune`` tries), whether it fits on train features, what
 it needs from the model, and how to build the detector. ``ssdlib.params`` and
-``ssdlib.detectors.baselines`` read only this registry, and :func:`methods` imports every module
+``ssdlib.evaluation.baselines`` read only this registry, and :func:`methods` imports every module
 of ``ssdlib.detectors`` first, so a new detector is one new file (and its test), with no edit
 elsewhere.
 """

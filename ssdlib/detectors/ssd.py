@@ -37,7 +37,6 @@ import torch
 from sklearn.cluster import KMeans
 
 from ssdlib.detectors.base import L2_EPS, Detector, FeatureSet, l2_normalize
-from ssdlib.results import row
 
 EPS = 1e-10  # SSD's epsilon for the std
 KMEANS_ITERATIONS = 100  # faiss niter in eval_ssd.py
@@ -200,52 +199,3 @@ class SSD(Detector):
         if isinstance(z, torch.Tensor):
             return -torch.stack(distances).amin(0).cpu().numpy()
         return -np.min(distances, axis=0)
-
-
-METHOD_NAMES = {"SimCLR": "SSD", "SupCon": "SSD+", "SupCE": "SSD (SupCE)"}
-
-
-def method_name(training_mode: str) -> str:
-    """The paper's name of SSD on an encoder of ``training_mode``: SSD (SimCLR), SSD+ (SupCon)."""
-    if training_mode not in METHOD_NAMES:
-        raise ValueError(f"unknown training mode {training_mode!r}; choose one of {', '.join(METHOD_NAMES)}")
-    return METHOD_NAMES[training_mode]
-
-
-def split_scores(detector: Detector, features) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A fitted detector's scores of ID test and of each OOD set (``features``: ``ssdlib.features.SplitFeatures``)."""
-    return detector.score(features.test), {name: detector.score(fs) for name, fs in features.ood.items()}
-
-
-def ood_rows(method: str, id_scores, ood_scores: dict[str, np.ndarray], *, id_dataset: str, **info) -> list[dict]:
-    """One result row per OOD set (``ssdlib.results.row``), all against the same ID-test scores."""
-    return [
-        row(method, id_scores, s, ood_dataset=name, id_dataset=id_dataset, **info) for name, s in ood_scores.items()
-    ]
-
-
-def sweep_clusters(
-    train: FeatureSet,
-    id_test: FeatureSet,
-    ood: dict[str, FeatureSet],
-    clusters,
-    *,
-    id_dataset: str,
-    seed: int = 0,
-    method: str = "SSD",
-    **info,
-) -> list[dict]:
-    """Rows of SSD fitted with each cluster count in ``clusters``; ``setting`` says "clusters=C"."""
-    rows = []
-    for c in clusters:
-        detector = SSD(clusters=c, seed=seed).fit(train)
-        scores = {name: detector.score(fs) for name, fs in ood.items()}
-        rows += ood_rows(
-            method,
-            detector.score(id_test),
-            scores,
-            id_dataset=id_dataset,
-            setting=f"clusters={c}",
-            **{"seed": seed, **info},
-        )
-    return rows

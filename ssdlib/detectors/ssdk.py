@@ -11,7 +11,7 @@ As SSD's ``eval_ssdk.py`` computes it:
    not centred beforehand) and pinv. Ledoit-Wolf also for d_in, unlike plain SSD.
 
 ssdlib returns -s(x) = d_ood(x) - d_in(x) (higher = more ID). Differences from the original: the
-augmentations run on float tensors (``ssdlib.augment.simclr_augment``) instead of PIL images, so
+augmentations run on float tensors (``ssdlib.training.augment.simclr_augment``) instead of PIL images, so
 there is no uint8 truncation, and every random choice is seeded.
 """
 
@@ -24,11 +24,10 @@ import numpy as np
 import torch
 from sklearn.covariance import ledoit_wolf
 
-from ssdlib.augment import simclr_augment
 from ssdlib.detectors.base import Detector, FeatureSet, MissingInputError, NotFittedError
 from ssdlib.detectors.ssd import Gaussian, Standardizer
 from ssdlib.features import extract, subset
-from ssdlib.results import row
+from ssdlib.training.augment import simclr_augment
 
 
 def split_known_outliers(labels, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -147,51 +146,3 @@ def evaluate_ssdk(
     views = augmented_views(_images(ood_data, known), copies, seed=seed)
     fitted = detector.with_known_outliers(extract(model, views, device, batch_size, desc="known outliers"))
     return SSDkResult(fitted.score(id_test), fitted.score(subset(ood, keep)), len(known), len(views), len(keep))
-
-
-def ssdk_grid(
-    model,
-    train: FeatureSet,
-    id_test: FeatureSet,
-    ood_data: dict,
-    ood: dict[str, FeatureSet],
-    ks,
-    copies,
-    *,
-    id_dataset: str,
-    seed: int = 0,
-    device="cpu",
-    batch_size: int = 256,
-    **info,
-) -> list[dict]:
-    """Result rows of SSD_k for every OOD set, k in ``ks`` and copies in ``copies`` ("k=K,copies=C");
-    ``ood_data`` maps each set's name to its Dataset (or image tensor)."""
-    detector = SSDk().fit(train)
-    rows = []
-    for name, features in ood.items():
-        for k in ks:
-            for c in copies:
-                r = evaluate_ssdk(
-                    model,
-                    detector,
-                    id_test,
-                    ood_data[name],
-                    features,
-                    k=k,
-                    copies=c,
-                    seed=seed,
-                    device=device,
-                    batch_size=batch_size,
-                )
-                rows.append(
-                    row(
-                        "SSD_k",
-                        r.id_scores,
-                        r.ood_scores,
-                        ood_dataset=name,
-                        id_dataset=id_dataset,
-                        setting=f"k={k},copies={c}",
-                        **{"seed": seed, **info},
-                    )
-                )
-    return rows

@@ -137,7 +137,7 @@ def load_pretrained(model: nn.Module, name: str, pretrained: str | Path) -> dict
     linear layer (ResNet, DenseNet, RegNet), so a model with the same classes can start from it;
     None for MobileNetV3, whose classifier is an MLP.
     """
-    from ssdlib.checkpoints import load_state_dict_strict
+    from ssdlib.models.load import load_state_dict_strict
     from ssdlib.models.resnet import torchvision_state_dict, torchvision_to_ssd_keys
 
     state = torchvision_state_dict(name, "DEFAULT" if pretrained == "torchvision" else pretrained)

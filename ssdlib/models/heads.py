@@ -1,7 +1,7 @@
 """Encoder + head models trained by SSD: ``SSLNet`` (SimCLR / SupCon) and ``SupNet`` (SupCE).
 
 Both keep the SSD repository's state-dict layout (``encoder.*``, then ``head.*``; SSD's
-DataParallel ``module.`` is not part of it, see ``ssdlib.checkpoints``). Input normalisation is the
+DataParallel ``module.`` is not part of it, see ``ssdlib.models.load``). Input normalisation is the
 model's first layer (a module without persistent state, so it adds no keys), which makes every OOD
 set see the ID set's normalisation. ``features`` gives what SSD scores: the pooled encoder
 output, not the projection (Sehwag et al. 2021, Sec. 3).
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssdlib.checkpoints import CheckpointError, load_state_dict_strict
+from ssdlib.models.load import CheckpointError, load_state_dict_strict
 from ssdlib.models.resnet import torchvision_resnet, torchvision_state_dict, torchvision_to_ssd_keys
 
 

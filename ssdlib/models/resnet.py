@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import WeightsEnum, get_model_weights
 
-from ssdlib.checkpoints import CheckpointError, load_state_dict_strict, read_checkpoint, state_dict_of
+from ssdlib.models.load import CheckpointError, load_state_dict_strict, read_checkpoint, state_dict_of
 
 ARCHS = {  # arch -> (block, blocks per stage)
     "resnet18": ("basic", (2, 2, 2, 2)),

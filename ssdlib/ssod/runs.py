@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ssdlib import metrics, results
+from ssdlib import metrics
 from ssdlib.detectors.base import FeatureSet
+from ssdlib.evaluation import results
 from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, SSODParams
@@ -37,6 +38,8 @@ from ssdlib.training import checkpoint as ckpt
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ssdlib.data.registry import DatasetBundle
 
 LOG = get_logger(__name__)
 
@@ -62,7 +65,7 @@ class SSODRun:
         return "vanilla" if c.alpha == 0 else f"alpha={c.alpha:g},balance={c.balance}"
 
 
-def build_model(cfg: SSODParams, num_classes: int, normalize: torch.nn.Module | None, seed: int = 0) -> SSODNet:
+def new_ssod_net(cfg: SSODParams, num_classes: int, normalize: torch.nn.Module | None, seed: int = 0) -> SSODNet:
     """A freshly initialised (or ImageNet-pretrained) SSOD network of ``cfg``, seeded with ``seed``.
 
     With ``pretrained`` the backbone gets torchvision's weights, and the classifier starts from
@@ -101,7 +104,7 @@ def _selected_weights(state: dict[str, Any], cfg: SSODParams) -> dict[str, torch
 
 def trained(
     P: Params,
-    bundle,
+    bundle: DatasetBundle,
     output_dir: str | Path,
     *,
     log: Callable[[str], None] | None = None,
@@ -119,7 +122,7 @@ def trained(
     path = folder / f"ssod_{cfg.backbone}_{_digest(identity)}.pt"
     warm_path = folder / f"ssod-warmup_{cfg.backbone}_{_digest(warm_identity)}.pt"
     device = resolve_device(P.device)
-    model = build_model(cfg, bundle.num_classes, bundle.normalize(), P.seed)
+    model = new_ssod_net(cfg, bundle.num_classes, bundle.normalize(), P.seed)
     recipe = SSODRecipe.from_section(cfg)
     trainer = SSODTrainer(
         model,
@@ -166,7 +169,7 @@ def trained(
 # -- evaluation ------------------------------------------------------------------------------
 
 
-def extract(model: SSODNet, data, device: torch.device | str, batch_size: int = 256) -> FeatureSet:
+def ssod_features(model: SSODNet, data, device: torch.device | str, batch_size: int = 256) -> FeatureSet:
     """Pooled features, logits and labels of a dataset (see ``ssdlib.features.extract``)."""
     from ssdlib.features import extract as extract_features
 
@@ -182,17 +185,17 @@ def detector_for(run: SSODRun, score: str | None = None):
     return (MSP() if run.cfg.alpha == 0 else SSOD.from_model(run.model, score or run.cfg.score)).fit(FeatureSet())
 
 
-def _test_fpr95(bundle, device, cfg: SSODParams, batch_size: int) -> Callable[[SSODNet], float]:
+def _test_fpr95(bundle: DatasetBundle, device, cfg: SSODParams, batch_size: int) -> Callable[[SSODNet], float]:
     """The paper's selection (App. B): minus the mean FPR95 over the test OOD sets. It selects on test data."""
     from ssdlib.detectors.ssod import SSOD
 
     def selection(model: SSODNet) -> float:
         det = SSOD.from_model(model, cfg.score).fit(FeatureSet())
-        id_scores = det.score(extract(model, bundle.test, device, batch_size))
+        id_scores = det.score(ssod_features(model, bundle.test, device, batch_size))
         return -float(
             np.mean(
                 [
-                    metrics.fpr_at_95_id_tpr(id_scores, det.score(extract(model, ood, device, batch_size)))
+                    metrics.fpr_at_95_id_tpr(id_scores, det.score(ssod_features(model, ood, device, batch_size)))
                     for ood in bundle.ood.values()
                 ]
             )
@@ -201,14 +204,14 @@ def _test_fpr95(bundle, device, cfg: SSODParams, batch_size: int) -> Callable[[S
     return selection
 
 
-def scores(run: SSODRun, P: Params, bundle, *, sets: list[str] | None = None, score: str | None = None):
+def scores(run: SSODRun, P: Params, bundle: DatasetBundle, *, sets: list[str] | None = None, score: str | None = None):
     """The run's detector (:func:`detector_for`), its ID test scores, its scores of each OOD set (all of
     ``bundle.ood`` unless ``sets``) and its ID test accuracy."""
     device = resolve_device(P.device)
     det = detector_for(run, score)
-    test = extract(run.model, bundle.test, device, P.data.batch_size)
+    test = ssod_features(run.model, bundle.test, device, P.data.batch_size)
     ood = {
-        name: det.score(extract(run.model, bundle.ood[name], device, P.data.batch_size))
+        name: det.score(ssod_features(run.model, bundle.ood[name], device, P.data.batch_size))
         for name in sets or list(bundle.ood)
     }
     return det, det.score(test), ood, metrics.accuracy(test.logits, test.labels)
@@ -222,7 +225,7 @@ def training_mode(run: SSODRun) -> str:
 def evaluate(
     run: SSODRun,
     P: Params,
-    bundle,
+    bundle: DatasetBundle,
     *,
     sets: list[str] | None = None,
     setting: str = "",
@@ -259,7 +262,7 @@ ABLATIONS = {"alpha": "alphas", "balance": "balances", "backbone": "backbones"}
 
 def ablation(
     P: Params,
-    bundle,
+    bundle: DatasetBundle,
     output_dir: str | Path,
     field: str,
     *,

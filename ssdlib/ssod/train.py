@@ -44,10 +44,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ssdlib import progress as progress_report
-from ssdlib.augment import resized_crop, sample_crop_boxes, to_device
 from ssdlib.ssod.loss import ssod_loss
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, sample
+from ssdlib.training.augment import resized_crop, sample_crop_boxes, to_device
 from ssdlib.training.skeleton import RunLog, TrainerSkeleton
 
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision's RandomResizedCrop default aspect range

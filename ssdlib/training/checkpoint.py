@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ssdlib.checkpoints import CheckpointError, read_checkpoint
+from ssdlib.models.load import CheckpointError, read_checkpoint
 
 FORMAT = "ssdlib-train-1"
 
@@ -67,7 +67,7 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not an ssdlib training checkpoint (format {FORMAT!r} expected). Delete it "
-            "to train from scratch; released SSD files are loaded with ssdlib.checkpoints."
+            "to train from scratch; released SSD files are loaded with ssdlib.models.load."
         )
     return state
 

@@ -163,7 +163,7 @@ class Trainer(TrainerSkeleton):
 
     def _compiled(self, augment: Augment | None):
         """The objective with the SimCLR views compiled (when SSD's augmentation is used) and the compiled net."""
-        from ssdlib import augment as aug
+        from ssdlib.training import augment as aug
 
         r = self.recipe
         if augment is None and r.mode != "SupCE":

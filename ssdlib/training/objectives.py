@@ -28,7 +28,7 @@ class Contrastive:
     """SimCLR (``supervised=False``) or SupCon loss on two views, negatives from the global batch."""
 
     def __init__(self, augment: Augment, *, supervised: bool, temperature: float, original_loss_scale: bool) -> None:
-        from ssdlib.losses import contrastive_loss
+        from ssdlib.training.losses import contrastive_loss
 
         self.augment, self.supervised, self.loss = augment, supervised, contrastive_loss
         self.temperature = temperature
@@ -68,7 +68,7 @@ def objective_for(
     if mode not in ("SimCLR", "SupCon", "SupCE"):
         raise ValueError(f"unknown training mode {mode!r}; choose SimCLR, SupCon or SupCE")
     if augment is None:
-        from ssdlib import augment as aug
+        from ssdlib.training import augment as aug
 
         augment = aug.supce_augment if mode == "SupCE" else aug.simclr_augment
     if mode == "SupCE":

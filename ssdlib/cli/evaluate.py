@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ssdlib import params as params_mod
-from ssdlib.checkpoints import CheckpointError
-from ssdlib.detectors.ssd import SSD, method_name
+from ssdlib.detectors.ssd import SSD
+from ssdlib.evaluation.results import record, row
+from ssdlib.evaluation.rows import method_name
 from ssdlib.features import extract_splits
 from ssdlib.log import get as get_logger
+from ssdlib.models.load import CheckpointError
 from ssdlib.models.resnet import ARCHS
-from ssdlib.results import record, row
+
+if TYPE_CHECKING:
+    from ssdlib.data.registry import DatasetBundle
 
 LOG = get_logger(__name__)
 
@@ -105,10 +110,10 @@ def results_line(id_dataset: str, ood_dataset: str, clusters: int, r: dict) -> s
     )
 
 
-def _load_model(P: params_mod.Params, bundle, args: argparse.Namespace, device):
+def _load_model(P: params_mod.Params, bundle: DatasetBundle, args: argparse.Namespace, device):
     """The network of ``--training-mode`` with the checkpoint's encoder (SSD scores encoder features only)."""
-    from ssdlib.checkpoints import load_checkpoint
     from ssdlib.experiment import build_model
+    from ssdlib.models.load import load_checkpoint
 
     model = build_model(P, bundle, args.training_mode)
     load_checkpoint(args.ckpt, model, trust=args.trust_checkpoint, encoder_only=True)
@@ -127,7 +132,7 @@ def _ssd_scores(args, train, id_test, ood_features) -> tuple[dict[str, tuple[np.
 
 
 def _ssdk_scores(
-    args, model, bundle, train, id_test, ood_features, device, batch_size: int
+    args, model, bundle: DatasetBundle, train, id_test, ood_features, device, batch_size: int
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from ssdlib.detectors.ssdk import SSDk, evaluate_ssdk
 

@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 _SHOWN = 5  # keys listed per kind of mismatch in error messages
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+# torch's two wordings: "Unsupported global: GLOBAL argparse.Namespace ..." (an allow-list miss) and
+# "Trying to load unsupported GLOBAL posix.system whose module posix is blocked" (a blocked module)
+_UNSAFE_GLOBAL = re.compile(r"unsupported (?:global: )?GLOBAL (\S+)", re.IGNORECASE)
 
 
 class CheckpointError(RuntimeError):
@@ -48,7 +50,8 @@ def read_checkpoint(path: str | Path, *, trust: bool = False):
         if unsafe and not trust:
             raise CheckpointError(
                 f"{path}: the file holds Python objects beyond tensors ({unsafe.group(1)}; SupContrast "
-                "stores its argparse options this way), so safe loading (weights_only=True) refuses it: "
+                "stores its argparse options this way, but a file that calls functions such as os.system "
+                "looks the same), so safe loading (weights_only=True) refuses it: "
                 "full unpickling can run code hidden in the file. If you trust where it came from, load "
                 "it with trust=True (CLI: --trust-checkpoint)."
             ) from None

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset, Subset
 
 from ssdlib.detectors.base import Detector, FeatureSet
 from ssdlib.detectors.registry import methods as registered
-from ssdlib.detectors.ssd import ood_rows
+from ssdlib.evaluation.rows import ood_rows
 from ssdlib.features import extract
 from ssdlib.metrics import accuracy, auroc
 from ssdlib.params import BaselineParams
@@ -115,7 +115,8 @@ class Scored:
     info: dict = field(default_factory=dict)
 
     def rows(self, *, id_dataset: str, **info) -> list[dict]:
-        """One result row per OOD set (``ssdlib.results.row``); ``info`` adds to and overrides ``self.info``."""
+        """One result row per OOD set (``ssdlib.evaluation.results.row``); ``info`` adds to and overrides
+        ``self.info``."""
         return ood_rows(
             self.method,
             self.id_scores,

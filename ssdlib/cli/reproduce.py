@@ -24,13 +24,14 @@ from pathlib import Path
 import yaml
 
 import ssdlib
-from ssdlib import checks, progress, results
+from ssdlib import checks, progress
 from ssdlib import params as params_mod
+from ssdlib.evaluation import results
 from ssdlib.log import get as get_logger
 
 LOG = get_logger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # ssdlib/cli/reproduce.py -> the project
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_.+\.ipynb$")
 RUN_FILE = "run.json"
 
@@ -43,6 +44,13 @@ def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Pa
     """The numbered notebooks in order, optionally only those whose number is in ``only``."""
     found = sorted(p for p in notebook_dir.glob("*.ipynb") if NOTEBOOK_PATTERN.match(p.name))
     if only:
+        numbers = {NOTEBOOK_PATTERN.match(p.name).group(1): p for p in found}
+        missing = [n for n in only if n not in numbers]
+        if missing:
+            raise RunError(
+                f"--only: no notebook numbered {', '.join(missing)} in {notebook_dir}; "
+                f"the numbers are {', '.join(numbers)}"
+            )
         found = [p for p in found if NOTEBOOK_PATTERN.match(p.name).group(1) in only]
     if not found:
         raise RunError(

@@ -1,6 +1,6 @@
 """Every method of the package on one profile, scored on the same ID test and OOD sets (notebook 05).
 
-One :class:`~ssdlib.detectors.baselines.Scored` per method, all against ``bundle.test``:
+One :class:`~ssdlib.evaluation.baselines.Scored` per method, all against ``bundle.test``:
 
 - the post-hoc baselines of ``P.baselines.methods`` on the SupCE classifier (KNN there is
   "KNN w/o contrastive learning"), GODIN on its own network;
@@ -16,16 +16,20 @@ side-by-side of our rows with a paper table whose ID set may differ (SSOD Table 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ssdlib.detectors import baselines as bl
 from ssdlib.detectors.ssd import SSD
+from ssdlib.evaluation import baselines as bl
 from ssdlib.params import Params
 
+if TYPE_CHECKING:
+    from ssdlib.data.registry import DatasetBundle
 
-def _sets(bundle) -> dict:
+
+def _sets(bundle: DatasetBundle) -> dict:
     sets = {"train": bundle.train, "test": bundle.test, **bundle.ood}
     if getattr(bundle, "val", None) is not None:
         sets["val"] = bundle.val
@@ -49,7 +53,7 @@ def _ssd(name: str, cache: bl.FeatureCache, ood: list[str], mode: str, arch: str
     )
 
 
-def _ssod(P: Params, bundle, output_dir, ood: list[str]) -> bl.Scored:
+def _ssod(P: Params, bundle: DatasetBundle, output_dir, ood: list[str]) -> bl.Scored:
     from ssdlib.ssod import runs
 
     run = runs.trained(P, bundle, output_dir)
@@ -64,7 +68,7 @@ def _ssod(P: Params, bundle, output_dir, ood: list[str]) -> bl.Scored:
     )
 
 
-def score_all(P: Params, bundle, output_dir: str | Path, *, ssod: bool = True) -> list[bl.Scored]:
+def score_all(P: Params, bundle: DatasetBundle, output_dir: str | Path, *, ssod: bool = True) -> list[bl.Scored]:
     """Scores of every method (see the module docstring) on ``bundle.test`` and each of ``bundle.ood``."""
     from ssdlib import experiment
 
@@ -111,7 +115,7 @@ def score_all(P: Params, bundle, output_dir: str | Path, *, ssod: bool = True) -
 
 
 def rows(scored: list[bl.Scored], P: Params, *, notebook: str, params_file: str | None = None) -> list[dict]:
-    """Result rows of every method and OOD set (``ssdlib.results.row``)."""
+    """Result rows of every method and OOD set (``ssdlib.evaluation.results.row``)."""
     return [
         r
         for s in scored
@@ -157,7 +161,9 @@ def beside_paper(
     ours = rows[rows["ood_dataset"] == ood_dataset].groupby("method", sort=False)[list(metrics)].mean() * 100
     ref = targets[(targets["paper"] == paper) & (targets["table"] == table) & (targets["ood_dataset"] == ood_dataset)]
     if ref.empty:
-        raise ValueError(f"no targets for {paper} {table} on {ood_dataset}; see ssdlib.results.paper_targets()")
+        raise ValueError(
+            f"no targets for {paper} {table} on {ood_dataset}; see ssdlib.evaluation.results.paper_targets()"
+        )
     theirs = ref.pivot_table(index="method", columns="metric", values="value")[list(metrics)]
     our_id, their_id = "/".join(rows["id_dataset"].unique()), "/".join(ref["id_dataset"].unique())
     ours.columns = [f"ours {m} ({our_id})" for m in metrics]
@@ -173,6 +179,6 @@ def below_chance(rows) -> pd.DataFrame:
     return low.sort_values("auroc").reset_index(drop=True)
 
 
-def images_of(bundle, picks: pd.DataFrame) -> list:
+def images_of(bundle: DatasetBundle, picks: pd.DataFrame) -> list:
     """The [3, H, W] images of ``picks`` (rows of :func:`most_trusted`), from ``bundle.ood``."""
     return [bundle.ood[s][int(i)][0] for s, i in zip(picks["ood_dataset"], picks["index"])]

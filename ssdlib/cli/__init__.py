@@ -13,9 +13,9 @@ import sys
 from ssdlib.log import to_console
 
 COMMANDS = {
-    "reproduce": ("ssdlib.runner", "run the numbered notebooks headless with a params profile"),
-    "train": ("ssdlib.cli_train", "train an encoder (SimCLR, SupCon, SupCE), SSD vocabulary"),
-    "eval": ("ssdlib.cli_eval", "evaluate SSD / SSD+ / SSD_k on a checkpoint, SSD vocabulary"),
+    "reproduce": ("ssdlib.cli.reproduce", "run the numbered notebooks headless with a params profile"),
+    "train": ("ssdlib.cli.train", "train an encoder (SimCLR, SupCon, SupCE), SSD vocabulary"),
+    "eval": ("ssdlib.cli.evaluate", "evaluate SSD / SSD+ / SSD_k on a checkpoint, SSD vocabulary"),
     "bench": ("ssdlib.bench", "time training and scoring on this device, beside SSD's own pipeline"),
 }
 
@@ -35,7 +35,3 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"ssdlib {name}", description=COMMANDS[name][1])
     module.configure(cmd_parser)
     return int(module.run(cmd_parser.parse_args(argv[1:])) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
