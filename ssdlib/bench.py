@@ -620,7 +620,7 @@ def write(report: dict[str, Any], output_dir: str | Path) -> tuple[Path, Path]:
 def configure(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, in seconds")
     parser.add_argument("--device", default="auto", help="auto (the GPU if one is visible), cpu or cuda[:N]")
-    parser.add_argument("--output-dir", default="outputs/bench", help="where bench.json and bench.md go")
+    parser.add_argument("--output-dir", help="where bench.json and bench.md go (default: the project's outputs/bench)")
     parser.add_argument(
         "--workers",
         type=int,
@@ -649,15 +649,16 @@ def run(args) -> int:
     if args.no_compile:
         sizes = replace(sizes, compile=False)
     LOG.info(f"[bench] {device_name(device)}: {'quick run' if args.quick else 'full run'}")
+    output_dir = args.output_dir or Path(__file__).resolve().parents[1] / "outputs" / "bench"
     report = measure(
         device,
         sizes,
         quick=args.quick,
         sections=sections,
         log=lambda m: LOG.info(f"[bench] {m}"),
-        save=lambda partial: write(partial, args.output_dir),
+        save=lambda partial: write(partial, output_dir),
     )
-    paths = write(report, args.output_dir)
+    paths = write(report, output_dir)
     LOG.info(markdown(report))
     LOG.info(f"[bench] written: {paths[0]} and {paths[1]}")
     return 0

@@ -10,12 +10,14 @@ whichever notebook asks first.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ssdlib import locks
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
 from ssdlib.training import History, Recipe, load_checkpoint, train
@@ -142,10 +144,9 @@ def load_or_train(
 
     Kept as ``<output_dir>/checkpoints/<name>_<arch>_w<width>.pt`` (``name`` defaults to the recipe's
     mode) and reused while the arch, width, recipe (monitoring aside), ``identity`` (whatever else
-    defines the model) and ID data stay the same; a stopped run is resumed.
+    defines the model) and ID data stay the same; a stopped run is resumed. While it trains, the
+    checkpoint is locked (:mod:`ssdlib.locks`): a second process wanting it stops at once.
     """
-    from ssdlib.data import tensors
-
     name = name or recipe.mode
     path = checkpoint_path(P, output_dir, name)
     data = P.data.model_dump(mode="json", include={"id_dataset", "image_size", "normalize", "offline"})
@@ -153,11 +154,30 @@ def load_or_train(
     identity = {"arch": P.encoder.arch, "width": P.encoder.width, "recipe": kept, "data": data, **(identity or {})}
     device = resolve_device(P.device)
 
+    with locks.holding(locks.checkpoint_lock(path), f"training {name} into {path}"):  # one trainer per file
+        return _restore_or_train(P, bundle, model, recipe, path, identity, name, device)
+
+
+def _restore_or_train(
+    P: Params,
+    bundle: DatasetBundle,
+    model: torch.nn.Module,
+    recipe: Recipe,
+    path: Path,
+    identity: dict[str, Any],
+    name: str,
+    device: torch.device,
+) -> torch.nn.Module:
+    """:func:`load_or_train` once it holds the checkpoint's lock."""
+    from ssdlib.data import tensors
+
     resume = False
     if path.is_file():
         state = load_checkpoint(path)
         if state["params"].get("identity") != identity:
-            LOG.info(f"{path} was trained with other params; training a new one in its place")
+            kept = path.with_name(f"{path.stem}.other-params-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+            path.replace(kept)  # never discard a trained model: it stays, under a name that says why
+            LOG.info(f"{path} was trained with other params; kept it as {kept.name} and training a new one")
         elif state["finished"]:
             model.load_state_dict(state["model"])
             LOG.info(f"loaded the trained {name} model from {path}")

@@ -26,7 +26,10 @@ class ParamsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every section: unknown keys refused, values never coerced from another type ("no" is not a bool,
+    "3" not a number), numbers finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class OfflineBenchmark(_Section):
@@ -60,6 +63,14 @@ class DataParams(_Section):
         description="images in each synthetic OOD set (blobs, gaussian, uniform); SSD: 10 000",
     )
     offline: OfflineBenchmark = OfflineBenchmark()
+
+    @model_validator(mode="after")
+    def _known_sets(self) -> DataParams:
+        """Every set name is known here (read now, before any output folder exists; nothing is opened)."""
+        from ssdlib.data.registry import check_names
+
+        check_names(self)
+        return self
 
 
 class EncoderParams(_Section):
@@ -167,7 +178,9 @@ class SSODParams(_Section):
     lr_step: int = Field(30, ge=1, description="epochs between lr decays")
     lr_decay: float = Field(0.5, gt=0, le=1, description="lr factor every lr_step epochs")
     weight_decay: float = Field(0.01, ge=0, description="AdamW's decoupled weight decay (unstated; PyTorch's default)")
-    crop_scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop's area range")
+    crop_scale: tuple[float, float] = Field(
+        (0.08, 1.0), strict=False, description="RandomResizedCrop's area range (a YAML list)"
+    )
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     score: Literal["ood", "ood_x_msp"] = Field("ood", description="sigmoid(f_ood) (Eq. 10) or its product with MSP")
     select: Literal["val_accuracy", "last", "test_fpr95"] = Field(
@@ -205,7 +218,7 @@ class BaselineParams(_Section):
     sign(grad) there equals the reference codes' sign / std in normalised units.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)  # the extra keys are the detectors' sections
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)  # extras: detectors
 
     methods: list[str] = Field(
         default_factory=lambda: ["msp", "maxlogit", "odin", "mahalanobis", "energy", "knn", "react", "vim"],
@@ -314,10 +327,10 @@ class CheckParams(_Section):
 class Params(_Section):
     """A whole params file."""
 
-    profile: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    profile: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="a plain name: outputs/<profile>/")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    data: DataParams = DataParams()
+    data: DataParams = Field(default_factory=DataParams)  # built on use: its names check reads ssdlib.data
     encoder: EncoderParams = EncoderParams()
     classifier: ClassifierParams = ClassifierParams()
     ssd: SSDParams = SSDParams()

@@ -4,9 +4,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from ssdlib import plots
-from ssdlib.data import ImageTensorDataset, Normalize, UnknownDatasetError, get_datasets, ood_names, tensors
+from ssdlib.data import ImageTensorDataset, Normalize, get_datasets, ood_names, tensors
 from ssdlib.data.synthetic import SyntheticImages
 from ssdlib.params import DataParams, OfflineBenchmark, ParamsError
 
@@ -87,17 +88,18 @@ def test_sizes_table(bundle):
 
 @pytest.mark.parametrize("id_dataset, name", [("cifar10", "near"), ("offline", "nonsense"), ("offline", "textures ")])
 def test_unknown_names_list_the_valid_ones(id_dataset, name):
-    with pytest.raises(UnknownDatasetError, match=f"unknown OOD set '{name}'.*valid: .*blobs, gaussian, uniform"):
-        get_datasets(tiny(id_dataset=id_dataset, ood_datasets=[name]))
+    """Refused when the params are read, before any folder exists or any file is opened."""
+    with pytest.raises(ValidationError, match=f"unknown OOD set '{name}'.*valid: .*blobs, gaussian, uniform"):
+        tiny(id_dataset=id_dataset, ood_datasets=[name])
 
 
 def test_name_errors():
-    with pytest.raises(UnknownDatasetError, match="unknown ID set 'cifar11'.*cifar10"):
-        get_datasets(tiny(id_dataset="cifar11"))
-    with pytest.raises(UnknownDatasetError, match="more than once"):
-        get_datasets(tiny(ood_datasets=["blobs", "near", "blobs"]))
-    with pytest.raises(UnknownDatasetError, match="is the ID set"):
-        get_datasets(tiny(id_dataset="cifar10", ood_datasets=["cifar10"]))
+    with pytest.raises(ValidationError, match="unknown ID set 'cifar11'.*cifar10"):
+        tiny(id_dataset="cifar11")
+    with pytest.raises(ValidationError, match="more than once"):
+        tiny(ood_datasets=["blobs", "near", "blobs"])
+    with pytest.raises(ValidationError, match="is the ID set"):
+        tiny(id_dataset="cifar10", ood_datasets=["cifar10"])
 
 
 def test_names_depend_on_the_id_set():

@@ -10,6 +10,7 @@ import torch
 from ssdlib import experiment, params
 from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.data.normalize import Normalize
+from ssdlib.training import load_checkpoint
 from ssdlib.training.loop import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -88,6 +89,9 @@ def test_encoder_is_trained_once_then_loaded_and_retrained_when_params_change(tm
 
     changed = experiment.encoder_for(tiny_params(lr=0.05), bundle, tmp_path)
     assert "trained with other params" in capsys.readouterr().out and not equal_weights(model, changed)
+    [kept] = (tmp_path / "checkpoints").glob("SimCLR_resnet18_w4.other-params-*.pt")  # the old model is kept
+    saved = load_checkpoint(kept)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
 
 
 @pytest.mark.slow

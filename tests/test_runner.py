@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssdlib import checks, progress
+from ssdlib import checks, locks, progress
 from ssdlib.cli import reproduce as runner
 from ssdlib.evaluation import results
 
@@ -114,3 +114,29 @@ def test_a_new_run_clears_the_previous_runs_notebooks_table_checks_and_progress(
         path.write_text("old")
     runner.prepare_output(tmp_path, overwrite=False)
     assert not any(p.exists() for p in stale) and kept.read_text() == "old"
+
+
+def test_a_busy_output_folder_stops_a_second_run_before_it_writes(notebooks, tmp_path):
+    out = tmp_path / "out"
+    with locks.holding(locks.folder_lock(out), "ssdlib reproduce (the first run)"):
+        with pytest.raises(locks.BusyError, match=r"pid \d+, started .*the first run"):
+            runner.reproduce(ROOT / "params" / "offline.yaml", out, notebook_dir=notebooks)
+    assert sorted(p.name for p in out.iterdir()) == [locks.FOLDER_LOCK]  # nothing else written
+
+
+@pytest.mark.parametrize(
+    "error, status, reason",
+    [
+        (KeyboardInterrupt(), "interrupted", "interrupted (Ctrl-C)"),
+        (OSError(28, "No space left on device"), "failed", "OSError: [Errno 28] No space left on device"),
+    ],
+)
+def test_run_json_says_how_a_run_ended_however_it_ends(notebooks, tmp_path, monkeypatch, error, status, reason):
+    def broken(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(runner, "execute", broken)
+    with pytest.raises(type(error)):
+        runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert (run["status"], run["failed_notebook"], run["reason"]) == (status, "00_first.ipynb", reason)

@@ -56,7 +56,7 @@ def test_bad_value_is_named_and_nothing_is_written(tmp_path, capsys):
     assert code == 1 and "encoder.width" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
-def tiny_bundle():
+def tiny_bundle(train_images=32):
     from types import SimpleNamespace
 
     from ssdlib.data.memory import ImageTensorDataset
@@ -68,7 +68,7 @@ def tiny_bundle():
         return ImageTensorDataset(torch.rand(n, 3, 16, 16, generator=g), torch.randint(0, 4, (n,), generator=g))
 
     return SimpleNamespace(
-        train=images(32), test=images(16), ood={}, num_classes=4, normalize=lambda: Normalize.identity()
+        train=images(train_images), test=images(16), ood={}, num_classes=4, normalize=lambda: Normalize.identity()
     )
 
 
@@ -120,6 +120,16 @@ def test_run_folder_setup_log_refusal_and_resume(tmp_path, capsys, monkeypatch):
         assert (run_dir / "checkpoint.pt").read_bytes() == written
         assert cli_train.run(parse(*argv[:-1], "other", "--resume")) == 1
         assert "there is no" in capsys.readouterr().err
+
+        # a resume with other settings or other data is refused before anything is rewritten
+        params_before = (run_dir / "params.yaml").read_text()
+        assert cli_train.run(parse(*argv, "--lr", "0.2", "--resume")) == 1  # the last --lr wins
+        assert "trained with other settings (lr: 0.1 in the checkpoint, 0.2 now)" in capsys.readouterr().err
+        monkeypatch.setattr(ssdlib.data, "get_datasets", lambda data: tiny_bundle(train_images=24), raising=False)
+        assert cli_train.run(parse(*argv, "--resume")) == 1
+        assert "trained on other data (images: 32 in the checkpoint, 24 now" in capsys.readouterr().err
+        assert (run_dir / "params.yaml").read_text() == params_before
+        assert (run_dir / "checkpoint.pt").read_bytes() == written
     finally:
         torch.set_num_threads(threads)
 
@@ -127,3 +137,35 @@ def test_run_folder_setup_log_refusal_and_resume(tmp_path, capsys, monkeypatch):
 def test_unknown_dataset_stops_before_anything_is_written(tmp_path, capsys):
     code = cli_train.run(parse("--dataset", "cifar11", "--results-dir", str(tmp_path), "--exp-name", "x"))
     assert code == 1 and "cifar11" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_a_diverged_run_names_the_command_that_starts_afresh(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ssdlib.data, "get_datasets", lambda data: tiny_bundle(), raising=False)
+    argv = [
+        "--arch",
+        "resnet18",
+        "--width",
+        "4",
+        "--training-mode",
+        "SupCE",
+        "--size",
+        "16",
+        "--epochs",
+        "2",
+        "--warmup",
+        "0",
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e12",
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(tmp_path),
+        "--exp-name",
+        "wild",
+    ]
+    assert cli_train.run(parse(*argv)) == 1
+    said = capsys.readouterr().err
+    assert "the loss is nan" in said and "--lr 5e+11 --exp-name wild-lr5e+11" in said

@@ -1,28 +1,75 @@
 """The ``ssdlib`` command: one dispatcher, one module per sub-command.
 
 Each sub-command module exposes ``configure(parser)`` and ``run(args) -> int``; they are
-imported only when used, so ``ssdlib --help`` stays fast.
+imported only when used, so ``ssdlib --help`` stays fast. Whatever goes wrong ends in one line
+that names the problem and the fix (exit code 1; 130 after Ctrl-C); ``ssdlib --debug COMMAND``
+or ``SSDLIB_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
+from ssdlib.log import get as get_logger
 from ssdlib.log import to_console
 
+LOG = get_logger(__name__)
 COMMANDS = {
     "reproduce": ("ssdlib.cli.reproduce", "run the numbered notebooks headless with a params profile"),
     "train": ("ssdlib.cli.train", "train an encoder (SimCLR, SupCon, SupCE), SSD vocabulary"),
     "eval": ("ssdlib.cli.evaluate", "evaluate SSD / SSD+ / SSD_k on a checkpoint, SSD vocabulary"),
     "bench": ("ssdlib.bench", "time training and scoring on this device, beside SSD's own pipeline"),
 }
+INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+PATH_ARGUMENTS = ("params", "output_dir", "results_dir", "data_dir", "ckpt")
+CALLER_DIR = "SSDLIB_CALLER_DIR"  # set by ./run, which changes into the project before running ssdlib
+
+
+def from_caller(args: argparse.Namespace, caller: str | None = None) -> argparse.Namespace:
+    """Relative paths on the command line, resolved against the directory the user typed them in."""
+    caller = caller if caller is not None else os.environ.get(CALLER_DIR)
+    if not caller:
+        return args
+    for name in PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        if value is not None and not os.path.isabs(value):
+            setattr(args, name, type(value)(os.path.join(caller, value)))
+    return args
+
+
+def explain(err: BaseException) -> str:
+    """One line for a failure no command handled itself: what went wrong and what to do."""
+    from urllib.error import URLError
+
+    from PIL import UnidentifiedImageError
+
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return (
+            f"the disk is full ({err.filename or 'while writing'}): free some space and run the same command "
+            "again; finished checkpoints are kept and a stopped training resumes"
+        )
+    if isinstance(err, URLError) or (isinstance(err, OSError) and err.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH)):
+        return (
+            f"no network ({getattr(err, 'reason', err)}): download the dataset on a machine that has one and "
+            "place it under data.root, with data.download: false"
+        )
+    if isinstance(err, UnidentifiedImageError):
+        return f"{err}: not a readable image; remove or replace that file"
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first} (the traceback: ssdlib --debug ..., or SSDLIB_DEBUG=1)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = bool(os.environ.get("SSDLIB_DEBUG"))
+    if argv[:1] == ["--debug"]:
+        debug, argv = True, argv[1:]
     parser = argparse.ArgumentParser(prog="ssdlib", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -34,4 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     cmd_parser = argparse.ArgumentParser(prog=f"ssdlib {name}", description=COMMANDS[name][1])
     module.configure(cmd_parser)
-    return int(module.run(cmd_parser.parse_args(argv[1:])) or 0)
+    args = from_caller(cmd_parser.parse_args(argv[1:]))
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        LOG.error(f"ssdlib {name}: interrupted (Ctrl-C); what was written is kept (run.json says where it stopped)")
+        return INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        LOG.error(f"ssdlib {name}: {explain(err)}")
+        return 1

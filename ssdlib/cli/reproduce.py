@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 import ssdlib
-from ssdlib import checks, progress
+from ssdlib import checks, locks, progress
 from ssdlib import params as params_mod
 from ssdlib.evaluation import results
 from ssdlib.log import get as get_logger
@@ -84,9 +84,14 @@ def _read_run(output_dir: Path) -> dict:
 
 
 def _write_run(output_dir: Path, info: dict) -> None:
+    """Replace run.json atomically: a failed write (a full disk) leaves the previous one."""
     tmp = output_dir / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    tmp.replace(output_dir / RUN_FILE)
+    try:
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        tmp.replace(output_dir / RUN_FILE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def prepare_output(output_dir: Path, overwrite: bool) -> None:
@@ -96,7 +101,8 @@ def prepare_output(output_dir: Path, overwrite: bool) -> None:
     if previous.get("status") == "finished" and not overwrite:
         raise RunError(
             f"{output_dir} holds a finished run (finished {previous.get('finished')}). "
-            "Pass --overwrite to run again there (trained checkpoints are kept and reused), "
+            "Pass --overwrite to run again there (trained checkpoints are reused; one trained with other "
+            "params is kept beside the new one, renamed *.other-params-<time>.pt), "
             "or --output-dir DIR for a separate run."
         )
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -172,44 +178,47 @@ def reproduce(
     log_output: bool = False,
     notebook_dir: Path = PROJECT_ROOT / "notebooks",
 ) -> Path:
-    """Run the notebook series for one params profile; return the output folder."""
+    """Run the notebook series for one params profile; return the output folder.
+
+    One run at a time per folder (:mod:`ssdlib.locks`): a second one stops before writing anything.
+    ``run.json`` ends as ``finished``, ``failed`` or ``interrupted`` (with the notebook and the
+    reason), however the run ends.
+    """
     p = params_mod.load(params_file)  # fails before anything is written
     notebooks = find_notebooks(notebook_dir, only)
     output_dir = (output_dir or PROJECT_ROOT / "outputs" / p.profile).resolve()
-    prepare_output(output_dir, overwrite)
-
-    raw = p.model_dump(mode="json")
-    (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    info = {
-        "status": "running",
-        "profile": p.profile,
-        "params_file": project_path(params_file),
-        "ssdlib_version": ssdlib.__version__,
-        "git_commit": git_commit(),
-        "python": sys.version.split()[0],
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "notebooks": {},
-    }
-    _write_run(output_dir, info)
-    injected = {**raw, "output_dir": str(output_dir), "params_file": project_path(params_file)}
-    LOG.info(f"[ssdlib] profile '{p.profile}': {len(notebooks)} notebooks -> {output_dir}")
-    for i, nb in enumerate(notebooks, 1):
-        LOG.info(f"[ssdlib] ({i}/{len(notebooks)}) {nb.name}")
-        wanted = {k: v for k, v in injected.items() if k in declared_parameters(nb)}
-        try:
-            seconds = execute(nb, output_dir, wanted, log_output)
-        except RunError:
-            info.update(status="failed", failed_notebook=nb.name)
-            _write_run(output_dir, info)
-            LOG.info(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})")
-            raise
-        info["notebooks"][nb.name] = round(seconds, 1)
+    with locks.holding(locks.folder_lock(output_dir), f"ssdlib reproduce into {output_dir}"):
+        prepare_output(output_dir, overwrite)
+        raw = p.model_dump(mode="json")
+        (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        info = {
+            "status": "running",
+            "profile": p.profile,
+            "params_file": project_path(params_file),
+            "ssdlib_version": ssdlib.__version__,
+            "git_commit": git_commit(),
+            "python": sys.version.split()[0],
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "notebooks": {},
+        }
         _write_run(output_dir, info)
-        LOG.info(f"[ssdlib]     done in {seconds:.0f} s")
+        injected = {**raw, "output_dir": str(output_dir), "params_file": project_path(params_file)}
+        LOG.info(f"[ssdlib] profile '{p.profile}': {len(notebooks)} notebooks -> {output_dir}")
+        for i, nb in enumerate(notebooks, 1):
+            LOG.info(f"[ssdlib] ({i}/{len(notebooks)}) {nb.name}")
+            wanted = {k: v for k, v in injected.items() if k in declared_parameters(nb)}
+            try:
+                seconds = execute(nb, output_dir, wanted, log_output)
+            except BaseException as err:
+                _record_end(output_dir, info, nb.name, err)
+                raise
+            info["notebooks"][nb.name] = round(seconds, 1)
+            _write_run(output_dir, info)
+            LOG.info(f"[ssdlib]     done in {seconds:.0f} s")
 
-    csv_path, md_path = results.write_tables(output_dir)
-    info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    _write_run(output_dir, info)
+        csv_path, md_path = results.write_tables(output_dir)
+        info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        _write_run(output_dir, info)
     LOG.info(
         f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {csv_path} and {md_path}; "
         f"executed notebooks and figures in {output_dir}"
@@ -219,6 +228,24 @@ def reproduce(
         f"{output_dir / checks.CHECKS_FILE}"
     )
     return output_dir
+
+
+def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException) -> None:
+    """Write ``failed`` or ``interrupted`` with the notebook and the reason into run.json (a failing
+    write, e.g. on a full disk, leaves the previous run.json as it was)."""
+    interrupted = isinstance(err, KeyboardInterrupt)
+    reason = "interrupted (Ctrl-C)" if interrupted else (f"{type(err).__name__}: {err}".splitlines() or [""])[0]
+    info.update(
+        status="interrupted" if interrupted else "failed",
+        failed_notebook=notebook,
+        reason=reason[:500],
+        ended=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    try:
+        _write_run(output_dir, info)
+    except OSError:
+        pass
+    LOG.info(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -233,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     only = [s.strip().zfill(2) for s in args.only.split(",")] if args.only else None
     try:
         reproduce(args.params, args.output_dir, only, args.overwrite, args.log_output)
-    except (RunError, params_mod.ParamsError) as err:
+    except (RunError, params_mod.ParamsError, locks.BusyError) as err:
         LOG.error(f"ssdlib reproduce: {err}")
         return 1
     return 0

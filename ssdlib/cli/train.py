@@ -21,11 +21,13 @@ from pathlib import Path
 
 import yaml
 
-from ssdlib import data
+from ssdlib import data, locks
 from ssdlib import params as params_mod
 from ssdlib.log import get as get_logger
-from ssdlib.training import CheckpointError, NonFiniteLossError, train
+from ssdlib.training import CheckpointError, NonFiniteLossError, load_checkpoint, train
 from ssdlib.training import distributed as dist
+from ssdlib.training.checkpoint import data_fingerprint
+from ssdlib.training.loop import resume_problems
 
 LOG = get_logger(__name__)
 
@@ -127,9 +129,27 @@ def run(args: argparse.Namespace) -> int:
         dist.init_from_env()
         device = experiment.resolve_device(P.device)
         bundle = data.get_datasets(P.data)  # a missing or misspelt dataset stops here, before anything is written
+        train_set = data.tensors(bundle.train)
+        if args.resume:  # a resume with other settings or data is refused before params.yaml is rewritten
+            problems = resume_problems(
+                load_checkpoint(checkpoint), experiment.encoder_recipe(P), data_fingerprint(*train_set)
+            )
+            if problems:
+                raise CheckpointError(f"--resume: {checkpoint} {problems}")
     except (params_mod.ParamsError, CheckpointError, data.DatasetNotFoundError, data.UnknownDatasetError) as err:
         LOG.error(f"ssdlib train: {err}")
         return 1
+    try:
+        with locks.holding(locks.folder_lock(run_dir), f"ssdlib train into {run_dir}"):
+            return _train(P, args, bundle, train_set, run_dir, checkpoint, device)
+    except locks.BusyError as err:
+        LOG.error(f"ssdlib train: {err}")
+        return 1
+
+
+def _train(P, args, bundle, train_set, run_dir: Path, checkpoint: Path, device) -> int:
+    """:func:`run` once the run folder is locked and every check has passed."""
+    from ssdlib import experiment
 
     rank0 = dist.rank() == 0
     if rank0:
@@ -144,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         model = experiment.build_model(P, bundle, e.training_mode)
         train(
             model,
-            data.tensors(bundle.train),
+            train_set,
             experiment.encoder_recipe(P),
             test=data.tensors(bundle.test),
             device=device,
@@ -154,8 +174,15 @@ def run(args: argparse.Namespace) -> int:
             log=log.info,
         )
         log.info(f"finished: {checkpoint}")
-    except (NonFiniteLossError, CheckpointError) as err:
-        log.info(f"ssdlib train: stopped: {err}")  # stderr and setup.log on rank 0
+    except NonFiniteLossError as err:  # resuming would replay the same step: the way out is a new run
+        lower = f"{P.encoder.lr / 2:g}"
+        log.info(
+            f"ssdlib train: stopped: {err} To train again, run the same command with a lower lr and a new name, "
+            f"e.g. --lr {lower} --exp-name {args.exp_name}-lr{lower} ({run_dir} stays as it is)"
+        )  # stderr and setup.log on rank 0
+        return 1
+    except CheckpointError as err:
+        log.info(f"ssdlib train: stopped: {err}")
         return 1
     finally:
         _close(log)

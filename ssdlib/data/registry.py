@@ -103,7 +103,7 @@ def ood_names(id_dataset: str) -> list[str]:
     return [*(n for n in real.REAL_SETS if n != id_dataset), *SYNTHETIC, IMAGEFOLDER_NAME]
 
 
-def _check_names(data: DataParams) -> None:
+def check_names(data: DataParams) -> None:
     """Every name known in this context, no duplicates, the ID set not among the OOD sets."""
     valid_id = data.id_dataset in ID_NAMES or data.id_dataset.startswith(real.IMAGEFOLDER)
     if not valid_id:
@@ -165,7 +165,7 @@ def get_datasets(data: DataParams) -> DatasetBundle:
     Real sets are read from ``data.root`` or ``$SSDLIB_DATA``; the offline benchmark comes from
     its cache under ``outputs/cache/`` (``$SSDLIB_CACHE``) or is generated in seconds.
     """
-    _check_names(data)
+    check_names(data)
     missing: list[str] = []
     id_set = None
     try:

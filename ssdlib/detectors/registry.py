@@ -31,7 +31,7 @@ class MethodParams(BaseModel):
     hyper-parameter when ``baselines.tune`` is on. Subclasses declare the fields and the default grid,
     and override the hooks below where the method needs them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     grid: dict[str, list[Any]] = Field(
         default_factory=dict, description="values tried per hyper-parameter when baselines.tune is on"

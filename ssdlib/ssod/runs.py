@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ssdlib import metrics
+from ssdlib import locks, metrics
 from ssdlib.detectors.base import FeatureSet
 from ssdlib.evaluation import results
 from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
@@ -135,35 +135,36 @@ def trained(
         name=f"SSOD {cfg.backbone} w{cfg.width} {recipe.label}",
     )
 
-    state = ckpt.load(path) if path.is_file() else None
-    if state is not None and state["finished"] and state["params"].get("identity") == identity:
-        model.load_state_dict(_selected_weights(state, cfg))
-        log(f"loaded the SSOD run ({cfg.backbone}, alpha {cfg.alpha:g}, {cfg.balance}) from {path}")
-        return SSODRun(cfg, model.to(device).eval(), SSODHistory.from_dict(state["history"]), path)
-    if state is not None and state["params"].get("identity") == identity:
-        trainer.load_state_dict(state)
-        log(f"resuming {path} after epoch {trainer.epoch}/{cfg.epochs}")
-    elif cfg.warmup_epochs and warm_path.is_file():
-        trainer.load_state_dict(ckpt.load(warm_path))
-        log(f"starting from the shared {cfg.warmup_epochs}-epoch CE warm-up {warm_path}")
-    else:
-        log(
-            f"training SSOD ({cfg.backbone}, width {cfg.width}, alpha {cfg.alpha:g}, {cfg.balance}) for "
-            f"{cfg.epochs} epochs on {device}; checkpoints go to {path}"
-        )
+    with locks.holding(locks.checkpoint_lock(path), f"training SSOD into {path}"):  # one trainer per file
+        state = ckpt.load(path) if path.is_file() else None
+        if state is not None and state["finished"] and state["params"].get("identity") == identity:
+            model.load_state_dict(_selected_weights(state, cfg))
+            log(f"loaded the SSOD run ({cfg.backbone}, alpha {cfg.alpha:g}, {cfg.balance}) from {path}")
+            return SSODRun(cfg, model.to(device).eval(), SSODHistory.from_dict(state["history"]), path)
+        if state is not None and state["params"].get("identity") == identity:
+            trainer.load_state_dict(state)
+            log(f"resuming {path} after epoch {trainer.epoch}/{cfg.epochs}")
+        elif cfg.warmup_epochs and warm_path.is_file():
+            trainer.load_state_dict(ckpt.load(warm_path))
+            log(f"starting from the shared {cfg.warmup_epochs}-epoch CE warm-up {warm_path}")
+        else:
+            log(
+                f"training SSOD ({cfg.backbone}, width {cfg.width}, alpha {cfg.alpha:g}, {cfg.balance}) for "
+                f"{cfg.epochs} epochs on {device}; checkpoints go to {path}"
+            )
 
-    train_set = bundle.train if len(bundle.train) > TENSOR_LIMIT else tensors(bundle.train)
-    train_set, val = split_validation(train_set, cfg.val_fraction, P.seed)
-    selection = _test_fpr95(bundle, device, cfg, P.data.batch_size) if cfg.select == "test_fpr95" else None
-    history = trainer.fit(
-        train_set,
-        val=val,
-        selection=selection,
-        checkpoint=path,
-        params={"identity": identity, "params": P.model_dump(mode="json")},
-        warmup_checkpoint=warm_path if cfg.warmup_epochs and not warm_path.is_file() else None,
-    )
-    return SSODRun(cfg, trainer.use_selected().eval(), history, path)
+        train_set = bundle.train if len(bundle.train) > TENSOR_LIMIT else tensors(bundle.train)
+        train_set, val = split_validation(train_set, cfg.val_fraction, P.seed)
+        selection = _test_fpr95(bundle, device, cfg, P.data.batch_size) if cfg.select == "test_fpr95" else None
+        history = trainer.fit(
+            train_set,
+            val=val,
+            selection=selection,
+            checkpoint=path,
+            params={"identity": identity, "params": P.model_dump(mode="json")},
+            warmup_checkpoint=warm_path if cfg.warmup_epochs and not warm_path.is_file() else None,
+        )
+        return SSODRun(cfg, trainer.use_selected().eval(), history, path)
 
 
 # -- evaluation ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -102,3 +103,27 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
         g.set_state(state["generators"][name])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    """What a training set is, in a few numbers a checkpoint can keep: its size, image shape, labels'
+    classes and a hash of a fixed sample of its pixels and labels (every image when there are few)."""
+    n = len(images)
+    sample = torch.linspace(0, max(n - 1, 0), steps=min(n, 256)).long()
+    digest = hashlib.sha256()
+    digest.update(images[sample].detach().float().cpu().contiguous().numpy().tobytes())
+    digest.update(labels[sample].detach().long().cpu().numpy().tobytes())
+    return {
+        "images": n,
+        "shape": list(images.shape[1:]),
+        "classes": int(labels.max().item()) + 1 if n else 0,
+        "sample_sha256": digest.hexdigest()[:16],
+    }
+
+
+def data_differences(saved: dict[str, Any] | None, now: dict[str, Any]) -> list[str]:
+    """How the training data of a checkpoint (``saved``; None for files from before fingerprints)
+    differ from ``now``."""
+    if not saved:
+        return []
+    return [f"{k}: {saved.get(k)!r} in the checkpoint, {v!r} now" for k, v in now.items() if saved.get(k) != v]

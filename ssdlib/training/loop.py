@@ -154,6 +154,7 @@ class Trainer(TrainerSkeleton):
         )
         self.schedule: WarmupCosine | None = None
         self.bar: tqdm | None = None
+        self.data: dict[str, Any] | None = None  # the training set's fingerprint, set by fit
 
     # -- one optimisation step -------------------------------------------------------------
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -244,6 +245,7 @@ class Trainer(TrainerSkeleton):
             original_warmup_momentum=r.original_warmup_momentum,
         )
         checkpoint = Path(checkpoint) if checkpoint else None
+        self.data = ckpt.data_fingerprint(x, y)
         if resume and checkpoint and checkpoint.is_file():
             self.load_state_dict(ckpt.load(checkpoint), source=checkpoint)
             self.last_good = checkpoint
@@ -325,6 +327,7 @@ class Trainer(TrainerSkeleton):
             "total_epochs": self.recipe.total_epochs,
             "finished": self.epoch == self.recipe.total_epochs,
             "recipe": asdict(self.recipe),
+            "data": self.data,
         }
 
     def save(self, path: str | Path, params: dict[str, Any] | None = None) -> None:
@@ -333,16 +336,27 @@ class Trainer(TrainerSkeleton):
         super().save(path, params)
 
     def load_state_dict(self, state: dict[str, Any], source: str | Path = "checkpoint") -> None:
-        """Continue from a checkpoint of the same recipe (monitoring fields may differ)."""
-        diff = self.recipe.differences(state["recipe"])
-        if diff:
-            raise ckpt.CheckpointError(
-                f"{source} was trained with other settings ({'; '.join(diff)}). "
-                "Resume with the same settings, or start afresh without resume."
-            )
+        """Continue from a checkpoint of the same recipe (monitoring fields may differ) and the same
+        training data (:func:`resume_problems`)."""
+        problems = resume_problems(state, self.recipe, self.data)
+        if problems:
+            raise ckpt.CheckpointError(f"{source} cannot be resumed here: {problems}")
         super().load_state_dict(state, source)
         if self.schedule and state["scheduler"]:
             self.schedule.load_state_dict(state["scheduler"])
+
+
+def resume_problems(state: dict[str, Any], recipe: Recipe, data: dict[str, Any] | None) -> str:
+    """Why a checkpoint may not be continued with ``recipe`` on the data of fingerprint ``data``
+    (``ssdlib.training.checkpoint.data_fingerprint``); empty when it may."""
+    problems = []
+    if diff := recipe.differences(state["recipe"]):
+        problems.append(f"it was trained with other settings ({'; '.join(diff)})")
+    if data is not None and (diff := ckpt.data_differences(state.get("data"), data)):
+        problems.append(f"it was trained on other data ({'; '.join(diff)})")
+    if not problems:
+        return ""
+    return " and ".join(problems) + ". Resume with the same settings and data, or start a new run (another name)."
 
 
 def train(

@@ -1,0 +1,56 @@
+"""The ssdlib command's last line of defence: one line naming the problem and the fix, not a traceback."""
+
+import errno
+from urllib.error import URLError
+
+import pytest
+from PIL import UnidentifiedImageError
+
+import ssdlib.bench
+from ssdlib.cli import INTERRUPTED, main
+
+
+@pytest.mark.parametrize(
+    "error, code, said",
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/out/x.pt"), 1, "the disk is full (/out/x.pt): free some"),
+        (URLError("[Errno -3] Temporary failure in name resolution"), 1, "no network ("),
+        (UnidentifiedImageError("cannot identify image file 'dtd/images/a/b.jpg'"), 1, "remove or replace that file"),
+        (ValueError("something odd\nsecond line"), 1, "ValueError: something odd (the traceback: ssdlib --debug"),
+        (KeyboardInterrupt(), INTERRUPTED, "interrupted (Ctrl-C)"),
+    ],
+)
+def test_failures_end_in_one_line_and_an_exit_code(monkeypatch, capsys, error, code, said):
+    def fail(_args):
+        raise error
+
+    monkeypatch.setattr(ssdlib.bench, "run", fail)
+    assert main(["bench", "--quick"]) == code
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(monkeypatch):
+    def fail(_args):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(ssdlib.bench, "run", fail)
+    with pytest.raises(ValueError, match="boom"):
+        main(["--debug", "bench", "--quick"])
+    monkeypatch.setenv("SSDLIB_DEBUG", "1")
+    with pytest.raises(ValueError, match="boom"):
+        main(["bench", "--quick"])
+
+
+def test_relative_paths_resolve_where_the_user_typed_them():
+    """./run changes into the project first; the paths a user typed stay relative to where they were."""
+    from argparse import Namespace
+    from pathlib import Path
+
+    from ssdlib.cli import from_caller
+
+    args = from_caller(Namespace(params=Path("mine.yaml"), output_dir=Path("/abs/out"), ckpt="c.pt", lr=0.1), "/home/u")
+    assert args.params == Path("/home/u/mine.yaml") and args.output_dir == Path("/abs/out")
+    assert args.ckpt == "/home/u/c.pt" and args.lr == 0.1
+    untouched = from_caller(Namespace(params=Path("p.yaml")), "")
+    assert untouched.params == Path("p.yaml")
