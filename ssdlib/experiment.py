@@ -21,6 +21,7 @@ from ssdlib import locks
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
 from ssdlib.training import History, Recipe, load_checkpoint, train
+from ssdlib.training.checkpoint import data_differences, data_fingerprint
 
 if TYPE_CHECKING:
     from ssdlib.data.registry import DatasetBundle
@@ -171,13 +172,16 @@ def _restore_or_train(
     """:func:`load_or_train` once it holds the checkpoint's lock."""
     from ssdlib.data import tensors
 
+    train_set = tensors(bundle.train)
     resume = False
     if path.is_file():
         state = load_checkpoint(path)
-        if state["params"].get("identity") != identity:
+        other_data = data_differences(state.get("data"), data_fingerprint(*train_set))
+        if state["params"].get("identity") != identity or other_data:
+            why = f"other data ({'; '.join(other_data)})" if other_data else "other params"
             kept = path.with_name(f"{path.stem}.other-params-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
             path.replace(kept)  # never discard a trained model: it stays, under a name that says why
-            LOG.info(f"{path} was trained with other params; kept it as {kept.name} and training a new one")
+            LOG.info(f"{path} was trained with {why}; kept it as {kept.name} and training a new one")
         elif state["finished"]:
             model.load_state_dict(state["model"])
             LOG.info(f"loaded the trained {name} model from {path}")
@@ -192,7 +196,7 @@ def _restore_or_train(
         )
     train(
         model,
-        tensors(bundle.train),
+        train_set,
         recipe,
         test=tensors(bundle.test),
         device=device,

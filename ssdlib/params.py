@@ -338,6 +338,27 @@ class Params(_Section):
     baselines: BaselineParams = BaselineParams()
     checks: CheckParams = CheckParams()
 
+    @model_validator(mode="after")
+    def _named_sets_are_loaded(self) -> Params:
+        """The sets that checks and ablations name are among ``data.ood_datasets``: caught on reading,
+        not after a model has trained."""
+        named = {
+            "checks.ssd_auroc_sets": self.checks.ssd_auroc_sets,
+            "checks.near_ood_set": [self.checks.near_ood_set] if self.checks.near_ood_set else [],
+            "checks.ssod_ood_set": [self.checks.ssod_ood_set],
+            "ssod.ablation_ood": [self.ssod.ablation_ood],
+        }
+        if not self.data.ood_datasets:  # nothing loaded: nothing these could name
+            return self
+        for key, names in named.items():
+            missing = [n for n in names if n not in self.data.ood_datasets]
+            if missing:
+                raise ValueError(
+                    f"{key}: {', '.join(map(repr, missing))} not among data.ood_datasets "
+                    f"({', '.join(self.data.ood_datasets) or 'none'}); add it there or name one of those"
+                )
+        return self
+
 
 def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:
     """Keys allowed at the parent of ``loc`` (for the "unknown key" message)."""
@@ -355,6 +376,9 @@ def _explain(err: ValidationError, model: type[BaseModel], source: str) -> Param
         if e["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed(model, e["loc"]))
             lines.append(f"  {key}: unknown key; allowed here: {allowed}")
+        elif e["type"] == "value_error":  # our own validators: the message names its keys
+            message = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {message}" if key else f"  {message}")
         else:
             lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
     return ParamsError(f"{source}: invalid parameters\n" + "\n".join(lines))

@@ -54,3 +54,27 @@ def test_relative_paths_resolve_where_the_user_typed_them():
     assert args.ckpt == "/home/u/c.pt" and args.lr == 0.1
     untouched = from_caller(Namespace(params=Path("p.yaml")), "")
     assert untouched.params == Path("p.yaml")
+
+
+def test_an_unreadable_image_in_a_folder_is_named_with_the_fix(tmp_path):
+    """A zero-byte .jpg among the images of an OOD folder: the real loader's error, explained in one line."""
+    from PIL import Image
+
+    from ssdlib.cli import explain
+    from ssdlib.data import get_datasets, tensors
+    from ssdlib.params import DataParams, OfflineBenchmark
+
+    folder = tmp_path / "scenes" / "any"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(folder / "good.png")
+    (folder / "broken.jpg").write_bytes(b"")
+    data = DataParams(
+        ood_datasets=[f"imagefolder:{tmp_path / 'scenes'}"],
+        image_size=8,
+        offline=OfflineBenchmark(train_per_class=2, test_per_class=2, ood_per_set=2),
+    )
+    bundle = get_datasets(data)
+    with pytest.raises(UnidentifiedImageError) as err:
+        tensors(next(iter(bundle.ood.values())))
+    line = explain(err.value)
+    assert "broken.jpg" in line and "remove or replace that file" in line and "\n" not in line

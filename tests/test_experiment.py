@@ -39,8 +39,8 @@ def tiny_params(**encoder):
     )
 
 
-def tiny_bundle():
-    g = torch.Generator().manual_seed(0)
+def tiny_bundle(seed=0):
+    g = torch.Generator().manual_seed(seed)
 
     def images(n):
         return ImageTensorDataset(torch.rand(n, 3, 16, 16, generator=g), torch.randint(0, 4, (n,), generator=g))
@@ -151,3 +151,17 @@ def test_supcon_epochs_apply_to_supcon_only():
     assert experiment.encoder_recipe(P, "SimCLR").epochs == 7
     assert experiment.encoder_recipe(P).mode == "SimCLR" and experiment.encoder_recipe(P).epochs == 7
     assert experiment.encoder_recipe(tiny_params(epochs=7), "SupCon").epochs == 7  # null: the same epochs
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_other_data_is_not_reused(tmp_path, capsys):
+    """Same params, other images (the data files changed): retrained, and the old model kept."""
+    P = tiny_params()
+    first = experiment.encoder_for(P, tiny_bundle(seed=0), tmp_path)
+    capsys.readouterr()
+    experiment.encoder_for(P, tiny_bundle(seed=1), tmp_path)
+    said = capsys.readouterr().out
+    assert "trained with other data (sample_sha256:" in said and "training a new one" in said
+    [kept] = (tmp_path / "checkpoints").glob("SimCLR_resnet18_w4.other-params-*.pt")
+    saved = load_checkpoint(kept)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in first.state_dict().items())

@@ -106,3 +106,25 @@ def test_cli_rejects_bad_params_before_any_work_and_writes_nothing(tmp_path):
     assert proc.returncode == 1
     assert "data.batchsize" in proc.stderr and str(path) in proc.stderr
     assert not out.exists()
+
+
+def test_sets_named_by_checks_and_ablations_must_be_loaded():
+    """A check-set name that no OOD set answers is refused on reading, not after a model has trained."""
+    raw = {"profile": "t", "data": {"ood_datasets": ["textures"]}, "ssod": {"ablation_ood": "textures"}}
+    with pytest.raises(params.ParamsError, match=r"checks\.ssod_ood_set: 'places365' not among data\.ood_datasets"):
+        params.validate(raw)
+    with pytest.raises(params.ParamsError, match=r"checks\.near_ood_set: 'nope' not among"):
+        params.validate({**raw, "checks": {"ssod_ood_set": "textures", "near_ood_set": "nope"}})
+    assert params.validate({**raw, "checks": {"ssod_ood_set": "textures"}}).checks.ssod_ood_set == "textures"
+
+
+def test_values_are_not_coerced_and_must_be_finite():
+    for section, message in [
+        ({"amp": "no"}, "valid boolean"),
+        ({"lr": float("inf")}, "finite number"),
+        ({"lr": "0.1"}, "valid number"),
+    ]:
+        with pytest.raises(params.ParamsError, match=rf"encoder\.{next(iter(section))}: Input should be a {message}"):
+            params.validate({"profile": "t", "encoder": section})
+    with pytest.raises(params.ParamsError, match="profile: String should match"):
+        params.validate({"profile": ".."})  # would write into the project's root

@@ -140,3 +140,14 @@ def test_run_json_says_how_a_run_ended_however_it_ends(notebooks, tmp_path, monk
         runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert (run["status"], run["failed_notebook"], run["reason"]) == (status, "00_first.ipynb", reason)
+
+
+def test_a_truncated_executed_notebook_never_replaces_a_whole_one(tmp_path):
+    executed, partial = tmp_path / "00_first.ipynb", tmp_path / ".00_first.partial.ipynb"
+    executed.write_text('{"cells": []}')
+    partial.write_text('{"cells": [')  # what a full disk leaves
+    runner._publish(partial, executed)
+    assert executed.read_text() == '{"cells": []}' and not partial.exists()
+    partial.write_text('{"cells": [], "done": true}')
+    runner._publish(partial, executed)
+    assert json.loads(executed.read_text())["done"] and not partial.exists()

@@ -119,16 +119,18 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
     """Execute one notebook with papermill into ``output_dir``; return the seconds it took.
 
     The kernel's training progress (``<output_dir>/progress.log``) is printed as it comes, each line
-    prefixed with the notebook's name.
+    prefixed with the notebook's name. papermill writes to a hidden partial file, which replaces the
+    executed copy only when it is a whole notebook: a full disk never leaves a truncated one.
     """
     import papermill as pm
 
     start = time.perf_counter()
+    executed, partial = output_dir / notebook.name, output_dir / f".{notebook.stem}.partial.ipynb"
     try:
         with progress.follow(output_dir / progress.PROGRESS_FILE, prefix=f"[{notebook.stem}] "):
             pm.execute_notebook(
                 str(notebook),
-                str(output_dir / notebook.name),
+                str(partial),
                 parameters=parameters,
                 cwd=str(notebook.parent),
                 kernel_name="python3",
@@ -136,12 +138,27 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
                 log_output=log_output,
             )
     except pm.PapermillExecutionError as err:
-        cell = _source_cell_number(output_dir / notebook.name, err.cell_index)
+        _publish(partial, executed)
+        cell = _source_cell_number(executed, err.cell_index)
         raise RunError(
             f"notebook {notebook.name} failed at cell {cell} (counting from 1 in notebooks/{notebook.name}): "
-            f"{err.ename}: {err.evalue}\nThe executed copy with the full traceback is {output_dir / notebook.name}"
+            f"{err.ename}: {err.evalue}\nThe executed copy with the full traceback is {executed}"
         ) from None
+    finally:
+        _publish(partial, executed)
     return time.perf_counter() - start
+
+
+def _publish(partial: Path, executed: Path) -> None:
+    """Move papermill's output into place if it is a whole notebook; drop it otherwise."""
+    if not partial.exists():
+        return
+    try:
+        json.loads(partial.read_text())
+    except (OSError, ValueError):
+        partial.unlink(missing_ok=True)
+        return
+    partial.replace(executed)
 
 
 def _source_cell_number(executed: Path, index: int) -> int:
