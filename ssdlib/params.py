@@ -348,9 +348,12 @@ class Params(_Section):
             "checks.ssod_ood_set": [self.checks.ssod_ood_set],
             "ssod.ablation_ood": [self.ssod.ablation_ood],
         }
-        if not self.data.ood_datasets:  # nothing loaded: nothing these could name
-            return self
+        written = {f"checks.{k}" for k in self.checks.model_fields_set} | {
+            f"ssod.{k}" for k in self.ssod.model_fields_set
+        }
         for key, names in named.items():
+            if key not in written:  # defaults name the paper profiles' sets: only what a profile writes is checked
+                continue
             missing = [n for n in names if n not in self.data.ood_datasets]
             if missing:
                 raise ValueError(

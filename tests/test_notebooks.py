@@ -10,6 +10,7 @@ import nbformat
 import pytest
 import yaml
 
+from ssdlib import params
 from ssdlib.params import Params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,3 +53,10 @@ def test_parameters_agree_with_offline_profile(path):
     assert not unknown, f"{path.name}: parameters {sorted(unknown)} are not params keys"
     for name in set(values) - RUNNER_INJECTED:
         assert values[name] == OFFLINE[name], f"{path.name}: parameter '{name}' differs from params/offline.yaml"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_validate_as_the_notebook_reads_them(path):
+    """What ``params.from_notebook`` gets from the parameters cell is valid (sections left out take defaults)."""
+    values = assignments(parameters_cell(nbformat.read(path, as_version=4)).source)
+    assert params.from_notebook(**{k: v for k, v in values.items() if k not in RUNNER_INJECTED}).profile == "offline"

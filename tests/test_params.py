@@ -112,7 +112,8 @@ def test_sets_named_by_checks_and_ablations_must_be_loaded():
     """A check-set name that no OOD set answers is refused on reading, not after a model has trained."""
     raw = {"profile": "t", "data": {"ood_datasets": ["textures"]}, "ssod": {"ablation_ood": "textures"}}
     with pytest.raises(params.ParamsError, match=r"checks\.ssod_ood_set: 'places365' not among data\.ood_datasets"):
-        params.validate(raw)
+        params.validate({**raw, "checks": {"ssod_ood_set": "places365"}})
+    assert params.validate(raw).checks.ssod_ood_set == "places365"  # a default, not written: not checked
     with pytest.raises(params.ParamsError, match=r"checks\.near_ood_set: 'nope' not among"):
         params.validate({**raw, "checks": {"ssod_ood_set": "textures", "near_ood_set": "nope"}})
     assert params.validate({**raw, "checks": {"ssod_ood_set": "textures"}}).checks.ssod_ood_set == "textures"
