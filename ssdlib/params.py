@@ -338,30 +338,6 @@ class Params(_Section):
     baselines: BaselineParams = BaselineParams()
     checks: CheckParams = CheckParams()
 
-    @model_validator(mode="after")
-    def _named_sets_are_loaded(self) -> Params:
-        """The sets that checks and ablations name are among ``data.ood_datasets``: caught on reading,
-        not after a model has trained."""
-        named = {
-            "checks.ssd_auroc_sets": self.checks.ssd_auroc_sets,
-            "checks.near_ood_set": [self.checks.near_ood_set] if self.checks.near_ood_set else [],
-            "checks.ssod_ood_set": [self.checks.ssod_ood_set],
-            "ssod.ablation_ood": [self.ssod.ablation_ood],
-        }
-        written = {f"checks.{k}" for k in self.checks.model_fields_set} | {
-            f"ssod.{k}" for k in self.ssod.model_fields_set
-        }
-        for key, names in named.items():
-            if key not in written:  # defaults name the paper profiles' sets: only what a profile writes is checked
-                continue
-            missing = [n for n in names if n not in self.data.ood_datasets]
-            if missing:
-                raise ValueError(
-                    f"{key}: {', '.join(map(repr, missing))} not among data.ood_datasets "
-                    f"({', '.join(self.data.ood_datasets) or 'none'}); add it there or name one of those"
-                )
-        return self
-
 
 def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:
     """Keys allowed at the parent of ``loc`` (for the "unknown key" message)."""
@@ -397,6 +373,28 @@ def validate(raw: dict[str, Any], source: str = "<params>") -> Params:
         raise _explain(err, Params, source) from None
 
 
+def named_set_problems(raw: dict[str, Any], P: Params) -> list[str]:
+    """Set names that a profile file writes under ``checks`` and ``ssod`` but does not load in
+    ``data.ood_datasets``: refused on reading, not after a model has trained. Only what the file
+    writes is checked (defaults name the paper profiles' sets; a notebook fills sections it does not
+    use with them), and nothing when no OOD set is loaded (``ssdlib train``)."""
+    if not P.data.ood_datasets:
+        return []
+    checks, ssod = raw.get("checks") or {}, raw.get("ssod") or {}
+    named = {
+        "checks.ssd_auroc_sets": checks.get("ssd_auroc_sets") or [],
+        "checks.near_ood_set": [checks["near_ood_set"]] if checks.get("near_ood_set") else [],
+        "checks.ssod_ood_set": [checks["ssod_ood_set"]] if "ssod_ood_set" in checks else [],
+        "ssod.ablation_ood": [ssod["ablation_ood"]] if "ablation_ood" in ssod else [],
+    }
+    return [
+        f"{key}: {', '.join(map(repr, missing))} not among data.ood_datasets ({', '.join(P.data.ood_datasets)}); "
+        "add it there or name one of those"
+        for key, names in named.items()
+        if (missing := [n for n in names if n not in P.data.ood_datasets])
+    ]
+
+
 def load(path: str | Path) -> Params:
     """Read and validate a YAML params file."""
     path = Path(path)
@@ -406,7 +404,11 @@ def load(path: str | Path) -> Params:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
-    return validate(raw, str(path))
+    P = validate(raw, str(path))
+    problems = named_set_problems(raw, P)
+    if problems:
+        raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(f"  {line}" for line in problems))
+    return P
 
 
 def load_raw(path: str | Path) -> dict[str, Any]:

@@ -108,15 +108,21 @@ def test_cli_rejects_bad_params_before_any_work_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_sets_named_by_checks_and_ablations_must_be_loaded():
+def test_sets_named_by_checks_and_ablations_must_be_loaded(tmp_path):
     """A check-set name that no OOD set answers is refused on reading, not after a model has trained."""
     raw = {"profile": "t", "data": {"ood_datasets": ["textures"]}, "ssod": {"ablation_ood": "textures"}}
+
+    def load(extra):
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump({**raw, **extra}))
+        return params.load(path)
+
     with pytest.raises(params.ParamsError, match=r"checks\.ssod_ood_set: 'places365' not among data\.ood_datasets"):
-        params.validate({**raw, "checks": {"ssod_ood_set": "places365"}})
-    assert params.validate(raw).checks.ssod_ood_set == "places365"  # a default, not written: not checked
+        load({"checks": {"ssod_ood_set": "places365"}})
     with pytest.raises(params.ParamsError, match=r"checks\.near_ood_set: 'nope' not among"):
-        params.validate({**raw, "checks": {"ssod_ood_set": "textures", "near_ood_set": "nope"}})
-    assert params.validate({**raw, "checks": {"ssod_ood_set": "textures"}}).checks.ssod_ood_set == "textures"
+        load({"checks": {"ssod_ood_set": "textures", "near_ood_set": "nope"}})
+    assert load({}).checks.ssod_ood_set == "places365"  # a default, not written in the file: not checked
+    assert load({"checks": {"ssod_ood_set": "textures"}}).checks.ssod_ood_set == "textures"
 
 
 def test_values_are_not_coerced_and_must_be_finite():
