@@ -22,6 +22,13 @@ def parse(*argv):
     return parser.parse_args(list(argv))
 
 
+def tiny_run(mode: str, lr: str, results_dir, exp_name: str, *more: str) -> list[str]:
+    """Flags of a two-epoch run of a width-4 ResNet-18 on 16 px images, on the CPU."""
+    return ["--arch", "resnet18", "--width", "4", "--training-mode", mode, "--size", "16", "--epochs", "2",
+            "--warmup", "0", "--batch-size", "16", "--lr", lr, *more, "--device", "cpu",
+            "--results-dir", str(results_dir), "--exp-name", exp_name]  # fmt: skip
+
+
 def test_flags_override_the_profile():
     P = cli_train.effective_params(
         parse(
@@ -78,32 +85,7 @@ def test_run_folder_setup_log_refusal_and_resume(tmp_path, capsys, monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        argv = [
-            "--arch",
-            "resnet18",
-            "--width",
-            "4",
-            "--training-mode",
-            "SupCon",
-            "--size",
-            "16",
-            "--epochs",
-            "2",
-            "--warmup",
-            "0",
-            "--batch-size",
-            "16",
-            "--lr",
-            "0.1",
-            "--save-freq",
-            "1",
-            "--device",
-            "cpu",
-            "--results-dir",
-            str(tmp_path),
-            "--exp-name",
-            "simclr",
-        ]
+        argv = tiny_run("SupCon", "0.1", tmp_path, "simclr", "--save-freq", "1")
         assert cli_train.run(parse(*argv)) == 0
         run_dir = tmp_path / "simclr"
         log = (run_dir / "setup.log").read_text()
@@ -142,30 +124,7 @@ def test_unknown_dataset_stops_before_anything_is_written(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_diverged_run_names_the_command_that_starts_afresh(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(ssdlib.data, "get_datasets", lambda data: tiny_bundle(), raising=False)
-    argv = [
-        "--arch",
-        "resnet18",
-        "--width",
-        "4",
-        "--training-mode",
-        "SupCE",
-        "--size",
-        "16",
-        "--epochs",
-        "2",
-        "--warmup",
-        "0",
-        "--batch-size",
-        "16",
-        "--lr",
-        "1e12",
-        "--device",
-        "cpu",
-        "--results-dir",
-        str(tmp_path),
-        "--exp-name",
-        "wild",
-    ]
+    argv = tiny_run("SupCE", "1e12", tmp_path, "wild")
     assert cli_train.run(parse(*argv)) == 1
     said = capsys.readouterr().err
     assert "the loss is nan" in said and "--lr 5e+11 --exp-name wild-lr5e+11" in said
