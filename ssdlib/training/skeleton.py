@@ -20,6 +20,7 @@ epoch loop and checkpoint fields. So each speed or safety rule is written once:
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
@@ -69,7 +70,7 @@ class RunLog:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
-class TrainerSkeleton:
+class TrainerSkeleton(ABC):
     """Device, precision, generators, deferred reads, NaN stop and checkpoints of a trainer.
 
     A subclass sets ``self.optimizer`` (with :meth:`optimizer_options`) and ``history_type``,
@@ -117,14 +118,17 @@ class TrainerSkeleton:
         return {"fused": True} if self.cuda else {}
 
     # -- steps ------------------------------------------------------------------------------
+    @abstractmethod
     def _step(self, batch: Any) -> torch.Tensor:
-        raise NotImplementedError
+        """One optimisation step; its log row (loss first) as a tensor on the device."""
 
+    @abstractmethod
     def _record(self, row: list[float]) -> None:
-        raise NotImplementedError
+        """Append one read log row to the history."""
 
+    @abstractmethod
     def _advice(self) -> str:
-        raise NotImplementedError
+        """What to change after a NaN (the message adds where the last good checkpoint is)."""
 
     def _backward(self, loss: torch.Tensor) -> None:
         """Gradients of ``loss`` (scaled under fp16) and one optimizer step."""
