@@ -4,9 +4,10 @@ A bare ``assert`` stops at the first failure and leaves no record of the checks 
 of how close they came. Each notebook instead states its checks with :class:`Checks` and calls
 :meth:`Checks.conclude` in its last cell, which writes every check (value, threshold, passed) to
 ``<output_dir>/checks.json`` and then raises one AssertionError naming every failed check, so
-nbval and papermill runs still fail::
+nbval and papermill runs still fail (unless ``enforce`` is off, as in smoke runs, whose tiny models
+cannot meet the thresholds: then failures are recorded and reported only)::
 
-    c = checks.Checks(output_dir, "01_simclr_pretraining")
+    c = checks.Checks(output_dir, "01_simclr_pretraining", enforce=P.checks.enforce)
     c.at_least("simclr_knn_accuracy", knn, P.checks.min_knn_accuracy)
     c.holds("finite_loss", all(math.isfinite(v) for v in history.loss))
     c.conclude()
@@ -87,9 +88,10 @@ class Checks:
     Each method returns whether the check passed, so a notebook can explain a failure further.
     """
 
-    def __init__(self, output_dir: str | Path, notebook: str) -> None:
+    def __init__(self, output_dir: str | Path, notebook: str, *, enforce: bool = True) -> None:
         self.path = Path(output_dir) / CHECKS_FILE
         self.notebook = notebook
+        self.enforce = enforce
         self.checks: list[Check] = []
 
     def _add(
@@ -140,7 +142,7 @@ class Checks:
 
     def conclude(self) -> list[Check]:
         """Record this notebook's checks in ``checks.json`` (replacing its earlier ones), print them,
-        and raise an AssertionError naming every failed one; returns the checks when all passed."""
+        and raise an AssertionError naming every failed one (when enforced); returns the checks."""
         if not self.checks:
             raise ValueError(f"{self.notebook} states no checks: call at_least / at_most / holds before conclude")
         write(self.path, [c for c in read(self.path) if c.notebook != self.notebook] + self.checks)
@@ -148,11 +150,15 @@ class Checks:
             LOG.info(f"{'ok  ' if c.passed else 'FAIL'} {c.describe()}")
         failed = self.failed
         if failed:
-            raise AssertionError(
+            message = (
                 f"{len(failed)} of {len(self.checks)} checks of {self.notebook} failed "
                 f"(all recorded in {self.path}):\n" + "\n".join(f"  {c.describe()}" for c in failed)
             )
-        LOG.info(f"all {len(self.checks)} checks passed (recorded in {self.path})")
+            if self.enforce:
+                raise AssertionError(message)
+            LOG.warning(f"{message}\n(checks.enforce is off: reported, not raised)")
+        else:
+            LOG.info(f"all {len(self.checks)} checks passed (recorded in {self.path})")
         return list(self.checks)
 
 

@@ -44,6 +44,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def output_folder(output_dir: str | Path | None, P: Params) -> Path:
+    """A notebook's output folder: ``output_dir`` as given (``ssdlib reproduce`` passes
+    ``outputs/<profile>/``), or ``outputs/interactive/<profile>/`` in the project for a notebook run by
+    hand, so that runs of different profiles never share checkpoints."""
+    from ssdlib.project import OUTPUTS_DIR
+
+    return Path(output_dir) if output_dir is not None else OUTPUTS_DIR / "interactive" / P.profile
+
+
 def notebook_output(output_dir: str | Path, name: str) -> Path:
     """Create ``output_dir`` and return the folder for notebook ``name``'s figures,
     ``<output_dir>/figures/<name>/`` (created too)."""

@@ -124,3 +124,13 @@ def test_mistakes_are_refused_with_the_fix(tmp_path):
     (tmp_path / checks.CHECKS_FILE).write_text("not json")
     with pytest.raises(ValueError, match="delete it"):
         c.conclude()
+
+
+def test_unenforced_checks_are_recorded_and_reported_but_do_not_raise(tmp_path, caplog):
+    c = checks.Checks(tmp_path, "01", enforce=False)
+    c.at_least("knn", 0.2, 0.6)
+    c.at_least("acc", 0.9, 0.5)
+    assert [x.passed for x in c.conclude()] == [False, True]
+    assert [(x.name, x.passed) for x in checks.read(tmp_path)] == [("knn", False), ("acc", True)]
+    assert "1 of 2 checks of 01 failed" in caplog.text and "not raised" in caplog.text
+    assert checks.summary(tmp_path).startswith("2 checks, 1 failed")

@@ -85,11 +85,38 @@ def test_missing_file_and_bad_yaml(tmp_path):
         params.load(bad)
 
 
-def test_from_notebook_validates_sections():
-    p = params.from_notebook(profile="offline", ssd={"clusters": [1, 2]}, output_dir="x")
-    assert p.ssd.clusters == [1, 2]
-    with pytest.raises(params.ParamsError, match=r"ssd\.kk"):
-        params.from_notebook(profile="offline", ssd={"kk": 1})
+def test_a_notebook_reads_the_file_with_its_overrides_merged_per_key(tmp_path, monkeypatch):
+    p = params.for_notebook(ROOT / "params" / "offline.yaml", {"encoder": {"epochs": 3}, "ssd": {"clusters": [1, 2]}})
+    assert p.encoder.epochs == 3 and p.ssd.clusters == [1, 2]
+    assert p.encoder.width == offline()["encoder"]["width"]  # the section's other keys stay the file's
+    with pytest.raises(params.ParamsError, match=r"ssd\.kk: unknown key"):
+        params.for_notebook(ROOT / "params" / "offline.yaml", {"ssd": {"kk": 1}})
+    with pytest.raises(params.ParamsError, match="overrides must be a mapping"):
+        params.for_notebook(ROOT / "params" / "offline.yaml", [("ssd", 1)])
+
+
+def test_a_relative_params_file_is_found_from_the_project_or_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT / "notebooks")  # where JupyterLab runs a notebook
+    assert params.find_file("params/offline.yaml") == ROOT / "params" / "offline.yaml"
+    (tmp_path / "mine.yaml").write_text("profile: mine\n")
+    monkeypatch.chdir(tmp_path)  # papermill run from the user's folder
+    assert params.for_notebook("mine.yaml").profile == "mine"
+    with pytest.raises(params.ParamsError, match=r"nope.yaml: no such params file \(looked in .* and "):
+        params.find_file("nope.yaml")
+
+
+def test_merged_replaces_lists_and_values_and_merges_sections():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
+    assert params.merged(base, {"a": {"y": [3]}, "c": {"z": 1}}) == {"a": {"x": 1, "y": [3]}, "b": 2, "c": {"z": 1}}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2}  # not changed in place
+
+
+def test_notebooks_are_two_digit_numbers():
+    assert params.validate({"profile": "t", "notebooks": ["00", "04"]}).notebooks == ["00", "04"]
+    assert params.validate({"profile": "t"}).notebooks is None  # every notebook
+    for bad in (["4"], ["04_ssod"], []):
+        with pytest.raises(params.ParamsError, match="notebooks"):
+            params.validate({"profile": "t", "notebooks": bad})
 
 
 def test_cli_rejects_bad_params_before_any_work_and_writes_nothing(tmp_path):

@@ -6,14 +6,25 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from ssdlib import checks, locks, progress
 from ssdlib.cli import reproduce as runner
 from ssdlib.evaluation import results
+from ssdlib.project import project_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PARAMS_CELL = 'output_dir = "unset"\nparams_file = "unset"\nprofile = "offline"\nseed = 0'
+PARAMS_CELL = 'output_dir = "unset"\nparams_file = "unset"\noverrides = {}\nseed = 0'
+TINY = {  # a profile of the two tiny notebooks, on a small offline benchmark
+    "profile": "tiny",
+    "notebooks": ["00", "01"],
+    "data": {
+        "ood_datasets": ["blobs"],
+        "synthetic_per_set": 10,
+        "offline": {"train_per_class": 2, "test_per_class": 2},
+    },
+}
 RECORD_CELL = (
     "from ssdlib.evaluation import results\n"
     "results.record(output_dir, [results.row('toy', [1.0, 2.0], [0.0], id_dataset='offline', "
@@ -35,6 +46,13 @@ def make_notebook(path: Path, *cells: str) -> None:
 
 
 @pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+@pytest.fixture
 def notebooks(tmp_path):
     d = tmp_path / "notebooks"
     d.mkdir()
@@ -45,14 +63,14 @@ def notebooks(tmp_path):
 
 
 @pytest.mark.slow
-def test_runs_in_order_and_gathers_results(notebooks, tmp_path, capsys):
-    out = runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
+def test_runs_in_order_and_gathers_results(notebooks, profile, tmp_path, capsys):
+    out = runner.reproduce(profile, tmp_path / "out", notebook_dir=notebooks)
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "finished" and list(run["notebooks"]) == ["00_first.ipynb", "01_second.ipynb"]
-    assert run["ssdlib_version"] and "git_commit" in run and run["params_file"] == "params/offline.yaml"
+    assert run["ssdlib_version"] and "git_commit" in run and run["params_file"] == str(profile)
     assert (out / "params.yaml").is_file() and (out / "00_first.ipynb").is_file()
     table = results.load(out)
-    assert table["notebook"].tolist() == ["00", "01"] and set(table["params_file"]) == {"params/offline.yaml"}
+    assert table["notebook"].tolist() == ["00", "01"] and set(table["params_file"]) == {str(profile)}
     csv = (out / "results.csv").read_text().splitlines()
     assert len(csv) == 3 and csv[1].startswith("00,toy")
     md = (out / "results.md").read_text()
@@ -68,23 +86,23 @@ def test_runs_in_order_and_gathers_results(notebooks, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_finished_run_is_not_overwritten_silently(notebooks, tmp_path):
-    out = runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
+def test_finished_run_is_not_overwritten_silently(notebooks, profile, tmp_path):
+    out = runner.reproduce(profile, tmp_path / "out", notebook_dir=notebooks)
     keep = out / "checkpoints" / "model.pt"
     keep.parent.mkdir()
     keep.write_text("weights")
     with pytest.raises(runner.RunError, match="finished run.*--overwrite"):
-        runner.reproduce(ROOT / "params" / "offline.yaml", out, notebook_dir=notebooks)
-    runner.reproduce(ROOT / "params" / "offline.yaml", out, notebook_dir=notebooks, overwrite=True)
+        runner.reproduce(profile, out, notebook_dir=notebooks)
+    runner.reproduce(profile, out, notebook_dir=notebooks, overwrite=True)
     assert keep.read_text() == "weights"
     assert len((out / "results.csv").read_text().splitlines()) == 3  # old rows were not appended twice
 
 
 @pytest.mark.slow
-def test_failure_names_notebook_and_cell(notebooks, tmp_path):
+def test_failure_names_notebook_and_cell(notebooks, profile, tmp_path):
     make_notebook(notebooks / "01_second.ipynb", "x = 1", "raise ValueError('broken pipeline')")
     with pytest.raises(runner.RunError, match=r"01_second.ipynb failed at cell 3 .*ValueError: broken pipeline"):
-        runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
+        runner.reproduce(profile, tmp_path / "out", notebook_dir=notebooks)
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["status"] == "failed" and run["failed_notebook"] == "01_second.ipynb"
 
@@ -98,10 +116,10 @@ def test_only_selects_notebooks(notebooks):
 
 
 def test_params_file_is_recorded_relative_to_the_project(tmp_path):
-    assert runner.project_path(ROOT / "params" / "offline.yaml") == "params/offline.yaml"
-    assert runner.project_path(ROOT / "notebooks" / ".." / "params" / "cifar10.yaml") == "params/cifar10.yaml"
+    assert project_path(ROOT / "params" / "offline.yaml") == "params/offline.yaml"
+    assert project_path(ROOT / "notebooks" / ".." / "params" / "cifar10.yaml") == "params/cifar10.yaml"
     outside = tmp_path / "mine.yaml"
-    assert runner.project_path(outside) == str(outside.resolve())
+    assert project_path(outside) == str(outside.resolve())
 
 
 def test_a_new_run_clears_the_previous_runs_notebooks_table_checks_and_progress(tmp_path):
@@ -116,11 +134,11 @@ def test_a_new_run_clears_the_previous_runs_notebooks_table_checks_and_progress(
     assert not any(p.exists() for p in stale) and kept.read_text() == "old"
 
 
-def test_a_busy_output_folder_stops_a_second_run_before_it_writes(notebooks, tmp_path):
+def test_a_busy_output_folder_stops_a_second_run_before_it_writes(notebooks, profile, tmp_path):
     out = tmp_path / "out"
     with locks.holding(locks.folder_lock(out), "ssdlib reproduce (the first run)"):
         with pytest.raises(locks.BusyError, match=r"pid \d+, started .*the first run"):
-            runner.reproduce(ROOT / "params" / "offline.yaml", out, notebook_dir=notebooks)
+            runner.reproduce(profile, out, notebook_dir=notebooks)
     assert sorted(p.name for p in out.iterdir()) == [locks.FOLDER_LOCK]  # nothing else written
 
 
@@ -131,13 +149,15 @@ def test_a_busy_output_folder_stops_a_second_run_before_it_writes(notebooks, tmp
         (OSError(28, "No space left on device"), "failed", "OSError: [Errno 28] No space left on device"),
     ],
 )
-def test_run_json_says_how_a_run_ended_however_it_ends(notebooks, tmp_path, monkeypatch, error, status, reason):
+def test_run_json_says_how_a_run_ended_however_it_ends(
+    notebooks, profile, tmp_path, monkeypatch, error, status, reason
+):
     def broken(*_args, **_kwargs):
         raise error
 
     monkeypatch.setattr(runner, "execute", broken)
     with pytest.raises(type(error)):
-        runner.reproduce(ROOT / "params" / "offline.yaml", tmp_path / "out", notebook_dir=notebooks)
+        runner.reproduce(profile, tmp_path / "out", notebook_dir=notebooks)
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert (run["status"], run["failed_notebook"], run["reason"]) == (status, "00_first.ipynb", reason)
 

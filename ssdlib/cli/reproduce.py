@@ -13,11 +13,13 @@ not retrained for nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,10 +30,10 @@ from ssdlib import checks, locks, progress
 from ssdlib import params as params_mod
 from ssdlib.evaluation import results
 from ssdlib.log import get as get_logger
+from ssdlib.project import NOTEBOOK_DIR, OUTPUTS_DIR, PROJECT_ROOT, project_path
 
 LOG = get_logger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # ssdlib/cli/reproduce.py -> the project
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_.+\.ipynb$")
 RUN_FILE = "run.json"
 
@@ -48,8 +50,7 @@ def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Pa
         missing = [n for n in only if n not in numbers]
         if missing:
             raise RunError(
-                f"--only: no notebook numbered {', '.join(missing)} in {notebook_dir}; "
-                f"the numbers are {', '.join(numbers)}"
+                f"no notebook numbered {', '.join(missing)} in {notebook_dir}; the numbers are {', '.join(numbers)}"
             )
         found = [p for p in found if NOTEBOOK_PATTERN.match(p.name).group(1) in only]
     if not found:
@@ -57,6 +58,19 @@ def find_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Pa
             f"no numbered notebooks (NN_name.ipynb) in {notebook_dir}" + (f" matching {only}" if only else "")
         )
     return found
+
+
+def profile_notebooks(P: params_mod.Params, notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """The notebooks a run of ``P`` executes: those its ``notebooks`` list names (all when it names
+    none), narrowed to ``only``; a number the profile does not run is an error, not a silent skip."""
+    if only and P.notebooks is not None:
+        foreign = [n for n in only if n not in P.notebooks]
+        if foreign:
+            raise RunError(
+                f"--only {','.join(foreign)}: profile '{P.profile}' does not run notebook(s) {', '.join(foreign)} "
+                f"(its notebooks: {', '.join(P.notebooks)}; see 'notebooks:' in its params file)"
+            )
+    return find_notebooks(notebook_dir, only or P.notebooks)
 
 
 def git_commit(root: Path = PROJECT_ROOT) -> str | None:
@@ -177,14 +191,53 @@ def declared_parameters(notebook: Path) -> set[str]:
     return set(pm.inspect_notebook(str(notebook)))
 
 
-def project_path(path: str | Path, root: Path = PROJECT_ROOT) -> str:
-    """``path`` relative to the project root when it lies inside it (so that recorded tables do not
-    depend on where the project is checked out), else absolute."""
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
+def _announce(P: params_mod.Params, notebooks: list[Path], bundle, *, smoke: bool) -> list:
+    """Say up front what the run will do: the notebooks, the data, and each model's epochs x images
+    (returned, as :class:`ssdlib.plan.Model`)."""
+    from ssdlib import plan
+
+    kind = "smoke run (tiny generated files, cut epochs; checks reported, not enforced)" if smoke else "run"
+    LOG.info(f"[ssdlib] profile '{P.profile}', {kind}: notebooks {', '.join(nb.stem for nb in notebooks)}")
+    LOG.info(f"[ssdlib] data: {data_summary(bundle)}")
+    numbers = [NOTEBOOK_PATTERN.match(nb.name).group(1) for nb in notebooks]
+    planned = plan.models(P, numbers, len(bundle.train))
+    if planned:
+        LOG.info("[ssdlib] models to train (or load, when this folder holds them):\n" + plan.table(planned).to_string())
+    return planned
+
+
+def data_summary(bundle) -> str:
+    """Each set and its number of images, with the published count where it differs (a subset, or
+    files missing)."""
+    from ssdlib.data import real
+
+    def expected(name: str, split: str | None) -> int | None:
+        entry = real.REAL_SETS.get(name)
+        return real.expected_count(name, entry.test_split if split is None else split) if entry else None
+
+    sets = {
+        f"{bundle.name} train": (bundle.train, expected(bundle.name, "train")),
+        f"{bundle.name} test": (bundle.test, expected(bundle.name, None)),
+        **{name: (dataset, expected(name, None)) for name, dataset in bundle.ood.items()},
+    }
+    return "; ".join(
+        f"{label} {len(dataset):,}" + (f" (the published set has {n:,})" if n is not None and n != len(dataset) else "")
+        for label, (dataset, n) in sets.items()
+    )
+
+
+def dry_run(params_file: Path, only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> None:
+    """Validate the params and the data (every set present, its size) and print the plan; train nothing,
+    write nothing."""
+    from ssdlib import plan
+    from ssdlib.data import get_datasets
+
+    P = params_mod.load(params_file)
+    notebooks = profile_notebooks(P, notebook_dir, only)
+    _announce(P, notebooks, get_datasets(P.data), smoke=False)
+    for line in plan.weights_status(P):
+        LOG.info(f"[ssdlib] weights: {line}")
+    LOG.info("[ssdlib] dry run: the params and the data are in order; nothing was trained or written")
 
 
 def reproduce(
@@ -193,58 +246,122 @@ def reproduce(
     only: list[str] | None = None,
     overwrite: bool = False,
     log_output: bool = False,
-    notebook_dir: Path = PROJECT_ROOT / "notebooks",
+    notebook_dir: Path = NOTEBOOK_DIR,
+    smoke: bool = False,
 ) -> Path:
-    """Run the notebook series for one params profile; return the output folder.
+    """Run the notebooks of one params profile; return the output folder.
 
-    One run at a time per folder (:mod:`ssdlib.locks`): a second one stops before writing anything.
+    The params and the data are checked, and the plan printed, before anything is written. One run at
+    a time per folder (:mod:`ssdlib.locks`): a second one stops before writing anything.
     ``run.json`` ends as ``finished``, ``failed`` or ``interrupted`` (with the notebook and the
-    reason), however the run ends.
+    reason), however the run ends. ``smoke``: the same notebooks on tiny generated files with cut
+    epochs (:mod:`ssdlib.smoke`), into ``outputs/<profile>_smoke`` unless ``output_dir`` is given.
     """
-    p = params_mod.load(params_file)  # fails before anything is written
-    notebooks = find_notebooks(notebook_dir, only)
-    output_dir = (output_dir or PROJECT_ROOT / "outputs" / p.profile).resolve()
-    with locks.holding(locks.folder_lock(output_dir), f"ssdlib reproduce into {output_dir}"):
-        prepare_output(output_dir, overwrite)
-        raw = p.model_dump(mode="json")
-        (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-        info = {
-            "status": "running",
-            "profile": p.profile,
-            "params_file": project_path(params_file),
-            "ssdlib_version": ssdlib.__version__,
-            "git_commit": git_commit(),
-            "python": sys.version.split()[0],
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "notebooks": {},
-        }
-        _write_run(output_dir, info)
-        injected = {**raw, "output_dir": str(output_dir), "params_file": project_path(params_file)}
-        LOG.info(f"[ssdlib] profile '{p.profile}': {len(notebooks)} notebooks -> {output_dir}")
-        for i, nb in enumerate(notebooks, 1):
-            LOG.info(f"[ssdlib] ({i}/{len(notebooks)}) {nb.name}")
-            wanted = {k: v for k, v in injected.items() if k in declared_parameters(nb)}
-            try:
-                seconds = execute(nb, output_dir, wanted, log_output)
-            except BaseException as err:
-                _record_end(output_dir, info, nb.name, err)
-                raise
-            info["notebooks"][nb.name] = round(seconds, 1)
-            _write_run(output_dir, info)
-            LOG.info(f"[ssdlib]     done in {seconds:.0f} s")
+    P = params_mod.load(params_file)  # fails before anything is written
+    notebooks = profile_notebooks(P, notebook_dir, only)
+    default_dir = OUTPUTS_DIR / (f"{P.profile}_smoke" if smoke else P.profile)
+    output_dir = Path(output_dir or default_dir).resolve()
+    with contextlib.ExitStack() as stack:
+        overrides: dict = {}
+        if smoke:
+            overrides = _smoke_setup(P, stack)
+            P = params_mod.validate(params_mod.merged(params_mod.load_raw(params_file), overrides), "smoke params")
+        from ssdlib.data import get_datasets
 
-        csv_path, md_path = results.write_tables(output_dir)
-        info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        planned = _announce(P, notebooks, get_datasets(P.data), smoke=smoke)
+        stack.enter_context(locks.holding(locks.folder_lock(output_dir), f"ssdlib reproduce into {output_dir}"))
+        info = {"profile": P.profile, "params_file": project_path(params_file), "smoke": smoke}
+        info["plan"] = [{**asdict(m), "work": m.work} for m in planned]
+        _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
+    return output_dir
+
+
+def _smoke_setup(P: params_mod.Params, stack: contextlib.ExitStack) -> dict:
+    """Write the tiny data and weights of a smoke run into a temporary folder (removed when the run
+    ends) and let torchvision accept the tiny files there; return the overrides."""
+    import tempfile
+
+    from ssdlib import smoke
+    from ssdlib.data.tiny import SMOKE_DATA_ENV
+
+    root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ssdlib-smoke-")))
+    overrides = smoke.prepare(P, root)
+    stack.enter_context(_environment(SMOKE_DATA_ENV, str((root / "data").resolve())))
+    LOG.info(f"[ssdlib] smoke data and weights written under {root} (removed at the end)")
+    return overrides
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    """``os.environ[name] = value`` while active (the notebook kernels inherit it)."""
+    import os
+
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _run(
+    P: params_mod.Params,
+    about: dict,
+    overrides: dict,
+    notebooks: list[Path],
+    output_dir: Path,
+    *,
+    overwrite: bool,
+    log_output: bool,
+) -> None:
+    """Execute ``notebooks`` into ``output_dir`` (held locked) and write the tables; ``about`` (profile,
+    params file, smoke, plan) goes into run.json."""
+    from ssdlib.evaluation import paper_comparison
+
+    prepare_output(output_dir, overwrite)
+    raw = P.model_dump(mode="json")
+    (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    info = {
+        "status": "running",
+        **about,
+        "ssdlib_version": ssdlib.__version__,
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notebooks": {},
+    }
+    _write_run(output_dir, info)
+    injected = {"params_file": about["params_file"], "output_dir": str(output_dir), "overrides": overrides}
+    LOG.info(f"[ssdlib] {len(notebooks)} notebooks -> {output_dir}")
+    for i, nb in enumerate(notebooks, 1):
+        LOG.info(f"[ssdlib] ({i}/{len(notebooks)}) {nb.name}")
+        wanted = {k: v for k, v in injected.items() if k in declared_parameters(nb)}
+        try:
+            seconds = execute(nb, output_dir, wanted, log_output)
+        except BaseException as err:
+            _record_end(output_dir, info, nb.name, err)
+            raise
+        info["notebooks"][nb.name] = round(seconds, 1)
         _write_run(output_dir, info)
+        LOG.info(f"[ssdlib]     done in {seconds:.0f} s")
+
+    csv_path, md_path = results.write_tables(output_dir)
+    written = [csv_path, md_path]
+    if paper_comparison.covered_targets(P).shape[0]:
+        written.append(paper_comparison.write(output_dir, P, smoke=about["smoke"]))
+    info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    _write_run(output_dir, info)
     LOG.info(
-        f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {csv_path} and {md_path}; "
+        f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {', '.join(map(str, written))}; "
         f"executed notebooks and figures in {output_dir}"
     )
     LOG.info(
         f"[ssdlib] checks: {checks.summary(output_dir)}; each with its value and threshold in "
-        f"{output_dir / checks.CHECKS_FILE}"
+        f"{output_dir / checks.CHECKS_FILE}" + (" (a smoke run: not enforced)" if about["smoke"] else "")
     )
-    return output_dir
 
 
 def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException) -> None:
@@ -268,16 +385,31 @@ def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException)
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", required=True, type=Path, help="params profile, e.g. params/offline.yaml")
     parser.add_argument("--output-dir", type=Path, help="where to write (default: outputs/<profile>)")
-    parser.add_argument("--only", help="comma-separated notebook numbers to run, e.g. 00,02")
+    parser.add_argument("--only", help="comma-separated numbers of the profile's notebooks to run, e.g. 00,02")
     parser.add_argument("--overwrite", action="store_true", help="run again over a finished run (keeps checkpoints)")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' printed output")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the profile's notebooks on CPU in minutes, on tiny generated files in each set's real format "
+        "(into outputs/<profile>_smoke; checks reported, not enforced)",
+    )
+    mode.add_argument(
+        "--dry-run", action="store_true", help="check the params and the data root, print the plan; train nothing"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from ssdlib.data import DatasetNotFoundError, UnknownDatasetError
+
     only = [s.strip().zfill(2) for s in args.only.split(",")] if args.only else None
     try:
-        reproduce(args.params, args.output_dir, only, args.overwrite, args.log_output)
-    except (RunError, params_mod.ParamsError, locks.BusyError) as err:
+        if args.dry_run:
+            dry_run(args.params, only)
+        else:
+            reproduce(args.params, args.output_dir, only, args.overwrite, args.log_output, smoke=args.smoke)
+    except (RunError, params_mod.ParamsError, locks.BusyError, DatasetNotFoundError, UnknownDatasetError) as err:
         LOG.error(f"ssdlib reproduce: {err}")
         return 1
     return 0

@@ -8,13 +8,19 @@ resized (shorter side) and centre-cropped to the image size, as SSD does for Tex
 yielded as float [0, 1]. Only torchvision's downloadable sets are fetched, and only when
 ``data.download`` is true; any other missing set raises :class:`DatasetNotFoundError` naming the
 folder looked in and how to obtain the data.
+
+Smoke runs read tiny files in these formats (:mod:`ssdlib.data.tiny`), which cannot match the md5
+sums torchvision checks the CIFAR, SVHN and STL-10 files against. Only while a set is opened from
+the root that ``$SSDLIB_SMOKE_DATA`` names (the smoke runner sets it to its temporary root) does
+torchvision check the sums that root's manifest records; every other read keeps the published ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch.utils.data import Dataset
@@ -40,6 +46,7 @@ class RealSet:
     downloadable: bool = False
     test_split: str = "test"
     aliases: tuple[str, ...] = ()  # other folder names accepted (the archive's own spelling)
+    expected: dict[str, int] = field(default_factory=dict)  # images per split of the published set ("": no splits)
 
 
 def _torchvision(name: str):
@@ -87,6 +94,7 @@ REAL_SETS: dict[str, RealSet] = {
         _cifar("CIFAR10"),
         ((0.491, 0.482, 0.447), (0.202, 0.199, 0.201)),
         downloadable=True,
+        expected={"train": 50000, "test": 10000},
     ),
     "cifar100": RealSet(
         "cifar100",
@@ -96,6 +104,7 @@ REAL_SETS: dict[str, RealSet] = {
         _cifar("CIFAR100"),
         ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
         downloadable=True,
+        expected={"train": 50000, "test": 10000},
     ),
     "svhn": RealSet(
         "svhn",
@@ -105,6 +114,7 @@ REAL_SETS: dict[str, RealSet] = {
         _split_arg("SVHN"),
         IDENTITY,
         downloadable=True,
+        expected={"train": 73257, "test": 26032},
     ),
     "stl10": RealSet(
         "stl10",
@@ -114,6 +124,7 @@ REAL_SETS: dict[str, RealSet] = {
         _split_arg("STL10"),
         IDENTITY,
         downloadable=True,
+        expected={"train": 5000, "test": 8000},
     ),
     "textures": RealSet(
         "dtd",
@@ -124,6 +135,7 @@ REAL_SETS: dict[str, RealSet] = {
         _textures,
         downloadable=True,
         test_split="",
+        expected={"": 5640},
     ),
     "lsun": RealSet(
         "lsun",
@@ -133,6 +145,7 @@ REAL_SETS: dict[str, RealSet] = {
         _image_folder,
         test_split="",
         aliases=("LSUN",),
+        expected={"": 10000},
     ),
     "isun": RealSet(
         "isun",
@@ -142,6 +155,7 @@ REAL_SETS: dict[str, RealSet] = {
         _image_folder,
         test_split="",
         aliases=("iSUN",),
+        expected={"": 8925},
     ),
     "places365": RealSet(
         "places365",
@@ -161,6 +175,7 @@ REAL_SETS: dict[str, RealSet] = {
         _image_folder,
         ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
         test_split="val",
+        expected={"train": 1281167, "val": 50000},
     ),
 }
 ID_CAPABLE = ("cifar10", "cifar100", "svhn", "stl10", "imagenet")  # the sets with train and test splits
@@ -211,10 +226,27 @@ def resolve(name: str, root: str | None) -> tuple[RealSet, Path]:
     return entry, next((path for path in candidates if path.is_dir()), candidates[0])
 
 
+def expected_count(name: str, split: str) -> int | None:
+    """Images in ``split`` of the published set ``name`` ("" for a set without splits); None if unknown."""
+    entry = REAL_SETS.get(name)
+    return entry.expected.get(split) if entry else None
+
+
+def _smoke_checksums(root: str | None):
+    """torchvision's md5 lists as the tiny files' while a smoke run reads its own root, else untouched."""
+    from ssdlib.data import tiny  # on use: it imports this module
+
+    chosen = root or os.environ.get("SSDLIB_DATA")
+    if chosen and tiny.smoke_root_active(chosen):
+        return tiny.registered_checksums(chosen)
+    return contextlib.nullcontext()
+
+
 def _open(name: str, split: str, root: str | None, size: int, download: bool) -> Dataset:
     entry, path = resolve(name, root)
     try:
-        return entry.open(path, split, image_transform(size), download and entry.downloadable)
+        with _smoke_checksums(root):  # torchvision checks the files when constructed
+            return entry.open(path, split, image_transform(size), download and entry.downloadable)
     except (RuntimeError, FileNotFoundError) as err:
         how = entry.how_to_get.format(path=path)
         raise DatasetNotFoundError(f"{name}: not found in {path} ({err}). To obtain it: {how}") from None

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import WeightsEnum, get_model_weights
 
 from ssdlib.models.load import CheckpointError, load_state_dict_strict, read_checkpoint, state_dict_of
 
@@ -139,13 +138,20 @@ def torchvision_state_dict(arch: str, weights) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights for ``arch``, in torchvision's own key layout (with ``fc``).
 
     ``weights`` is a torchvision weights name (``"IMAGENET1K_V1"``, ``"DEFAULT"``, or a full
-    ``"ResNet50_Weights.IMAGENET1K_V2"``), a ``WeightsEnum`` member, or a path to a local file
-    holding the state dict (read safely, with ``weights_only=True``). Names are fetched through
-    torchvision's cache ($TORCH_HOME), which needs network access the first time.
+    ``"ResNet50_Weights.IMAGENET1K_V2"``), a ``WeightsEnum`` member, a path to a local file
+    holding the state dict (read safely, with ``weights_only=True``), or a folder of such files
+    named ``<arch>.pth`` (one per architecture, for runs that build several). Names are fetched
+    through torchvision's cache ($TORCH_HOME), which needs network access the first time.
     """
+    from torchvision.models import WeightsEnum, get_model_weights  # importing torchvision takes seconds
+
     enum = get_model_weights(arch)
     if isinstance(weights, str) and weights.split(".")[-1] in enum.__members__:
         weights = enum[weights.split(".")[-1]]
+    if not isinstance(weights, WeightsEnum) and Path(weights).is_dir():
+        if not (Path(weights) / f"{arch}.pth").is_file():
+            raise ValueError(f"weights folder {weights} holds no {arch}.pth (a torchvision state dict of {arch})")
+        weights = Path(weights) / f"{arch}.pth"
     if not isinstance(weights, WeightsEnum):
         if not Path(weights).is_file():
             raise ValueError(

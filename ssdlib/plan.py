@@ -1,0 +1,137 @@
+"""What a run of a profile will train, said before it starts: each model, its epochs and images.
+
+A paper profile means days of GPU time, so ``ssdlib reproduce`` (and ``--dry-run``) prints this
+first. It follows what each notebook asks of ``ssdlib.experiment`` and ``ssdlib.ssod.runs``; each
+model is trained once per output folder, whichever notebook asks first, so a model several
+notebooks use is listed once. The smoke test of every profile checks this list against the
+checkpoints the run leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ssdlib.params import Params
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model a run trains: ``epochs`` passes over ``images`` training images."""
+
+    name: str
+    epochs: int
+    images: int
+    notebooks: tuple[str, ...]
+
+    @property
+    def work(self) -> int:
+        """Images processed in training (epochs x images), the size of the job."""
+        return self.epochs * self.images
+
+
+def _encoders(P: Params, modes: list[str]) -> list[tuple[str, int, str]]:
+    """(name, epochs, kind) of SSD's encoders and the SupCE classifier of ``P.encoder``'s arch."""
+    e, out = P.encoder, []
+    for mode in modes:
+        if mode in ("SupCE", "GODIN"):
+            out.append((f"{mode} {e.arch} w{e.width}", P.classifier.warmup_epochs + P.classifier.epochs, "encoder"))
+        else:
+            out.append((f"{mode} {e.arch} w{e.width}", e.warmup_epochs + e.epochs_for(mode), "encoder"))
+    return out
+
+
+def _ssod_variants(P: Params, notebook: str) -> list[dict]:
+    """The SSOD settings (overrides of ``P.ssod``) a notebook trains."""
+    if notebook == "05":
+        return [{}]
+    variants = [{"alpha": 0.0}, {}]
+    variants += [{"alpha": a} for a in P.ssod.alphas] + [{"balance": b} for b in P.ssod.balances]
+    return variants + [v for b in P.ssod.backbones for v in ({"backbone": b}, {"backbone": b, "alpha": 0.0})]
+
+
+def _ssod(P: Params, notebook: str) -> list[tuple[str, int, str]]:
+    from ssdlib.ssod.runs import settings
+
+    out = []
+    for overrides in _ssod_variants(P, notebook):
+        cfg = settings(P, **overrides)
+        label = "vanilla (alpha 0)" if cfg.alpha == 0 else f"alpha {cfg.alpha:g}, {cfg.balance}"
+        out.append((f"SSOD {cfg.backbone} w{cfg.width} {label}", cfg.epochs, "ssod"))
+    return out
+
+
+def _per_notebook(P: Params, notebook: str) -> list[tuple[str, int, str]]:
+    if notebook == "01":
+        return _encoders(P, [P.encoder.training_mode])
+    if notebook == "02":
+        return _encoders(P, ["SimCLR", "SupCon", "SupCE"])
+    if notebook == "03":
+        return _encoders(P, ["SimCLR"])
+    if notebook == "04":
+        return _ssod(P, notebook)
+    if notebook == "05":
+        godin = ["GODIN"] if "godin" in P.baselines.methods else []
+        return _encoders(P, ["SupCE", *godin, "SupCon", "SimCLR"]) + _ssod(P, notebook)
+    return []
+
+
+def models(P: Params, notebooks: list[str], train_images: int) -> list[Model]:
+    """The models a run of ``notebooks`` (numbers, e.g. ["02", "04"]) trains on ``train_images`` ID
+    training images (SSOD holds out ``ssod.val_fraction`` of them for selection)."""
+    ssod_images = train_images - round(train_images * P.ssod.val_fraction)
+    found: dict[str, tuple[int, int, list[str]]] = {}
+    for notebook in notebooks:
+        for name, epochs, kind in _per_notebook(P, notebook):
+            images = ssod_images if kind == "ssod" else train_images
+            users = found.setdefault(name, (epochs, images, []))[2]
+            if notebook not in users:
+                users.append(notebook)
+    return [Model(name, epochs, images, tuple(nbs)) for name, (epochs, images, nbs) in found.items()]
+
+
+def table(planned: list[Model]) -> pd.DataFrame:
+    """The plan as a table, with a total row."""
+    rows = [
+        {"model": m.name, "notebooks": ", ".join(m.notebooks), "epochs": m.epochs, "images": m.images, "work": m.work}
+        for m in planned
+    ]
+    total = {"model": "total", "notebooks": "", "epochs": pd.NA, "images": pd.NA, "work": sum(m.work for m in planned)}
+    return pd.DataFrame([*rows, total]).astype({"epochs": "Int64", "images": "Int64", "work": "Int64"})
+
+
+def backbones(P: Params) -> list[str]:
+    """The SSOD backbones a run of ``P`` builds: its own and Table 6's."""
+    return list(dict.fromkeys([P.ssod.backbone, *P.ssod.backbones]))
+
+
+def weights_status(P: Params) -> list[str]:
+    """For each SSOD backbone that starts from pretrained weights: where they come from and whether
+    they are here (a GPU job without network must not find out after its data loading)."""
+    from pathlib import Path
+
+    import torch
+    from torchvision.models import get_model_weights
+
+    pretrained = P.ssod.pretrained
+    if pretrained == "none":
+        return []
+    lines = []
+    for arch in backbones(P):
+        local = Path(pretrained).expanduser()
+        if local.is_dir() or local.suffix:
+            path = local / f"{arch}.pth" if local.is_dir() else local
+            state = "present" if path.is_file() else "MISSING"
+            lines.append(f"{arch}: {path} ({state})")
+            continue
+        enum = get_model_weights(arch)
+        name = "DEFAULT" if pretrained == "torchvision" else pretrained.split(".")[-1]
+        if name not in enum.__members__:
+            lines.append(f"{arch}: no torchvision weights named {name} (it has {', '.join(enum.__members__)})")
+            continue
+        url = enum[name].url
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+        state = "in torchvision's cache" if cached.is_file() else "not cached: fetched on first use (needs network)"
+        lines.append(f"{arch}: {enum[name]} from {url} ({state}, {cached})")
+    return lines

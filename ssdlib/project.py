@@ -1,0 +1,24 @@
+"""Where the project's folders are, so that notebooks, the runner and plain papermill calls agree.
+
+ssdlib is installed in development mode (``pip install -e .``, which ``./run`` does): the package
+sits in the project, next to ``params/``, ``notebooks/`` and ``outputs/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PARAMS_DIR = PROJECT_ROOT / "params"
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+OUTPUTS_DIR = PROJECT_ROOT / "outputs"
+
+
+def project_path(path: str | Path, root: Path = PROJECT_ROOT) -> str:
+    """``path`` relative to the project root when it lies inside it (so that recorded tables do not
+    depend on where the project is checked out), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

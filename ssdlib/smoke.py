@@ -1,0 +1,126 @@
+"""Smoke runs: a profile's notebooks end to end on a CPU in minutes (``ssdlib reproduce --smoke``).
+
+A paper profile trains for GPU-days on data that CI does not have, so an error in it would surface
+hours into a real run. A smoke run executes the same notebooks with the same architectures, stems,
+input sizes, backbones, balance schemes, detectors and checks, and cuts only what sets the size of
+the work:
+
+- data: tiny files in each set's real on-disk format (:mod:`ssdlib.data.tiny`), written under a
+  temporary data root, which torchvision's integrity check accepts for this run only;
+- pretrained weights: random ones, written as local files in torchvision's format, one per backbone
+  (``ssod.pretrained`` then names that folder), so that the loading code runs too;
+- epochs (:data:`EPOCHS` after a warm-up of 1 where the profile has one), batch sizes
+  (:data:`BATCH`), the synthetic and offline sets' sizes, the neighbours of KNN and of the kNN
+  monitor, SSD's clusters (each needs points for a covariance), SSD_k's k (it must leave an outlier
+  of each class to score), SSOD's held-out share (at least one image to select on), no data-loading
+  workers, the CPU;
+- checks are evaluated and recorded but do not stop a notebook (``checks.enforce: false``): tiny
+  models cannot meet them. Every other error does.
+
+:func:`prepare` writes the data and weights and returns the overrides; the runner merges them over
+the profile (:func:`ssdlib.params.merged`) and passes them to every notebook.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssdlib import plan
+from ssdlib.params import Params
+
+PER_CLASS = 3  # images per class of each tiny OOD set
+ID_PER_CLASS = 4  # and of the ID set's splits: k-means, the kNN monitor and SSOD's hold-out need a few
+CLASSES = 4  # classes of the tiny folder sets (ImageNet, image folders)
+EPOCHS = 1
+BATCH = 8
+SYNTHETIC = 12  # images per synthetic OOD set
+NEIGHBOURS = 5  # KNN's k and the kNN monitor's, below the tiny training sets' size
+CLUSTERS = 2  # SSD's k-means clusters at most: each needs a few points for its covariance
+HELD_OUT = 0.2  # SSOD's held-out share at least, so that a tiny set holds out an image to select on
+OFFLINE = {"train_per_class": 8, "test_per_class": 4, "ood_per_set": 40}
+
+
+def _warmup(epochs: int) -> int:
+    return min(epochs, 1)
+
+
+def overrides(P: Params, data_root: Path, weights: Path | None) -> dict[str, Any]:
+    """The cuts of a smoke run of ``P`` (see the module docstring), as a params overrides mapping."""
+    e, c, s, b = P.encoder, P.classifier, P.ssod, P.baselines
+    data = {
+        "root": str(data_root),
+        "num_workers": 0,
+        "batch_size": min(P.data.batch_size, 2 * BATCH),
+        "synthetic_per_set": SYNTHETIC,
+        "offline": OFFLINE,
+    }
+    knn = b.section("knn")
+    out: dict[str, Any] = {
+        "device": "cpu",
+        "data": data,
+        "encoder": {
+            "epochs": EPOCHS,
+            "supcon_epochs": EPOCHS if e.supcon_epochs is not None else None,
+            "warmup_epochs": _warmup(e.warmup_epochs),
+            "batch_size": min(e.batch_size, BATCH),
+            "save_every": 1,
+            "monitor_every": min(e.monitor_every, 1),
+            "knn_k": min(e.knn_k, NEIGHBOURS),
+        },
+        "classifier": {
+            "epochs": EPOCHS,
+            "warmup_epochs": _warmup(c.warmup_epochs),
+            "batch_size": min(c.batch_size, BATCH),
+            "save_every": 1,
+            "monitor_every": min(c.monitor_every, 1),
+        },
+        "ssd": {
+            "clusters": sorted({min(c, CLUSTERS) for c in P.ssd.clusters}),
+            "k": sorted({min(k, PER_CLASS - 1) for k in P.ssd.k}),
+        },
+        "ssod": {
+            "epochs": _warmup(s.warmup_epochs) + EPOCHS,  # its epochs include the warm-up
+            "warmup_epochs": _warmup(s.warmup_epochs),
+            "batch_size": min(s.batch_size, BATCH),
+            "val_fraction": max(s.val_fraction, HELD_OUT) if s.val_fraction else 0.0,
+        },
+        "baselines": {
+            "tune_samples": min(b.tune_samples, 2 * SYNTHETIC),
+            "knn": {
+                "k": min(knn.k, NEIGHBOURS),
+                "grid": {**knn.grid, "k": sorted({min(k, NEIGHBOURS) for k in knn.grid.get("k", [])})},
+            },
+        },
+        "checks": {"enforce": False},
+    }
+    if s.pretrained != "none":
+        out["ssod"]["pretrained"] = str(weights)
+    return out
+
+
+def write_weights(P: Params, folder: Path) -> Path:
+    """Random weights of each backbone of ``P`` as torchvision's full network (classifier included),
+    saved as torchvision's files are (a state dict), named ``<backbone>.pth`` in ``folder``."""
+    from torchvision import models
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in plan.backbones(P):
+        torch.manual_seed(P.seed)
+        torch.save(getattr(models, name)(weights=None).state_dict(), folder / f"{name}.pth")
+    return folder
+
+
+def prepare(P: Params, root: Path) -> dict[str, Any]:
+    """Write the tiny data sets and random weights of ``P`` under ``root``; return the overrides."""
+    from ssdlib.data import offline, tiny
+
+    data_root = root / "data"
+    sets = dict(per_class=PER_CLASS, classes=CLASSES, seed=P.seed)
+    tiny.write_sets([P.data.id_dataset], data_root, id_dataset=P.data.id_dataset, **{**sets, "per_class": ID_PER_CLASS})
+    generated = offline.OOD_SETS if P.data.id_dataset == "offline" else ()
+    tiny.write_sets([n for n in P.data.ood_datasets if n not in generated], data_root, **sets)
+    weights = write_weights(P, root / "weights") if P.ssod.pretrained != "none" else None
+    return overrides(P, data_root, weights)

@@ -1,0 +1,87 @@
+"""What a run says it will train (ssdlib.plan), the cuts of a smoke run (ssdlib.smoke), and the dry run
+on a data root missing a set."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from ssdlib import params, plan, smoke
+from ssdlib.cli import main
+from ssdlib.data import tiny
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_plan_lists_each_model_once_with_epochs_times_images():
+    P = params.load(ROOT / "params" / "cifar10_ssod.yaml")
+    planned = {m.name: m for m in plan.models(P, ["00", "04"], 50_000)}
+    # vanilla, SSOD at alpha 1.5 (also the alphas' and balances' 1.5 / LWB run), 4 more alphas, 2 more balances
+    assert len(planned) == 1 + 1 + 4 + 2
+    ssod = planned["SSOD resnet18 w64 alpha 1.5, LWB"]
+    assert (ssod.epochs, ssod.images, ssod.work) == (300, 45_000, 300 * 45_000)  # 10 % held out for selection
+    assert plan.table(list(planned.values()))["work"].iloc[-1] == 8 * 300 * 45_000
+
+
+def test_models_shared_by_notebooks_are_counted_once():
+    P = params.load(ROOT / "params" / "cifar10.yaml")
+    planned = {m.name: m for m in plan.models(P, P.notebooks, 50_000)}
+    assert planned["SimCLR resnet50 w64"].notebooks == ("01", "02", "03", "05")
+    assert planned["SimCLR resnet50 w64"].epochs == 10 + 500  # warm-up + cosine epochs
+    assert planned["SupCE resnet50 w64"].epochs == 100
+    assert plan.models(P, ["00"], 50_000) == []
+
+
+def test_smoke_cuts_sizes_and_keeps_the_rest_of_the_profile():
+    P = params.load(ROOT / "params" / "imagenet_ssod.yaml")
+    cut = params.validate(params.merged(P.model_dump(mode="json"), smoke.overrides(P, Path("/d"), Path("/w"))))
+    assert (cut.ssod.epochs, cut.ssod.warmup_epochs, cut.ssod.batch_size) == (smoke.EPOCHS, 0, smoke.BATCH)
+    assert cut.ssod.pretrained == "/w" and cut.data.root == "/d" and cut.device == "cpu"
+    assert cut.checks.enforce is False and cut.baselines.knn.k == smoke.NEIGHBOURS
+    kept = ("backbone", "width", "stem", "input_size", "alpha", "gamma", "balance", "backbones", "select", "score")
+    assert {k: getattr(cut.ssod, k) for k in kept} == {k: getattr(P.ssod, k) for k in kept}
+    assert cut.data.ood_datasets == P.data.ood_datasets and cut.data.image_size == P.data.image_size
+
+
+def test_smoke_weights_load_through_the_profiles_loading_code(tmp_path):
+    from ssdlib.models.backbones import backbone, load_pretrained
+
+    P = params.validate(
+        {"profile": "t", "ssod": {"backbone": "mobilenet_v3_small", "backbones": [], "pretrained": "x"}}
+    )
+    folder = smoke.write_weights(P, tmp_path)
+    model = backbone("mobilenet_v3_small")
+    load_pretrained(model, "mobilenet_v3_small", str(folder))  # the folder form of ssod.pretrained
+    written = torch.load(folder / "mobilenet_v3_small.pth", weights_only=True)
+    assert torch.equal(model.state_dict()["features.0.0.weight"], written["features.0.0.weight"])
+    with pytest.raises(ValueError, match=r"holds no resnet18.pth"):
+        load_pretrained(backbone("resnet18"), "resnet18", str(folder))
+
+
+@pytest.fixture
+def profile_missing_textures(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    tiny.write_sets(["cifar10", "svhn"], root, id_dataset="cifar10")
+    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(root.resolve()))
+    path = tmp_path / "p.yaml"
+    data = {"id_dataset": "cifar10", "ood_datasets": ["svhn", "textures"], "root": str(root)}
+    path.write_text(yaml.safe_dump({"profile": "p", "notebooks": ["02"], "data": data}))
+    return path, root
+
+
+def test_dry_run_names_the_missing_set_and_the_folder_it_looked_in(profile_missing_textures, caplog):
+    path, root = profile_missing_textures
+    assert main(["reproduce", "--params", str(path), "--dry-run"]) == 1
+    assert "textures: not found in " + str(root / "dtd") in caplog.text
+    assert not (ROOT / "outputs" / "p").exists()
+
+
+def test_dry_run_prints_the_sets_and_the_plan(profile_missing_textures, caplog):
+    path, root = profile_missing_textures
+    raw = yaml.safe_load(path.read_text())
+    raw["data"]["ood_datasets"] = ["svhn"]
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["reproduce", "--params", str(path), "--dry-run"]) == 0
+    assert "cifar10 train 6 (the published set has 50,000)" in caplog.text
+    assert "SupCon resnet50 w64" in caplog.text and "nothing was trained or written" in caplog.text
