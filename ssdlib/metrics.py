@@ -12,12 +12,20 @@ Two FPR95s exist in the literature and they are different numbers:
 
 Both are read off scikit-learn's ROC curve, so tied scores are handled the way scikit-learn
 handles them: all samples sharing a score cross the threshold together.
+
+Two AUPRs exist as well, for either positive class:
+
+* :func:`aupr_in` / :func:`aupr_out` are average precision, the step-wise sum of scikit-learn's
+  :func:`~sklearn.metrics.average_precision_score` (SSD's ``utils.get_pr_sklearn``).
+* :func:`aupr_in_trapz` / :func:`aupr_out_trapz` integrate the same precision-recall curve with the
+  trapezoid rule, ``sklearn.metrics.auc(recall, precision)`` (OpenOOD v1.5, pytorch-ood). On tied
+  scores the trapezoid interpolates between the curve's points and the two can differ by ~0.2.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 TPR_LEVEL = 0.95
 
@@ -78,6 +86,23 @@ def aupr_out(id_scores, ood_scores) -> float:
     return float(average_precision_score(*_labels_scores(id_scores, ood_scores, "ood")))
 
 
+def _aupr_trapz(labels, scores) -> float:
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    return float(auc(recall, precision))
+
+
+def aupr_in_trapz(id_scores, ood_scores) -> float:
+    """Trapezoid-rule area under the precision-recall curve, ID positive (OpenOOD / pytorch-ood AUPR-In)."""
+    id_scores, ood_scores = _check(id_scores, ood_scores)
+    return _aupr_trapz(*_labels_scores(id_scores, ood_scores, "id"))
+
+
+def aupr_out_trapz(id_scores, ood_scores) -> float:
+    """Trapezoid-rule area under the precision-recall curve, OOD positive (OpenOOD / pytorch-ood AUPR-Out)."""
+    id_scores, ood_scores = _check(id_scores, ood_scores)
+    return _aupr_trapz(*_labels_scores(id_scores, ood_scores, "ood"))
+
+
 def accuracy(logits_or_predictions, labels) -> float:
     """Top-1 accuracy from logits [N, M] or predicted labels [N]."""
     pred = np.asarray(logits_or_predictions)
@@ -97,4 +122,6 @@ def evaluate(id_scores, ood_scores) -> dict[str, float]:
         "auroc": auroc(id_scores, ood_scores),
         "aupr_in": aupr_in(id_scores, ood_scores),
         "aupr_out": aupr_out(id_scores, ood_scores),
+        "aupr_in_trapz": aupr_in_trapz(id_scores, ood_scores),
+        "aupr_out_trapz": aupr_out_trapz(id_scores, ood_scores),
     }

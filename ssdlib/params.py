@@ -103,8 +103,12 @@ class EncoderParams(_Section):
     temperature: float = Field(0.5, gt=0)
     amp: bool = True
     save_every: int = Field(50, ge=1)
-    original_warmup_momentum: bool = Field(False, description="SSD's bug: momentum 0.9 -> 0.8 in warm-up, never reset")
-    original_loss_scale: bool = Field(False, description="SSD's bug: loss scaled by temperature / 0.07")
+    recipe: Literal["original", "corrected"] = Field(
+        "original",
+        description="original: SSD's train.py as released, whose published numbers it produced: the loss "
+        "scaled by temperature / 0.07 (losses.py, SupConLoss's base_temperature) and the momentum left at "
+        "0.8 after the warm-up (CyclicLR's cycle_momentum); corrected: neither",
+    )
     knn_k: int = Field(20, ge=0, description="neighbours of the kNN monitor (0: off)")
     monitor_every: int = Field(1, ge=0, description="epochs between monitor runs (0: never)")
 
@@ -132,6 +136,11 @@ class SSDParams(_Section):
 
     clusters: list[PositiveInt] = Field(
         default_factory=lambda: [1], min_length=1, description="k-means cluster counts to sweep (SSD's default: 1)"
+    )
+    kmeans: Literal["sklearn", "faiss"] = Field(
+        "sklearn",
+        description="k-means of the cluster sweep: scikit-learn (k-means++ seeding, every point) or faiss as "
+        "SSD's eval_ssd.py runs it (random initial points, 256 points per cluster)",
     )
     k: list[PositiveInt] = Field(
         default_factory=lambda: [1, 5], min_length=1, description="SSD_k: known outliers per OOD class"
@@ -191,6 +200,18 @@ class SSODParams(_Section):
     crop_scale: tuple[float, float] = Field(
         (0.08, 1.0), strict=False, description="RandomResizedCrop's area range (a YAML list)"
     )
+    supcon_weight: float = Field(
+        0.0,
+        ge=0,
+        description="SSOD (w/), Table 1: weight of a supervised contrastive (SupCon) term on a projection of "
+        "the pooled feature of two crops; > 0 trains that run beside SSOD (w/o) (docs/ssod.md); 0: none",
+    )
+    supcon_temperature: float = Field(0.1, gt=0, description="SupCon's temperature in SSOD (w/)")
+    supcon_checkpoint: str = Field(
+        "none",
+        description="SSOD (w/) starts its backbone from this SupCon-pretrained checkpoint (a local file in "
+        "SupContrast's or KNN's format); none: as `pretrained` says",
+    )
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     score: Literal["ood", "ood_x_msp"] = Field("ood", description="sigmoid(f_ood) (Eq. 10) or its product with MSP")
     select: Literal["val_accuracy", "last", "test_fpr95"] = Field(
@@ -213,6 +234,8 @@ class SSODParams(_Section):
             raise ValueError(
                 f"pretrained weights exist for width 64 only, got width {self.width}: set width: 64 or pretrained: none"
             )
+        if self.supcon_checkpoint != "none" and not self.supcon_weight:
+            raise ValueError("supcon_checkpoint starts SSOD (w/), which needs supcon_weight > 0")
         low, high = self.crop_scale
         if not 0 < low <= high <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {list(self.crop_scale)}")

@@ -46,7 +46,7 @@ def _ssod_variants(P: Params, notebook: str) -> list[dict]:
     """The SSOD settings (overrides of ``P.ssod``) a notebook trains."""
     if notebook == "05":
         return [{}]
-    variants = [{"alpha": 0.0}, {}]
+    variants = [{"alpha": 0.0}, {}] + ([{"supcon": True}] if P.ssod.supcon_weight else [])  # SSOD (w/)
     variants += [{"alpha": a} for a in P.ssod.alphas] + [{"balance": b} for b in P.ssod.balances]
     return variants + [v for b in P.ssod.backbones for v in ({"backbone": b}, {"backbone": b, "alpha": 0.0})]
 
@@ -58,6 +58,7 @@ def _ssod(P: Params, notebook: str) -> list[tuple[str, int, str]]:
     for overrides in _ssod_variants(P, notebook):
         cfg = settings(P, **overrides)
         label = "vanilla (alpha 0)" if cfg.alpha == 0 else f"alpha {cfg.alpha:g}, {cfg.balance}"
+        label += f" + SupCon x{cfg.supcon_weight:g}" if cfg.supcon_weight else ""
         out.append((f"SSOD {cfg.backbone} w{cfg.width} {label}", cfg.epochs, "ssod"))
     return out
 

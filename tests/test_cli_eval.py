@@ -96,6 +96,8 @@ def test_flags_override_the_profile_and_ssd_defaults_apply_without_one(profile):
     assert (P.encoder.arch, P.encoder.width, P.encoder.training_mode) == ("resnet50", 64, "SupCon")
     P = cli_eval.eval_params(parser.parse_args(base + ["--dataset", "cifar100"]))
     assert (P.data.id_dataset, P.data.image_size, P.data.batch_size, P.data.normalize) == ("cifar100", 32, 256, False)
+    assert P.data.ood_datasets == ["cifar10", "svhn", "textures", "blobs"]  # eval_ssd.py's list, less the ID set
+    assert cli_eval.eval_params(parser.parse_args(base)).data.ood_datasets == ["cifar100", "svhn", "textures", "blobs"]
 
 
 def test_ssd_lines_match_an_independent_evaluation(tmp_path, profile):
@@ -120,7 +122,7 @@ def test_ssd_lines_match_an_independent_evaluation(tmp_path, profile):
     model = build_model(P, bundle, "SimCLR")
     model.load_state_dict(torch.load(ckpt)["state_dict"])
     f = extract_splits(model, bundle)
-    detector = SSD(clusters=2, seed=3).fit(f.train)
+    detector = SSD(clusters=2, seed=3, kmeans="faiss").fit(f.train)  # eval_ssd.py's k-means, the default
     for _, name, _, fpr, auc, aupr in parsed:
         id_s, ood_s = detector.score(f.test), detector.score(f.ood[name])
         assert float(fpr) == pytest.approx(fpr_at_95_id_tpr(id_s, ood_s))

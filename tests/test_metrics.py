@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from ssdlib import metrics
 
@@ -33,6 +33,10 @@ def test_agree_with_sklearn_on_random_scores(seed):
     assert metrics.auroc(id_s, ood_s) == pytest.approx(roc_auc_score(y, s), abs=1e-9)
     assert metrics.aupr_in(id_s, ood_s) == pytest.approx(average_precision_score(y, s), abs=1e-9)
     assert metrics.aupr_out(id_s, ood_s) == pytest.approx(average_precision_score(1 - y, -s), abs=1e-9)
+    assert metrics.aupr_in_trapz(id_s, ood_s) == pytest.approx(auc(*precision_recall_curve(y, s)[1::-1]), abs=1e-9)
+    assert metrics.aupr_out_trapz(id_s, ood_s) == pytest.approx(
+        auc(*precision_recall_curve(1 - y, -s)[1::-1]), abs=1e-9
+    )
     assert metrics.fpr_at_95_id_tpr(id_s, ood_s) == pytest.approx(fpr_by_threshold_scan(id_s, ood_s), abs=1e-9)
     assert metrics.fpr_at_95_ood_tpr(id_s, ood_s) == pytest.approx(fpr_by_threshold_scan(-ood_s, -id_s), abs=1e-9)
 
@@ -65,16 +69,65 @@ def test_hand_computed_ties():
     assert metrics.aupr_in(TIED_ID, TIED_OOD) == pytest.approx(0.9 * 18 / 21 + 0.1 * 20 / 27)
 
 
+def test_hand_computed_trapezoid_aupr():
+    # Same curve as above, ID positive: (0, 1) -> (0.9, 18/21) -> (1.0, 20/27), joined by straight lines.
+    expected = 0.9 * (1 + 18 / 21) / 2 + 0.1 * (18 / 21 + 20 / 27) / 2
+    assert metrics.aupr_in_trapz(TIED_ID, TIED_OOD) == pytest.approx(expected)
+
+
+def test_aupr_step_wise_and_trapezoid_on_ties():
+    """Step-wise AUPR is scikit-learn's average precision, the trapezoid one auc(recall, precision)
+    (OpenOOD v1.5, pytorch-ood); on tied scores the two are different numbers."""
+    y = np.r_[np.ones_like(TIED_ID), np.zeros_like(TIED_OOD)]
+    s = np.r_[TIED_ID, TIED_OOD]
+    for labels, scores, step, trapz in (
+        (y, s, metrics.aupr_in, metrics.aupr_in_trapz),
+        (1 - y, -s, metrics.aupr_out, metrics.aupr_out_trapz),
+    ):
+        precision, recall, _ = precision_recall_curve(labels, scores)
+        assert step(TIED_ID, TIED_OOD) == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+        assert trapz(TIED_ID, TIED_OOD) == pytest.approx(auc(recall, precision), abs=1e-12)
+        assert abs(trapz(TIED_ID, TIED_OOD) - step(TIED_ID, TIED_OOD)) > 0.05
+
+
+@pytest.mark.parametrize("case", ["tied", "random"])
+def test_trapezoid_aupr_agrees_with_pytorch_ood(case):
+    """pytorch-ood's AUPR-IN (ID positive) and AUPR-OUT (OOD positive) are the trapezoid ones; it takes
+    outlier scores (larger = more OOD, so our scores negated) and labels < 0 for OOD."""
+    pytest.importorskip("pytorch_ood")
+    from pytorch_ood.metrics import OODMetrics
+
+    id_s, ood_s = (TIED_ID, TIED_OOD) if case == "tied" else random_scores(0)
+    m = OODMetrics()
+    m.update(torch.tensor(-np.r_[id_s, ood_s]), torch.tensor(np.r_[np.zeros(len(id_s)), -np.ones(len(ood_s))]))
+    ref = m.compute()
+    assert metrics.aupr_in_trapz(id_s, ood_s) == pytest.approx(ref["AUPR-IN"], abs=1e-9)
+    assert metrics.aupr_out_trapz(id_s, ood_s) == pytest.approx(ref["AUPR-OUT"], abs=1e-9)
+    if case == "tied":
+        assert metrics.aupr_in(id_s, ood_s) != pytest.approx(ref["AUPR-IN"], abs=1e-3)
+        assert metrics.aupr_out(id_s, ood_s) != pytest.approx(ref["AUPR-OUT"], abs=1e-3)
+
+
 def test_conventions_differ_and_are_named():
     out = metrics.evaluate(TIED_ID, TIED_OOD)
     assert out["fpr95"] != out["fpr95_ood_tpr"]
-    assert set(out) == {"fpr95", "fpr95_ood_tpr", "auroc", "aupr_in", "aupr_out"}
+    assert out["aupr_in"] != out["aupr_in_trapz"] and out["aupr_out"] != out["aupr_out_trapz"]
+    assert set(out) == {
+        "fpr95",
+        "fpr95_ood_tpr",
+        "auroc",
+        "aupr_in",
+        "aupr_out",
+        "aupr_in_trapz",
+        "aupr_out_trapz",
+    }
 
 
 def test_perfect_separation():
     out = metrics.evaluate([2.0, 3.0, 4.0], [0.0, 1.0])
     assert out["fpr95"] == 0 and out["fpr95_ood_tpr"] == 0
     assert out["auroc"] == out["aupr_in"] == out["aupr_out"] == 1
+    assert out["aupr_in_trapz"] == out["aupr_out_trapz"] == 1
 
 
 def test_rejects_nan_and_empty():

@@ -108,10 +108,16 @@ def test_image_folder_sets_appear_under_the_papers_names():
         our_row("KNN+", "SupCon", "places365", 0.60, 0.85, setting="knn_k=1000"),
     ]
     rows = [{**r, "id_dataset": "imagenet"} for r in rows]
+    with_supcon = {**rows[0], "method": "SSOD+", "training_mode": "SSOD+SupCon", "setting": "alpha=1.5,supcon=1"}
+    page = pc.markdown([*rows, {**with_supcon, "fpr95": 0.2}], SSOD_IMAGENET, smoke=False)
+    assert unbold(section(page, "SSOD (Pei et al. 2023), Table 1").loc["SSOD (w/)", "inaturalist FPR95↓"]) == cell(
+        20.0, 20.32
+    )
     page = pc.markdown(rows, SSOD_IMAGENET, smoke=False)
     table1 = section(page, "SSOD (Pei et al. 2023), Table 1")
     assert list(table1.columns[:6:2]) == ["inaturalist FPR95↓", "sun FPR95↓", "places FPR95↓"]
     assert unbold(table1.loc["SSOD (w/o)", "inaturalist FPR95↓"]) == cell(30.0, 31.70)
+    assert table1.loc["SSOD (w/)", "inaturalist FPR95↓"].startswith("–")  # SSOD (w/) is a row of its own
     assert unbold(table1.loc["KNN (w/)", "places AUROC↑"]) == cell(85.0, 84.71)
     knn = section(page, "KNN (Sun et al. 2022), Table 2")
     assert unbold(knn.loc["KNN+ (SupCon)", "places FPR95↓"]) == cell(60.0, 60.02)
@@ -120,7 +126,7 @@ def test_image_folder_sets_appear_under_the_papers_names():
 def test_targets_without_a_row_of_ours_show_no_number_of_ours():
     rows = [our_row("SSOD", "SSOD", "places365", 0.55, 0.84, setting="alpha=1.5,balance=LWB", id_dataset="imagenet")]
     table = section(pc.markdown(rows, SSOD_IMAGENET, smoke=False), "SSOD (Pei et al. 2023), Table 1")
-    assert table.loc["SSOD (w/)", "places FPR95↓"] == "– [paper 41.44]"  # no SSOD+ in ssdlib
+    assert table.loc["SSOD (w/)", "places FPR95↓"] == "– [paper 41.44]"  # this run trained no SSOD (w/)
     assert table.loc["MSP", "inaturalist AUROC↑"] == "– [paper 87.74]"  # not recorded by this run
     mos = section(pc.markdown(rows, SSOD_IMAGENET, smoke=False), "SSOD (Pei et al. 2023), Table 3")
     assert mos.loc["MOS", "textures FPR95↓"] == "– [paper 60.43]"

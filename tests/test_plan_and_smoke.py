@@ -20,8 +20,10 @@ def test_the_plan_lists_each_model_once_with_epochs_times_images():
     # vanilla, SSOD at alpha 1.5 (also the alphas' and balances' 1.5 / LWB run), 4 more alphas, 2 more balances
     assert len(planned) == 1 + 1 + 4 + 2
     ssod = planned["SSOD resnet18 w64 alpha 1.5, LWB"]
-    assert (ssod.epochs, ssod.images, ssod.work) == (300, 45_000, 300 * 45_000)  # 10 % held out for selection
-    assert plan.table(list(planned.values()))["work"].iloc[-1] == 8 * 300 * 45_000
+    assert (ssod.epochs, ssod.images, ssod.work) == (300, 50_000, 300 * 50_000)  # selects on test: no hold-out
+    assert plan.table(list(planned.values()))["work"].iloc[-1] == 8 * 300 * 50_000
+    held_out = params.validate({"profile": "t", "ssod": {"select": "val_accuracy", "val_fraction": 0.1}})
+    assert {m.images for m in plan.models(held_out, ["04"], 50_000)} == {45_000}
 
 
 def test_models_shared_by_notebooks_are_counted_once():
@@ -85,3 +87,10 @@ def test_dry_run_prints_the_sets_and_the_plan(profile_missing_textures, caplog):
     assert main(["reproduce", "--params", str(path), "--dry-run"]) == 0
     assert "cifar10 train 6 (the published set has 50,000)" in caplog.text
     assert "SupCon resnet50 w64" in caplog.text and "nothing was trained or written" in caplog.text
+
+
+def test_the_imagenet_plan_has_ssod_with_and_without_supcon_and_table_6():
+    P = params.load(ROOT / "params" / "imagenet_ssod.yaml")
+    names = [m.name for m in plan.models(P, P.notebooks, 1_281_167)]
+    assert "SSOD resnet50 w64 alpha 1.5, LWB" in names and "SSOD resnet50 w64 alpha 1.5, LWB + SupCon x1" in names
+    assert len(names) == 3 + 2 * 3  # vanilla, SSOD w/o and w/; three more backbones, each SSOD and vanilla

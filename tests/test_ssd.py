@@ -4,6 +4,8 @@ The score as SSD's ``eval_ssd.py`` (``get_eval_results``, ``get_scores_multi_clu
 ``utils.py`` (``get_scores_one_cluster``) compute it.
 """
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -83,6 +85,51 @@ def test_seeded_kmeans_is_reproducible_and_subsample_option_works(data):
     b = SSD(clusters=3, seed=5, points_per_cluster=20).fit(train)
     np.testing.assert_array_equal(a.train_clusters_, b.train_clusters_)
     np.testing.assert_array_equal(a.score(test), b.score(test))
+
+
+def same_partition(a, b):
+    """True when the two labellings split the points alike, whatever the cluster names."""
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_faiss_kmeans_finds_sklearns_partition_and_scores(data, seed):
+    """SSD's own k-means (faiss, random initial points) and scikit-learn's agree on well-separated clusters.
+
+    Random initial points can also put two centroids in one blob and stop in that local optimum (some
+    seeds do on these blobs), which k-means++ seeding avoids: one reason the backend is an option.
+    """
+    pytest.importorskip("faiss")
+    train, test = data
+    ours = SSD(clusters=3, seed=seed).fit(train)
+    theirs = SSD(clusters=3, seed=seed, kmeans="faiss").fit(train)
+    assert same_partition(ours.train_clusters_, theirs.train_clusters_)
+    assert same_partition(theirs.train_clusters_, train.labels)
+    np.testing.assert_allclose(theirs.score(test), ours.score(test), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        theirs.score(test), -reference_ssd(train.features, test.features, theirs.train_clusters_), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_faiss_kmeans_is_seeded(data):
+    pytest.importorskip("faiss")
+    train, test = data
+    a = SSD(clusters=3, seed=7, kmeans="faiss", points_per_cluster=40).fit(train)
+    b = SSD(clusters=3, seed=7, kmeans="faiss", points_per_cluster=40).fit(train)
+    assert a.centroids_.shape == (3, 6)
+    np.testing.assert_array_equal(a.centroids_, b.centroids_)
+    np.testing.assert_array_equal(a.train_clusters_, b.train_clusters_)
+    np.testing.assert_array_equal(a.score(test), b.score(test))
+
+
+def test_faiss_kmeans_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
+    with pytest.raises(ImportError, match="pip install faiss-cpu"):
+        SSD(clusters=3, kmeans="faiss")
+    SSD(clusters=3)  # the default does not need faiss
+    with pytest.raises(ValueError, match="k-means backend"):
+        SSD(clusters=3, kmeans="torch")
 
 
 def test_hand_computed_case():

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ssdlib.detectors.base import FeatureSet
 from ssdlib.detectors.ssod import SSOD
-from ssdlib.ssod.loss import balanced_bce, equal_counts, ssod_loss, with_pooled
+from ssdlib.ssod.loss import balanced_bce, equal_counts, ssod_loss, with_pooled, with_supcon
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, IGNORED, OOD, location_labels, sample, target_confidence
 
@@ -122,6 +122,30 @@ def test_total_loss_is_ce_plus_alpha_times_ood_loss():
     assert out.ce_ood.item() == pytest.approx(loss_of("LWB"), rel=1e-12)
     assert out.total.item() == pytest.approx(ce + 1.5 * loss_of("LWB"), rel=1e-12)
     assert (out.n_id, out.n_ood) == (3, 2)  # locations only: pooled features are not counted
+
+
+def test_ssod_with_supcon_adds_lambda_times_supcon_of_the_two_crops():
+    """SSOD (w/) on a hand-made batch: CE + alpha L_ood + lambda SupCon, SupCon by Khosla et al.'s Eq. 2."""
+    class_logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    y = torch.tensor([0, 2])
+    base = ssod_loss(class_logits, y, MAP, LABELS, POOLED, alpha=1.5, balance="LWB")
+    angles = np.array([[0.0, 0.3], [2.0, 2.6]])  # image i, crop v: a unit vector at this angle
+    z = torch.tensor(np.stack([np.cos(angles), np.sin(angles)], -1))  # [2 images, 2 crops, 2]
+    labels = torch.tensor([1, 1])  # one class: every other crop is a positive
+    t = 0.1
+    anchors = z.reshape(4, 2).numpy()  # image-major here; the loss is a mean over anchors, order-free
+    of = np.array([1, 1, 1, 1])
+    terms = []
+    for a in range(4):
+        others = [b for b in range(4) if b != a]
+        log_den = np.log(sum(np.exp(anchors[a] @ anchors[b] / t) for b in others))
+        positives = [b for b in others if of[b] == of[a]]
+        terms.append(-np.mean([anchors[a] @ anchors[p] / t - log_den for p in positives]))
+    total, supcon = with_supcon(base.total, z, labels, weight=0.5, temperature=t)
+    assert supcon.item() == pytest.approx(np.mean(terms), rel=1e-12)
+    assert total.item() == pytest.approx(base.ce.item() + 1.5 * loss_of("LWB") + 0.5 * np.mean(terms), rel=1e-12)
+    _, by_image = with_supcon(base.total, z, torch.tensor([0, 1]), weight=0.5, temperature=t)
+    assert by_image.item() != pytest.approx(supcon.item())  # two classes: only the other crop is a positive
 
 
 @pytest.mark.parametrize("balance", ["LW", "DR", "LWB"])

@@ -178,3 +178,47 @@ def test_backbone_ablation_pairs_ssod_with_its_vanilla_classifier(tmp_path):
     assert table[["backbone", "method"]].values.tolist() == [["resnet18", "SSOD"], ["resnet18", "MSP"]]
     with pytest.raises(ValueError, match="data.ood_datasets"):
         runs.ablation(tiny_params(ablation_ood="places365"), data, tmp_path, "alpha")
+
+
+def test_ssod_with_supcon_trains_beside_ssod_without_it(tmp_path):
+    """SSOD (w/): its own run (projection head, SupCon logged), while SSOD (w/o) keeps its run and weights."""
+    plain, data = tiny_params(), bundle()
+    with_ = tiny_params(supcon_weight=0.5, supcon_temperature=0.2)
+    without = runs.trained(plain, data, tmp_path, log=lambda _m: None, progress=False)
+    same = runs.trained(with_, data, tmp_path, log=lambda _m: None, progress=False)  # the profile's w/o run
+    assert same.path == without.path  # the SupCon settings are not part of SSOD (w/o)'s identity
+    supcon = runs.trained(with_, data, tmp_path, log=lambda _m: None, progress=False, supcon=True)
+    assert supcon.path != without.path and hasattr(supcon.model, "projection")
+    assert all(math.isfinite(v) for v in supcon.history.step_supcon)
+    assert all(math.isnan(v) for v in without.history.step_supcon)
+    (row,) = runs.evaluate(supcon, with_, data)
+    assert (row["method"], row["training_mode"], row["setting"]) == (
+        "SSOD+",
+        "SSOD+SupCon",
+        "alpha=1.5,balance=LWB,supcon=0.5",
+    )
+    with pytest.raises(ValueError, match="supcon_weight > 0"):
+        runs.settings(plain, supcon=True)
+
+
+def test_ssod_with_supcon_starts_from_a_supcon_checkpoint(tmp_path):
+    """A SupContrast-format file (DataParallel's ``module.``, a projection head of its own) fills the backbone."""
+    from ssdlib.models.heads import SSLNet
+    from ssdlib.models.resnet import resnet
+
+    torch.manual_seed(3)
+    pretrained = SSLNet(resnet("resnet18", width=4, stem="cifar"))
+    state = {k.replace("encoder.", "encoder.module.", 1): v for k, v in pretrained.state_dict().items()}
+    torch.save({"model": state, "epoch": 100}, tmp_path / "supcon.pth")
+    P = tiny_params(supcon_weight=1.0, supcon_checkpoint=str(tmp_path / "supcon.pth"))
+    model = runs.new_ssod_net(runs.settings(P, supcon=True), 2, None, seed=0)
+    for k, v in pretrained.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[k], v), k
+    with pytest.raises(Exception, match="does not fit"):
+        runs.new_ssod_net(
+            runs.settings(
+                tiny_params(supcon_weight=1.0, supcon_checkpoint=str(tmp_path / "supcon.pth"), width=8), supcon=True
+            ),
+            2,
+            None,
+        )

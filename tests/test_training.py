@@ -143,9 +143,12 @@ def test_original_loss_scale_multiplies_the_loss_by_T_over_0_07():
 
 
 def test_recipe_from_params_sections():
-    e = EncoderParams(epochs=7, lr=0.3, training_mode="SupCon", original_loss_scale=True)
+    e = EncoderParams(epochs=7, lr=0.3, training_mode="SupCon")
     r = Recipe.from_section(e, seed=3)
-    assert (r.mode, r.epochs, r.lr, r.original_loss_scale, r.seed, r.total_epochs) == ("SupCon", 7, 0.3, True, 3, 17)
+    assert (r.mode, r.epochs, r.lr, r.seed, r.total_epochs) == ("SupCon", 7, 0.3, 3, 17)
+    assert r.original_loss_scale and r.original_warmup_momentum  # recipe "original" (SSD's) by default
+    fixed = Recipe.from_section(EncoderParams(recipe="corrected"), seed=0)
+    assert not (fixed.original_loss_scale or fixed.original_warmup_momentum)
     c = Recipe.from_section(ClassifierParams(epochs=4, lr=0.1, weight_decay=5e-4), seed=0, mode="SupCE")
     assert (c.mode, c.epochs, c.lr, c.weight_decay, c.warmup_epochs) == ("SupCE", 4, 0.1, 5e-4, 0)
     assert Recipe().differences(asdict(Recipe(save_every=3, knn_k=5))) == []

@@ -54,8 +54,12 @@ def test_flags_override_the_profile():
     )
     assert P.encoder.epochs == offline["encoder"]["epochs"] and P.data.ood_datasets == []
     assert cli_train.effective_params(parse("--warmup", "0")).encoder.warmup_epochs == 0
-    defaults = cli_train.effective_params(parse())  # no profile: SSD's defaults
+    defaults = cli_train.effective_params(parse())  # no profile: SSD's train.py defaults
     assert (defaults.encoder.arch, defaults.encoder.epochs, defaults.encoder.batch_size) == ("resnet50", 500, 512)
+    assert (defaults.data.id_dataset, defaults.data.image_size, defaults.data.normalize) == ("cifar10", 32, False)
+    e = defaults.encoder
+    assert (e.warmup_epochs, e.amp, e.recipe, e.lr, e.temperature) == (0, False, "original", 0.5, 0.5)
+    assert cli_train.effective_params(parse("--warmup")).encoder.warmup_epochs == 10
 
 
 def test_bad_value_is_named_and_nothing_is_written(tmp_path, capsys):
@@ -128,3 +132,30 @@ def test_a_diverged_run_names_the_command_that_starts_afresh(tmp_path, capsys, m
     assert cli_train.run(parse(*argv)) == 1
     said = capsys.readouterr().err
     assert "the loss is nan" in said and "--lr 5e+11 --exp-name wild-lr5e+11" in said
+
+
+@pytest.mark.slow
+def test_ssds_command_lines_train_and_evaluate_on_cifar_files(tmp_path, monkeypatch, capsys):
+    """SSD's train.py and eval_ssd.py flags, nothing else: CIFAR-10 from ./datasets where the command was
+    typed, and eval_ssd.py's OOD sets (CIFAR-100, SVHN, Textures, blobs), on tiny files in their real formats."""
+    from ssdlib.cli import CALLER_DIR, main, ssd_defaults
+    from ssdlib.data import tiny
+
+    root = tmp_path / "datasets"
+    tiny.write_sets(["cifar100", "svhn", "textures"], root, id_dataset="cifar10", per_class=4)
+    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(root.resolve()))
+    monkeypatch.setenv(CALLER_DIR, str(tmp_path))
+    monkeypatch.delenv("SSDLIB_DATA", raising=False)
+    monkeypatch.setitem(ssd_defaults.DATA, "synthetic_per_set", 20)  # SSD's blobs are 10 000 images
+    runs = tmp_path / "trained_models"
+    assert main(["train", "--arch", "resnet18", "--training-mode", "SimCLR", "--epochs", "1", "--batch-size", "8",
+                 "--results-dir", str(runs), "--exp-name", "simclr", "--device", "cpu"]) == 0  # fmt: skip
+    used = yaml.safe_load((runs / "simclr" / "params.yaml").read_text())
+    assert used["data"]["id_dataset"] == "cifar10" and used["data"]["root"] == str(tmp_path / "./datasets")
+    ckpt = str(runs / "simclr" / "checkpoint.pt")
+    assert main(["eval", "--arch", "resnet18", "--training-mode", "SimCLR", "--ckpt", ckpt,
+                 "--results-dir", str(tmp_path / "eval"), "--exp-name", "e", "--device", "cpu"]) == 0  # fmt: skip
+    lines = [line for line in (tmp_path / "eval" / "e_ssd.txt").read_text().splitlines() if line.startswith("In-data")]
+    assert [line.split(",")[1].strip() for line in lines] == [
+        f"OOD = {d}" for d in ("cifar100", "svhn", "textures", "blobs")
+    ]

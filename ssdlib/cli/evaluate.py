@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ssdlib import params as params_mod
+from ssdlib.cli import ssd_defaults
 from ssdlib.detectors.ssd import SSD
 from ssdlib.evaluation.results import record, row
 from ssdlib.evaluation.rows import method_name
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 LOG = get_logger(__name__)
 
 MODES = ("SimCLR", "SupCon", "SupCE")
-SSD_DATA = {"id_dataset": "cifar10", "image_size": 32, "batch_size": 256, "normalize": False}  # eval_ssd.py's defaults
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="unpickle fully (needed for SupContrast files; only for files you trust)",
     )
     parser.add_argument("--dataset", help="ID dataset (default cifar10, or the --params profile's)")
-    parser.add_argument("--data-dir", help="dataset root (default: the profile's, or $SSDLIB_DATA)")
+    parser.add_argument("--data-dir", help="dataset root (default: the profile's, else $SSDLIB_DATA, else ./datasets)")
     parser.add_argument("--params", type=Path, help="params profile giving the data section, e.g. params/offline.yaml")
     parser.add_argument(
         "--normalize",
@@ -66,6 +66,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, help="image side (default 32, or the profile's)")
     parser.add_argument("--batch-size", type=int, help="feature extraction batch (default 256, or the profile's)")
     parser.add_argument("--clusters", type=int, default=1, help="k-means clusters of the ID train features")
+    parser.add_argument(
+        "--kmeans",
+        choices=["faiss", "sklearn"],
+        default="faiss",
+        help="k-means for --clusters > 1: faiss as eval_ssd.py (default), or scikit-learn's k-means++",
+    )
     parser.add_argument("--k", type=int, help="run SSD_k with this many known outliers per OOD class")
     parser.add_argument("--copies", type=int, default=10, help="SSD_k: augmented views per known outlier")
     parser.add_argument("--exp-name", default="temp_eval_ssd")
@@ -75,11 +81,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def eval_params(args: argparse.Namespace) -> params_mod.Params:
-    """The profile of ``--params`` (else SSD's data defaults) with the command line's data, arch and width."""
-    raw = params_mod.load_raw(args.params) if args.params else {"profile": "cli", "data": SSD_DATA}
+    """The profile of ``--params`` (else SSD's defaults: ``ssdlib.cli.ssd_defaults``, eval_ssd.py's OOD sets
+    included) with the command line's data, arch and width."""
+    raw = params_mod.load_raw(args.params) if args.params else ssd_defaults.profile("cli", args.dataset, ood=True)
     flags = {
         "id_dataset": args.dataset,
-        "root": args.data_dir,
+        "root": args.data_dir if args.params else ssd_defaults.data_root(args.data_dir),
         "image_size": args.size,
         "batch_size": args.batch_size,
         "normalize": args.normalize,
@@ -125,7 +132,9 @@ def _ssd_scores(args, train, id_test, ood_features) -> tuple[dict[str, tuple[np.
     by_class = args.training_mode == "SupCE" and args.clusters > 1
     if by_class:
         LOG.info("Using data labels as clusters since the model is cross-entropy (SupCE)")
-    detector = SSD(clusters=1 if by_class else args.clusters, seed=args.seed, use_labels=by_class).fit(train)
+    detector = SSD(
+        clusters=1 if by_class else args.clusters, seed=args.seed, use_labels=by_class, kmeans=args.kmeans
+    ).fit(train)
     id_scores = detector.score(id_test)
     setting = "class clusters" if by_class else f"clusters={args.clusters}"
     return {name: (id_scores, detector.score(fs)) for name, fs in ood_features.items()}, setting

@@ -1,15 +1,18 @@
 """``ssdlib train``: train an encoder with SSD's ``train.py`` vocabulary.
 
-Flags default to the ``--params`` profile (schema defaults, i.e. SSD's, without one); the flags
-given on the command line replace them. A run writes ``<results-dir>/<exp-name>/`` with
-``setup.log`` (the params first, then one line per epoch), ``params.yaml`` (what was used) and
-``checkpoint.pt`` (atomic; every ``--save-freq`` epochs and at the end). ``--resume`` continues a
-stopped run there to the same weights it would have reached. Launched by ``torchrun``, it trains
-on all processes with DistributedDataParallel; rank 0 writes.
+Flags default to the ``--params`` profile, or without one to what SSD's ``train.py`` does
+(``ssdlib.cli.ssd_defaults``: CIFAR-10 from ``./datasets`` or $SSDLIB_DATA, 32 px, fp32, no
+warm-up unless ``--warmup``, SSD's released recipe); the flags given on the command line replace
+them. A run writes ``<results-dir>/<exp-name>/`` with ``setup.log`` (the params first, then one
+line per epoch), ``params.yaml`` (what was used) and ``checkpoint.pt`` (atomic; every
+``--save-freq`` epochs and at the end). ``--resume`` continues a stopped run there to the same
+weights it would have reached. Launched by ``torchrun``, it trains on all processes with
+DistributedDataParallel; rank 0 writes.
 
 Differences from SSD's flags: ``--warmup`` takes an optional number of epochs (10 when bare, the
-profile's value when absent; ``--warmup 0`` turns it off); ``--normalize`` / ``--no-normalize``
-only choose the model's normalisation layer, which every dataset passes through alike.
+profile's value when absent, 0 without a profile; ``--warmup 0`` turns it off); ``--normalize`` /
+``--no-normalize`` only choose the model's normalisation layer, which every dataset passes through
+alike.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import yaml
 
 from ssdlib import data, locks
 from ssdlib import params as params_mod
+from ssdlib.cli import ssd_defaults
 from ssdlib.log import get as get_logger
 from ssdlib.training import CheckpointError, NonFiniteLossError, load_checkpoint, train
 from ssdlib.training import distributed as dist
@@ -63,8 +67,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--training-mode", choices=["SimCLR", "SupCon", "SupCE"])
     add("--arch", choices=["resnet18", "resnet34", "resnet50", "resnet101"])
     add("--width", type=int, help="channels of the first stage (64: the standard ResNet)")
-    add("--dataset", help="ID training set, e.g. cifar10, cifar100, svhn, offline")
-    add("--data-dir", help="dataset root (else the profile's data.root or $SSDLIB_DATA)")
+    add("--dataset", help="ID training set, e.g. cifar10 (the default without --params), cifar100, svhn, offline")
+    add("--data-dir", help="dataset root (else the profile's data.root, else $SSDLIB_DATA, else ./datasets)")
     add(
         "--normalize",
         action=argparse.BooleanOptionalAction,
@@ -85,14 +89,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def effective_params(args: argparse.Namespace) -> params_mod.Params:
-    """The profile (or schema defaults) with the given flags applied, validated; no OOD sets are loaded."""
-    raw = params_mod.load_raw(args.params) if args.params else {"profile": "train"}
+    """The profile (or SSD's defaults: ``ssdlib.cli.ssd_defaults``) with the given flags applied, validated;
+    no OOD sets are loaded."""
+    if args.params:
+        raw = params_mod.load_raw(args.params)
+    else:  # SSD's train.py defaults (ssdlib.cli.ssd_defaults)
+        raw = ssd_defaults.profile("train", args.dataset, ood=False)
+        raw["data"]["root"] = ssd_defaults.data_root(args.data_dir)
     for flag, (section, key) in OVERRIDES.items():
         value = getattr(args, flag)
         if value is not None:
             (raw.setdefault(section, {}) if section else raw)[key] = value
     raw.setdefault("data", {})["ood_datasets"] = []  # training needs only the ID set
-    return params_mod.validate(raw, f"{args.params or 'schema defaults'} + command-line flags")
+    return params_mod.validate(raw, f"{args.params or 'SSD defaults'} + command-line flags")
 
 
 def _logger(run_dir: Path) -> logging.Logger:

@@ -14,11 +14,14 @@ Sehwag et al. 2021 (ICLR), Sec. 3, as their ``eval_ssd.py`` computes it:
 ssdlib returns -d(x) (higher = more ID). SSD+ is this same detector on a SupCon-trained encoder;
 ``use_labels=True`` clusters by class instead (SSD's SupCE case, or SSD+ with labels at test time).
 
-k-means differs from SSD's faiss call (``faiss.Kmeans(d, C, niter=100)``): scikit-learn seeds with
-k-means++ where faiss takes random training points, and faiss trains on a random subsample of
-256*C points (its ``max_points_per_centroid``) where this uses every point unless
-``points_per_cluster=256`` asks for the same subsample. SSD also leaves the shuffle unseeded; here
-``seed`` fixes it.
+k-means: SSD's ``eval_ssd.py`` runs ``faiss.Kmeans(d, C, niter=100, verbose=False, gpu=False)``,
+trained on ``np.random.permutation(ftrain)`` and then ``assign``-ed. ``kmeans="faiss"`` does exactly
+that (faiss seeds with C random training points and trains on a random subsample of 256*C points,
+its ``max_points_per_centroid``). The default, ``kmeans="sklearn"``, is scikit-learn's k-means: seeded
+with k-means++, at most 100 iterations, on every point unless ``points_per_cluster=256`` asks for
+faiss's subsample. On well-separated clusters the two find the same partition; on real features
+they may settle in different local optima. SSD leaves the shuffle (and so faiss's picks) unseeded;
+here ``seed`` fixes the shuffle, faiss's seed and scikit-learn's.
 
 The covariance is the centred Gram matrix / N (``np.cov(bias=True)``'s value) and its
 pseudo-inverse comes from the symmetric eigendecomposition (``pinv(hermitian=True)``, same cutoff,
@@ -31,6 +34,7 @@ run in torch float64 on that device (a GPU scores 50 000 x 2048 features in well
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -40,6 +44,7 @@ from ssdlib.detectors.base import L2_EPS, Detector, FeatureSet, l2_normalize
 
 EPS = 1e-10  # SSD's epsilon for the std
 KMEANS_ITERATIONS = 100  # faiss niter in eval_ssd.py
+KMEANS_BACKENDS = ("sklearn", "faiss")
 PINV_RTOL = 1e-15  # numpy's pinv cutoff, relative to the largest singular value
 Array = np.ndarray | torch.Tensor  # numpy on the CPU, a float64 tensor on ``SSD(device=...)``
 
@@ -47,6 +52,15 @@ Array = np.ndarray | torch.Tensor  # numpy on the CPU, a float64 tensor on ``SSD
 def _namespace(x: Array):
     """numpy or torch, whichever ``x`` belongs to (for the calls they spell alike)."""
     return torch if isinstance(x, torch.Tensor) else np
+
+
+def _faiss():
+    """The faiss module, with a message saying how to get it (it is only needed for ``kmeans="faiss"``)."""
+    try:
+        import faiss
+    except ImportError as e:
+        raise ImportError("SSD(kmeans='faiss') needs faiss: pip install faiss-cpu (or use kmeans='sklearn')") from e
+    return faiss
 
 
 def _pinv(matrix: Array) -> Array:
@@ -135,10 +149,15 @@ class SSD(Detector):
 
     ``clusters``: k-means clusters of the ID train features (SSD's ``--clusters``, default 1).
     ``use_labels``: one cluster per class of the train labels instead of k-means (SSD's SupCE case).
-    ``points_per_cluster``: fit k-means on a random subsample of this many points per cluster, as
-    faiss does with 256; None fits on all points. ``device``: compute in torch float64 there
-    (e.g. ``"cuda"``) instead of numpy; k-means stays in scikit-learn. After fitting,
-    ``train_clusters_`` holds each train point's cluster.
+    ``kmeans``: ``"sklearn"`` (default; k-means++ seeding) or ``"faiss"`` (SSD's own call:
+    ``faiss.Kmeans(niter=100)`` on the shuffled train features, random initial points; needs
+    ``pip install faiss-cpu``).
+    ``points_per_cluster``: fit k-means on a random subsample of this many points per cluster;
+    None is each backend's own default: every point for scikit-learn, 256 per cluster for faiss
+    (its ``max_points_per_centroid``, as SSD ran it). ``device``: compute in torch float64 there
+    (e.g. ``"cuda"``) instead of numpy; k-means stays on the CPU. After fitting,
+    ``train_clusters_`` holds each train point's cluster and, where k-means ran, ``centroids_`` its
+    centroids (in the standardised feature space; None otherwise).
     """
 
     name = "SSD"
@@ -150,6 +169,7 @@ class SSD(Detector):
         use_labels: bool = False,
         points_per_cluster: int | None = None,
         device: str | torch.device | None = None,
+        kmeans: Literal["sklearn", "faiss"] = "sklearn",
     ) -> None:
         super().__init__()
         if not isinstance(clusters, (int, np.integer)) or clusters < 1:
@@ -158,7 +178,12 @@ class SSD(Detector):
             raise ValueError("use_labels=True takes one cluster per class; leave clusters at 1")
         if points_per_cluster is not None and points_per_cluster < 1:
             raise ValueError(f"points_per_cluster must be positive or None, got {points_per_cluster!r}")
+        if kmeans not in KMEANS_BACKENDS:
+            raise ValueError(f"unknown k-means backend {kmeans!r}; choose one of {KMEANS_BACKENDS}")
+        if kmeans == "faiss":
+            _faiss()  # fail at construction, not after the features are extracted
         self.clusters, self.seed, self.use_labels = int(clusters), seed, use_labels
+        self.kmeans = kmeans
         self.points_per_cluster = points_per_cluster
         self.device = device
 
@@ -170,6 +195,8 @@ class SSD(Detector):
         if self.clusters > len(z):
             raise ValueError(f"{self.clusters} clusters need at least as many train points, got {len(z)}")
         z = z.cpu().numpy() if isinstance(z, torch.Tensor) else z
+        if self.kmeans == "faiss":
+            return self._assign_faiss(z)
         sample = z
         if self.points_per_cluster is not None and self.points_per_cluster * self.clusters < len(z):
             pick = np.random.default_rng(self.seed).choice(
@@ -177,9 +204,27 @@ class SSD(Detector):
             )
             sample = z[pick]
         kmeans = KMeans(self.clusters, n_init=1, max_iter=KMEANS_ITERATIONS, random_state=self.seed).fit(sample)
+        self.centroids_ = kmeans.cluster_centers_
         return kmeans.predict(z)
 
+    def _assign_faiss(self, z: np.ndarray) -> np.ndarray:
+        """SSD's ``get_clusters``: faiss k-means on the shuffled points, then each point's nearest centroid.
+
+        SSD's shuffle is unseeded and faiss's seed is its default (1234); both come from ``seed`` here.
+        """
+        faiss = _faiss()
+        z = np.ascontiguousarray(z, dtype=np.float32)  # faiss works in float32
+        options = {"seed": int(self.seed)}
+        if self.points_per_cluster is not None:
+            options["max_points_per_centroid"] = int(self.points_per_cluster)
+        kmeans = faiss.Kmeans(z.shape[1], self.clusters, niter=KMEANS_ITERATIONS, verbose=False, gpu=False, **options)
+        kmeans.train(z[np.random.default_rng(self.seed).permutation(len(z))])
+        self.centroids_ = kmeans.centroids
+        _, assigned = kmeans.assign(z)
+        return np.asarray(assigned, dtype=np.int64).ravel()
+
     def _fit(self, train: FeatureSet) -> None:
+        self.centroids_ = None
         self.standardizer_, z = Standardizer.fit_transform(train.require("features", self.name), self.device)
         self.train_clusters_ = self._assign(z, train)
         names = np.unique(self.train_clusters_)

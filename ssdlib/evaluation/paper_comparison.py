@@ -60,7 +60,7 @@ SSD, SSD_PLUS = (Counterpart("SSD", "SimCLR", "clusters=1"),), (Counterpart("SSD
 SSOD = (Counterpart("SSOD", "SSOD", PROFILE_SETTING),)
 
 # (paper, the paper's name of a method) -> our rows for it, the first the run recorded wins. A paper
-# method missing here (CSI, MOS, SSOD (w/)) has no counterpart in ssdlib: its cells show no number
+# method missing here (CSI, MOS) has no counterpart in ssdlib: its cells show no number
 # of ours. Rows of ours missing here (SSD_k, SSOD x MSP, the ablations of SSOD Tables 4-6, of which
 # the targets hold no number) are left out.
 COUNTERPARTS: dict[tuple[str, str], tuple[Counterpart, ...]] = {
@@ -78,6 +78,7 @@ COUNTERPARTS: dict[tuple[str, str], tuple[Counterpart, ...]] = {
     ("SSOD", "KNN (w/)"): KNN_PLUS,
     ("SSOD", "SSOD"): SSOD,
     ("SSOD", "SSOD (w/o)"): SSOD,
+    ("SSOD", "SSOD (w/)"): (Counterpart("SSOD+", "SSOD+SupCon"),),  # notebook 04's SSOD (w/), when trained
     # KNN (Sun et al. 2022), Table 1 (CIFAR-10) and Table 2 (ImageNet): KNN on a CE classifier's
     # features and KNN+ on a SupCon encoder's; SSD+ as SSD's default, one cluster.
     ("KNN", "KNN (w/o contrastive)"): KNN,

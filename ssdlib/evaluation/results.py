@@ -28,6 +28,8 @@ COLUMNS = [
     "auroc",
     "aupr_in",
     "aupr_out",
+    "aupr_in_trapz",
+    "aupr_out_trapz",
     "id_accuracy",
     "params_file",
     "seed",
@@ -121,6 +123,8 @@ METRIC_LABELS = {
     "auroc": "AUROC↑",
     "aupr_in": "AUPR-In↑",
     "aupr_out": "AUPR-Out↑",
+    "aupr_in_trapz": "AUPR-In(trapz)↑",
+    "aupr_out_trapz": "AUPR-Out(trapz)↑",
     "id_accuracy": "ID acc↑",
 }
 MEAN = "mean"  # the column averaging the OOD sets shown (the papers' "Average")

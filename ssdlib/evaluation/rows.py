@@ -45,12 +45,14 @@ def sweep_clusters(
     id_dataset: str,
     seed: int = 0,
     method: str = "SSD",
+    kmeans: str = "sklearn",
     **info,
 ) -> list[dict]:
-    """Rows of SSD fitted with each cluster count in ``clusters``; ``setting`` says "clusters=C"."""
+    """Rows of SSD fitted with each cluster count in ``clusters`` (k-means by ``kmeans``, see
+    :class:`~ssdlib.detectors.ssd.SSD`); ``setting`` says "clusters=C"."""
     rows = []
     for c in clusters:
-        detector = SSD(clusters=c, seed=seed).fit(train)
+        detector = SSD(clusters=c, seed=seed, kmeans=kmeans).fit(train)
         scores = {name: detector.score(fs) for name, fs in ood.items()}
         rows += ood_rows(
             method,

@@ -19,6 +19,10 @@ so the paper balances the two sets in one of three ways. Let l_i be the per-samp
 Empty sets never give NaN: a mean over no samples counts as 0 (so with no OOD location LWB is
 half the ID mean), and gradients stay finite. ``alpha = 0`` leaves the OOD head untrained: the
 "vanilla" classifier of the paper's comparisons (Fig. 3, Table 6).
+
+SSOD (w/) (Table 1) adds a supervised contrastive term (:func:`with_supcon`): L + lambda * L_SupCon,
+with L_SupCon Khosla et al.'s Eq. 2 over the unit-norm projections of two crops of every image,
+the positives of an anchor being every other crop of its class in the batch (``docs/ssod.md``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ssdlib.ssod.sampler import ID, OOD
+from ssdlib.training.losses import contrastive_loss
 
 BALANCES = ("LW", "DR", "LWB")
 
@@ -119,3 +124,12 @@ def ssod_loss(
         n_id=(location_labels == ID).sum(),
         n_ood=(location_labels == OOD).sum(),
     )
+
+
+def with_supcon(
+    total: torch.Tensor, projections: torch.Tensor, labels: torch.Tensor, *, weight: float, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSOD (w/): ``total`` (Eq. 9, or the warm-up's CE) plus ``weight`` times SupCon of ``projections``
+    [B, 2, D] (unit-norm, two crops per image) with class ``labels`` [B]; returns (the new total, SupCon)."""
+    supcon = contrastive_loss(projections, labels, temperature)
+    return total + weight * supcon, supcon

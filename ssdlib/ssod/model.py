@@ -6,7 +6,9 @@
   (a 1x1-convolution view of the Linear: shared weight and bias) -> [B, M, H, W], the confidence map
   the sampler reads (Eq. 7);
 - ``ood_logit(f)`` = f_ood(f), one logit, positive = in-distribution; ``ood_map(X)`` applies it at
-  every location (Eq. 8, training) while the test score uses the pooled feature (Eq. 10).
+  every location (Eq. 8, training) while the test score uses the pooled feature (Eq. 10);
+- ``project(f)``: SSOD (w/) only (``projection_dim``), the unit-norm projection of the pooled feature
+  its SupCon term compares: SupContrast's MLP head (Linear C -> C, ReLU, Linear C -> dim).
 
 Because f_cls is linear, f_cls(GAP(X)) = GAP(f_cls(X)): the image's prediction is the mean of the
 location logits. Inputs are images in [0, 1]; the first layers resize them to ``input_size``
@@ -42,7 +44,12 @@ class SSODNet(nn.Module):
     """Backbone + classifier + OOD head; ``forward`` returns class logits of the pooled feature."""
 
     def __init__(
-        self, encoder: nn.Module, num_classes: int, normalize: nn.Module | None = None, input_size: int | None = None
+        self,
+        encoder: nn.Module,
+        num_classes: int,
+        normalize: nn.Module | None = None,
+        input_size: int | None = None,
+        projection_dim: int | None = None,
     ) -> None:
         super().__init__()
         if not hasattr(encoder, "feature_map") or not hasattr(encoder, "out_dim"):
@@ -55,6 +62,9 @@ class SSODNet(nn.Module):
         self.encoder = encoder
         self.head = nn.Linear(encoder.out_dim, num_classes)  # f_cls
         self.ood_head = nn.Linear(encoder.out_dim, 1)  # f_ood: logit of P(x is ID)
+        if projection_dim is not None:  # SSOD (w/): SupCon's projection head
+            dim = encoder.out_dim
+            self.projection = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, projection_dim))
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """X = h(x) [B, C, H, W] for images in [0, 1]."""
@@ -74,6 +84,10 @@ class SSODNet(nn.Module):
     def ood_logit(self, features: torch.Tensor) -> torch.Tensor:
         """f_ood of pooled features [B, C] -> [B]; sigmoid of it is P(ID) (Eq. 10)."""
         return self.ood_head(features)[:, 0]
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """SSOD (w/): the unit-norm projection [B, D] of pooled features [B, C] that SupCon compares."""
+        return F.normalize(self.projection(features), dim=1)
 
     def class_map(self, feature_map: torch.Tensor) -> torch.Tensor:
         """f_cls at every location: [B, C, H, W] -> [B, M, H, W] (same weight and bias as ``classify``)."""

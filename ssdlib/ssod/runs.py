@@ -46,6 +46,8 @@ LOG = get_logger(__name__)
 TENSOR_LIMIT = 200_000  # training sets up to this many images are held as one tensor, larger ones streamed
 # fields that change nothing in the trained weights
 NOT_TRAINING = {"score", "ablation_ood", "alphas", "balances", "backbones"}
+SUPCON = {"supcon_weight", "supcon_temperature", "supcon_checkpoint"}  # SSOD (w/) only
+PROJECTION_DIM = 128  # SSOD (w/)'s projection, as SupContrast's head
 # fields the CE-only warm-up does not depend on
 NOT_WARMUP = NOT_TRAINING | {"alpha", "balance", "lw_factor", "epochs", "select"}
 
@@ -62,7 +64,8 @@ class SSODRun:
     @property
     def label(self) -> str:
         c = self.cfg
-        return "vanilla" if c.alpha == 0 else f"alpha={c.alpha:g},balance={c.balance}"
+        label = "vanilla" if c.alpha == 0 else f"alpha={c.alpha:g},balance={c.balance}"
+        return label + (f",supcon={c.supcon_weight:g}" if c.supcon_weight else "")
 
 
 def new_ssod_net(cfg: SSODParams, num_classes: int, normalize: torch.nn.Module | None, seed: int = 0) -> SSODNet:
@@ -70,27 +73,49 @@ def new_ssod_net(cfg: SSODParams, num_classes: int, normalize: torch.nn.Module |
 
     With ``pretrained`` the backbone gets torchvision's weights, and the classifier starts from
     torchvision's linear classifier when it has the same classes (ImageNet), as the paper
-    fine-tunes the released ResNet-50.
+    fine-tunes the released ResNet-50. SSOD (w/) (``supcon_weight`` > 0) has a projection head, and
+    with ``supcon_checkpoint`` its backbone starts from that SupCon-pretrained encoder.
     """
     from ssdlib.models.backbones import backbone, load_pretrained
 
     torch.manual_seed(seed)
     encoder = backbone(cfg.backbone, width=cfg.width, stem=cfg.stem)
-    model = SSODNet(encoder, num_classes, normalize=normalize, input_size=cfg.input_size)
+    projection = PROJECTION_DIM if cfg.supcon_weight else None
+    model = SSODNet(encoder, num_classes, normalize=normalize, input_size=cfg.input_size, projection_dim=projection)
     if cfg.pretrained != "none":
         classifier = load_pretrained(encoder, cfg.backbone, cfg.pretrained)
         if classifier is not None and classifier["weight"].shape == model.head.weight.shape:
             model.head.load_state_dict(classifier)
+    if cfg.supcon_checkpoint != "none":
+        load_encoder(model, cfg.supcon_checkpoint)
     return model
 
 
-def settings(P: Params, **overrides: Any) -> SSODParams:
-    """``P.ssod`` with ``overrides`` applied and validated."""
-    return SSODParams.model_validate({**P.ssod.model_dump(), **overrides})
+def load_encoder(model: SSODNet, path: str) -> None:
+    """The backbone of a SupCon-pretrained checkpoint (SupContrast's or KNN's layout: ``encoder.*``,
+    DataParallel's ``module.`` dropped) into ``model.encoder``, which it must fit exactly; the file's
+    own heads are not SSOD's and are left out."""
+    from ssdlib.models.load import canonical_keys, load_state_dict_strict, read_checkpoint, state_dict_of
+
+    state = canonical_keys(state_dict_of(read_checkpoint(path), path), model.state_dict())
+    encoder = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+    load_state_dict_strict(model.encoder, encoder, f"{path} (its encoder.* weights)")
+
+
+def settings(P: Params, *, supcon: bool = False, **overrides: Any) -> SSODParams:
+    """``P.ssod`` with ``overrides`` applied and validated: SSOD (w/o) (no SupCon term) unless ``supcon``,
+    then SSOD (w/) with the section's SupCon settings."""
+    values = {**P.ssod.model_dump(), **overrides}
+    if not supcon:
+        values.update(supcon_weight=0.0, supcon_checkpoint="none")
+    elif not values["supcon_weight"]:
+        raise ValueError("SSOD (w/) needs ssod.supcon_weight > 0 in the params")
+    return SSODParams.model_validate(values)
 
 
 def _identity(P: Params, cfg: SSODParams, exclude: set[str]) -> dict[str, Any]:
     data = P.data.model_dump(mode="json", include={"id_dataset", "image_size", "normalize", "offline", "root"})
+    exclude = exclude if cfg.supcon_weight else exclude | SUPCON  # SSOD (w/o): as before SSOD (w/) existed
     return {"ssod": cfg.model_dump(mode="json", exclude=exclude), "seed": P.seed, "data": data}
 
 
@@ -109,14 +134,16 @@ def trained(
     *,
     log: Callable[[str], None] | None = None,
     progress: bool = True,
+    supcon: bool = False,
     **overrides: Any,
 ) -> SSODRun:
-    """The SSOD run of ``P.ssod`` + ``overrides`` on ``bundle``: loaded, resumed or trained now (eval mode)."""
+    """The SSOD run of ``P.ssod`` + ``overrides`` on ``bundle``: loaded, resumed or trained now (eval mode).
+    ``supcon``: SSOD (w/), with the section's SupCon term (:func:`settings`)."""
     from ssdlib.data import tensors
 
     log = log or LOG.info
 
-    cfg = settings(P, **overrides)
+    cfg = settings(P, supcon=supcon, **overrides)
     identity, warm_identity = _identity(P, cfg, NOT_TRAINING), _identity(P, cfg, NOT_WARMUP)
     folder = Path(output_dir) / CHECKPOINT_DIR
     path = folder / f"ssod_{cfg.backbone}_{_digest(identity)}.pt"
@@ -219,8 +246,10 @@ def scores(run: SSODRun, P: Params, bundle: DatasetBundle, *, sets: list[str] | 
 
 
 def training_mode(run: SSODRun) -> str:
-    """``SSOD``, or ``CE`` for the vanilla classifier (alpha 0)."""
-    return "SSOD" if run.cfg.alpha else "CE"
+    """``SSOD``, ``SSOD+SupCon`` for SSOD (w/), or ``CE`` for the vanilla classifier (alpha 0)."""
+    if not run.cfg.alpha:
+        return "CE"
+    return "SSOD+SupCon" if run.cfg.supcon_weight else "SSOD"
 
 
 def evaluate(
@@ -237,9 +266,10 @@ def evaluate(
     """One results row per OOD set (all of ``bundle.ood`` unless ``sets``), with the run's ID
     accuracy; ``score`` ("ood" or "ood_x_msp") overrides ``cfg.score``."""
     det, id_scores, ood, accuracy = scores(run, P, bundle, sets=sets, score=score)
+    method = det.name.replace("SSOD", "SSOD+", 1) if run.cfg.supcon_weight else det.name  # SSOD (w/), as KNN+
     return [
         results.row(
-            det.name,
+            method,
             id_scores,
             ood_scores,
             ood_dataset=name,

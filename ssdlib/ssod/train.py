@@ -20,8 +20,13 @@ best accuracy on ``val_fraction`` of the training set held out, ``"last"`` the l
 ``"test_fpr95"`` the paper's choice, for which the caller passes the selection function. Only
 epochs after the warm-up compete (before it the OOD head is untrained).
 
+SSOD (w/) (``supcon_weight`` > 0) crops every image twice and adds the weighted SupCon loss of the
+two crops' projections (:func:`ssdlib.ssod.loss.with_supcon`), in the warm-up too; the second crop
+is drawn after the first, so SSOD (w/o) sees the same crops as before it existed.
+
 Logged per step: CE, CE_ood (NaN during warm-up), the numbers of ID and OOD locations the
-sampler picked, and the lr; per epoch: mean losses, validation accuracy, the selection metric.
+sampler picked, SupCon (SSOD (w/) only, else NaN) and the lr; per epoch: mean losses, validation
+accuracy, the selection metric.
 What SSOD shares with the encoder trainer (device set-up, mixed precision with a GradScaler for
 fp16, CPU generators, step logs read back every ``LOSS_READ_EVERY`` steps on a GPU, the NaN stop,
 atomic checkpoints with every random state) is :class:`ssdlib.training.skeleton.TrainerSkeleton`.
@@ -44,7 +49,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ssdlib import progress as progress_report
-from ssdlib.ssod.loss import ssod_loss
+from ssdlib.ssod.loss import ssod_loss, with_supcon
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, sample
 from ssdlib.training.augment import resized_crop, sample_crop_boxes, to_device
@@ -63,6 +68,7 @@ class SSODHistory(RunLog):
     step_ce_ood: list[float] = field(default_factory=list)
     step_n_id: list[int] = field(default_factory=list)
     step_n_ood: list[int] = field(default_factory=list)
+    step_supcon: list[float] = field(default_factory=list)  # SSOD (w/) only; NaN otherwise
     locations: int = 0  # H * W of the feature map: what the counts are out of, per image
     ce: list[float] = field(default_factory=list)
     ce_ood: list[float] = field(default_factory=list)
@@ -150,6 +156,8 @@ class SSODRecipe:
     crop_scale: tuple[float, float]
     amp: bool
     select: str
+    supcon_weight: float = 0.0
+    supcon_temperature: float = 0.1
 
     @classmethod
     def from_section(cls, section: Any) -> SSODRecipe:
@@ -157,7 +165,8 @@ class SSODRecipe:
 
     @property
     def label(self) -> str:
-        return f"alpha {self.alpha:g} {self.balance}" if self.alpha else "alpha 0 (vanilla)"
+        supcon = f" + SupCon x{self.supcon_weight:g}" if self.supcon_weight else ""
+        return (f"alpha {self.alpha:g} {self.balance}" if self.alpha else "alpha 0 (vanilla)") + supcon
 
 
 class SSODTrainer(TrainerSkeleton):
@@ -210,11 +219,9 @@ class SSODTrainer(TrainerSkeleton):
         Returns the step's log row [total loss, CE, CE_ood, #ID, #OOD locations] as a tensor on the
         device; :meth:`_record` appends it to the history once read.
         """
-        x, y = batch
+        images, y = batch
         r, epoch = self.recipe, self._epoch_of_step
-        n, _, height, width = x.shape
-        boxes = sample_crop_boxes(n, height, width, r.crop_scale, CROP_RATIO, self.generators["augment"])
-        x = resized_crop(x, *to_device([boxes], x.device))
+        x = self._crop(images)
         with self.autocast():
             fmap = self.model.feature_map(x)
             pooled = self.model.pool(fmap)
@@ -239,19 +246,32 @@ class SSODTrainer(TrainerSkeleton):
         else:
             total = ce = torch.nn.functional.cross_entropy(logits.float(), y)
             ce_ood = torch.full_like(ce, math.nan)
+        supcon = torch.full_like(ce, math.nan)
+        if r.supcon_weight:  # SSOD (w/): a second crop of every image, both projected
+            with self.autocast():
+                second = self.model.pool(self.model.feature_map(self._crop(images)))
+                z = torch.stack([self.model.project(pooled), self.model.project(second)], dim=1)
+            total, supcon = with_supcon(total, z.float(), y, weight=r.supcon_weight, temperature=r.supcon_temperature)
         self._backward(total)
         self.history.locations = fmap.shape[2] * fmap.shape[3]
         counts = [(location_labels == label).sum().to(ce.dtype) for label in (ID, OOD)]
-        return torch.stack([total.detach(), ce.detach(), ce_ood.detach(), *counts])
+        return torch.stack([total.detach(), ce.detach(), ce_ood.detach(), *counts, supcon.detach()])
+
+    def _crop(self, x: torch.Tensor) -> torch.Tensor:
+        """A RandomResizedCrop of every image (draws from the augmentation generator)."""
+        n, _, height, width = x.shape
+        boxes = sample_crop_boxes(n, height, width, self.recipe.crop_scale, CROP_RATIO, self.generators["augment"])
+        return resized_crop(x, *to_device([boxes], x.device))
 
     def _record(self, row: list[float]) -> None:
-        _total, ce, ce_ood, n_id, n_ood = row
+        _total, ce, ce_ood, n_id, n_ood, supcon = row
         h = self.history
         h.step_epoch.append(self._epoch_of_step + 1)
         h.step_ce.append(ce)
         h.step_ce_ood.append(ce_ood)
         h.step_n_id.append(int(n_id))
         h.step_n_ood.append(int(n_ood))
+        h.step_supcon.append(supcon)
         h.step_lr.append(self.optimizer.param_groups[0]["lr"])
 
     def _advice(self) -> str:

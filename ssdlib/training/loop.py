@@ -78,6 +78,8 @@ class Recipe:
         values = {f.name: getattr(section, f.name) for f in fields(cls) if hasattr(section, f.name)}
         if hasattr(section, "training_mode"):
             values["mode"] = section.training_mode
+        if getattr(section, "recipe", None) == "original":  # SSD's released train.py (params: encoder.recipe)
+            values.update(original_warmup_momentum=True, original_loss_scale=True)
         return cls(**{**values, "seed": seed, **overrides})
 
     @property
