@@ -151,7 +151,7 @@ def test_ssds_command_lines_train_and_evaluate_on_cifar_files(tmp_path, monkeypa
     assert main(["train", "--arch", "resnet18", "--training-mode", "SimCLR", "--epochs", "1", "--batch-size", "8",
                  "--results-dir", str(runs), "--exp-name", "simclr", "--device", "cpu"]) == 0  # fmt: skip
     used = yaml.safe_load((runs / "simclr" / "params.yaml").read_text())
-    assert used["data"]["id_dataset"] == "cifar10" and used["data"]["root"] == str(tmp_path / "./datasets")
+    assert used["data"]["id_dataset"] == "cifar10" and used["data"]["root"] == str(tmp_path / "datasets")
     ckpt = str(runs / "simclr" / "checkpoint.pt")
     assert main(["eval", "--arch", "resnet18", "--training-mode", "SimCLR", "--ckpt", ckpt,
                  "--results-dir", str(tmp_path / "eval"), "--exp-name", "e", "--device", "cpu"]) == 0  # fmt: skip

@@ -23,7 +23,11 @@ def data_root(flag: str | None) -> str:
     typed in."""
     from ssdlib.cli import CALLER_DIR
 
-    return flag or os.environ.get("SSDLIB_DATA") or os.path.join(os.environ.get(CALLER_DIR, "."), DATA_DIR)
+    return (
+        flag
+        or os.environ.get("SSDLIB_DATA")
+        or os.path.normpath(os.path.join(os.environ.get(CALLER_DIR, "."), DATA_DIR))
+    )
 
 
 def profile(name: str, id_dataset: str | None, *, ood: bool) -> dict[str, Any]:
