@@ -1,6 +1,10 @@
-"""Helpers shared by the test modules: a tiny BN-free network, the identity augmentation, one thread."""
+"""Helpers shared by the test modules: a tiny BN-free network, the identity augmentation, one thread;
+and the early start of the paper profiles' smoke runs (tests/test_smoke_profiles.py)."""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,3 +53,16 @@ def assert_refused(cases):
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
             call()
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected
+def pytest_collection_modifyitems(session, config, items):
+    """Start the smoke runs of the paper profiles as soon as their tests are selected, so that they run
+    while the other tests do (they take minutes; their tests wait for them)."""
+    selected = [item for item in items if item.nodeid.startswith("tests/test_smoke_profiles.py::test_profile_runs")]
+    if selected:
+        from test_smoke_profiles import SMOKE_RUNS, start, stop
+
+        folder = Path(tempfile.mkdtemp(prefix="ssdlib-smoke-tests-"))
+        config.stash[SMOKE_RUNS] = runs = start(folder)
+        config.add_cleanup(lambda: stop(runs, folder))  # also when the session ends early
