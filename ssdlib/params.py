@@ -456,10 +456,17 @@ def _checked(raw: dict[str, Any], source: str) -> Params:
     return P
 
 
-def load(path: str | Path) -> Params:
-    """Read and validate a YAML params file."""
+def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
+    """Read and validate a YAML params file, with ``overrides`` merged over it (:func:`merged`)."""
     path = Path(path)
-    return _checked(_read_yaml(path), str(path))
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ParamsError(
+            f"overrides must be a mapping of params keys, e.g. {{'encoder': {{'epochs': 2}}}}; got {overrides!r}"
+        )
+    raw = _read_yaml(path)
+    if overrides and isinstance(raw, dict):
+        raw = merged(raw, overrides)
+    return _checked(raw, f"{path}" + (" with overrides" if overrides else ""))
 
 
 def load_raw(path: str | Path) -> dict[str, Any]:
@@ -504,12 +511,4 @@ def for_notebook(params_file: str | Path, overrides: dict[str, Any] | None = Non
     from ssdlib.log import to_console
 
     to_console()
-    path = find_file(params_file)
-    if overrides is not None and not isinstance(overrides, dict):
-        raise ParamsError(
-            f"overrides must be a mapping of params keys, e.g. {{'encoder': {{'epochs': 2}}}}; got {overrides!r}"
-        )
-    raw = _read_yaml(path)
-    if overrides and isinstance(raw, dict):
-        raw = merged(raw, overrides)
-    return _checked(raw, f"{path}" + (" with the notebook's overrides" if overrides else ""))
+    return load(find_file(params_file), overrides)

@@ -265,7 +265,7 @@ def reproduce(
         overrides: dict = {}
         if smoke:
             overrides = _smoke_setup(P, stack)
-            P = params_mod.validate(params_mod.merged(params_mod.load_raw(params_file), overrides), "smoke params")
+            P = params_mod.load(params_file, overrides)  # as the notebooks will read it
         from ssdlib.data import get_datasets
 
         planned = _announce(P, notebooks, get_datasets(P.data), smoke=smoke)
@@ -279,32 +279,19 @@ def reproduce(
 def _smoke_setup(P: params_mod.Params, stack: contextlib.ExitStack) -> dict:
     """Write the tiny data and weights of a smoke run into a temporary folder (removed when the run
     ends) and let torchvision accept the tiny files there; return the overrides."""
+    import os
     import tempfile
+    from unittest import mock
 
     from ssdlib import smoke
     from ssdlib.data.tiny import SMOKE_DATA_ENV
 
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ssdlib-smoke-")))
     overrides = smoke.prepare(P, root)
-    stack.enter_context(_environment(SMOKE_DATA_ENV, str((root / "data").resolve())))
+    # the notebook kernels inherit the environment
+    stack.enter_context(mock.patch.dict(os.environ, {SMOKE_DATA_ENV: str((root / "data").resolve())}))
     LOG.info(f"[ssdlib] smoke data and weights written under {root} (removed at the end)")
     return overrides
-
-
-@contextlib.contextmanager
-def _environment(name: str, value: str):
-    """``os.environ[name] = value`` while active (the notebook kernels inherit it)."""
-    import os
-
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 def _run(
