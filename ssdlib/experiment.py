@@ -103,7 +103,13 @@ def encoder_for(P: Params, bundle: DatasetBundle, output_dir: str | Path, mode: 
 def encoder_recipe(P: Params, mode: str | None = None) -> Recipe:
     """How ``P.encoder`` trains an encoder with ``mode`` (default ``P.encoder.training_mode``)."""
     mode = mode or P.encoder.training_mode
-    return Recipe.from_section(P.encoder, seed=P.seed, mode=mode, epochs=P.encoder.epochs_for(mode))
+    return recipe_from(P, P.encoder, mode=mode, epochs=P.encoder.epochs_for(mode))
+
+
+def recipe_from(P: Params, section: Any, **overrides: Any) -> Recipe:
+    """The :class:`Recipe` of a params section (``P.encoder`` or ``P.classifier``) with the run's seed
+    and determinism; ``overrides`` replace any field."""
+    return Recipe.from_section(section, seed=P.seed, deterministic=P.deterministic, **overrides)
 
 
 def classifier_for(P: Params, bundle: DatasetBundle, output_dir: str | Path) -> torch.nn.Module:
@@ -114,7 +120,7 @@ def classifier_for(P: Params, bundle: DatasetBundle, output_dir: str | Path) -> 
         bundle,
         output_dir,
         build_model(P, bundle, "SupCE"),
-        Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"),
+        recipe_from(P, P.classifier, mode="SupCE"),
     )
 
 
@@ -126,7 +132,7 @@ def godin_for(P: Params, bundle: DatasetBundle, output_dir: str | Path) -> torch
         bundle,
         output_dir,
         build_model(P, bundle, "GODIN"),
-        Recipe.from_section(P.classifier, seed=P.seed, mode="SupCE"),
+        recipe_from(P, P.classifier, mode="SupCE"),
         name="GODIN",
         identity={"similarity": P.baselines.godin.similarity},
     )

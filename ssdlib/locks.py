@@ -4,7 +4,8 @@
 writes who holds it (pid, start time, command line). A second run that wants the same lock stops
 at once with :class:`BusyError` naming the holder, before it writes anything. The operating system
 releases the lock when the process ends, however it ends (Ctrl-C, a crash, ``kill -9``), so no
-stale lock is ever left to clean up.
+stale lock is ever left to clean up. Under torchrun the processes of one run are one holder: rank 0
+takes the lock, the others (``RANK`` > 0 in the environment) go on without it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def holding(lock: str | Path, what: str) -> Iterator[Path]:
     """Hold ``lock`` exclusively (creating its folder) while the block runs; ``what`` names the work
     in the message another run gets."""
     lock = Path(lock)
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other processes of this run: rank 0 holds it
+        yield lock
+        return
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -62,7 +62,13 @@ class DataParams(_Section):
     ood_datasets: list[str] = Field(default_factory=list)
     root: str | None = None
     download: bool = False
-    image_size: int = Field(32, ge=8, le=1024)
+    image_size: int = Field(
+        32,
+        ge=8,
+        le=1024,
+        description="side of every image; real sets read at 224 or more take torchvision's ImageNet recipe "
+        "(ssdlib.data.preprocessing), smaller ones are resized and centre-cropped to it",
+    )
     normalize: bool = True
     batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
@@ -150,6 +156,11 @@ class SSDParams(_Section):
         min_length=1,
         description="SSD_k: augmented views per known outlier (SSD's default: 10)",
     )
+    in_comparison: bool = Field(
+        True,
+        description="notebook 05 scores SSD (on a SimCLR encoder it trains) and SSD+ beside the other methods; "
+        "false: neither, and no SimCLR encoder is trained (the SSOD paper's tables have no SSD)",
+    )
 
 
 Backbone = Literal[
@@ -187,6 +198,12 @@ class SSODParams(_Section):
         "path to a local torchvision state dict | a folder of them named <backbone>.pth",
     )
     alpha: float = Field(1.5, ge=0, description="weight of the OOD loss (Eq. 9); 0 = the vanilla classifier")
+    vanilla: Literal["released", "fine_tuned"] = Field(
+        "fine_tuned",
+        description="the vanilla classifier (alpha 0, scored by MSP): released = the `pretrained` network "
+        "scored as it is, no training (the SSOD paper's Table 6 and Table 1's MSP); fine_tuned = alpha 0 "
+        "trained with this section's recipe",
+    )
     gamma: float = Field(0.95, gt=0.5, lt=1, description="sampler: ID if p >= gamma, OOD if p < 1 - gamma (Eq. 7)")
     balance: Balance = Field("LWB", description="ID/OOD balance of the OOD loss (Sec. 5.3)")
     lw_factor: float = Field(0.25, gt=0, description="LW: weight of background (OOD) location losses")
@@ -233,6 +250,10 @@ class SSODParams(_Section):
         if self.pretrained != "none" and self.width != 64:
             raise ValueError(
                 f"pretrained weights exist for width 64 only, got width {self.width}: set width: 64 or pretrained: none"
+            )
+        if self.vanilla == "released" and self.pretrained == "none":
+            raise ValueError(
+                "vanilla: released scores the pretrained network as it is: set pretrained, or vanilla: fine_tuned"
             )
         if self.supcon_checkpoint != "none" and not self.supcon_weight:
             raise ValueError("supcon_checkpoint starts SSOD (w/), which needs supcon_weight > 0")
@@ -347,6 +368,11 @@ class CheckParams(_Section):
         description="SSD_k with the most known outliers: mean AUROC over the OOD sets at most "
         "this far below plain SSD's",
     )
+    ssod_failure_set: str | None = Field(
+        None,
+        description="OOD set of SSOD's failure case, where notebook 05 checks that SSOD's FPR95 is above KNN's "
+        "(SSOD Table 3: ImageNet vs Textures); null: no such check (on CIFAR-10, Table 2 has SSOD ahead of KNN)",
+    )
     ssod_ood_set: str = Field("places365", description="OOD set on which SSOD must beat MSP of the vanilla classifier")
     min_ssod_fpr95_gain: float = Field(
         0.05, ge=-1, le=1, description="SSOD's FPR95 there at least this far below the vanilla classifier's MSP"
@@ -374,6 +400,11 @@ class Params(_Section):
     )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = Field(
+        False,
+        description="deterministic GPU kernels and no torch.compile: a GPU run repeats bit for bit, "
+        "slower (a CPU run repeats either way)",
+    )
     data: DataParams = Field(default_factory=DataParams)  # built on use: its names check reads ssdlib.data
     encoder: EncoderParams = EncoderParams()
     classifier: ClassifierParams = ClassifierParams()
@@ -429,6 +460,7 @@ def named_set_problems(raw: dict[str, Any], P: Params) -> list[str]:
         "checks.ssd_auroc_sets": checks.get("ssd_auroc_sets") or [],
         "checks.near_ood_set": [checks["near_ood_set"]] if checks.get("near_ood_set") else [],
         "checks.ssod_ood_set": [checks["ssod_ood_set"]] if "ssod_ood_set" in checks else [],
+        "checks.ssod_failure_set": [checks["ssod_failure_set"]] if checks.get("ssod_failure_set") else [],
         "ssod.ablation_ood": [ssod["ablation_ood"]] if "ablation_ood" in ssod else [],
     }
     return [

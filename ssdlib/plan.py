@@ -52,11 +52,14 @@ def _ssod_variants(P: Params, notebook: str) -> list[dict]:
 
 
 def _ssod(P: Params, notebook: str) -> list[tuple[str, int, str]]:
-    from ssdlib.ssod.runs import settings
+    """The SSOD models a notebook trains; the vanilla classifier scored as released trains none."""
+    from ssdlib.ssod.runs import released, settings
 
     out = []
     for overrides in _ssod_variants(P, notebook):
         cfg = settings(P, **overrides)
+        if released(cfg):
+            continue
         label = "vanilla (alpha 0)" if cfg.alpha == 0 else f"alpha {cfg.alpha:g}, {cfg.balance}"
         label += f" + SupCon x{cfg.supcon_weight:g}" if cfg.supcon_weight else ""
         out.append((f"SSOD {cfg.backbone} w{cfg.width} {label}", cfg.epochs, "ssod"))
@@ -74,7 +77,8 @@ def _per_notebook(P: Params, notebook: str) -> list[tuple[str, int, str]]:
         return _ssod(P, notebook)
     if notebook == "05":
         godin = ["GODIN"] if "godin" in P.baselines.methods else []
-        return _encoders(P, ["SupCE", *godin, "SupCon", "SimCLR"]) + _ssod(P, notebook)
+        simclr = ["SimCLR"] if P.ssd.in_comparison else []  # SSD's encoder
+        return _encoders(P, ["SupCE", *godin, "SupCon", *simclr]) + _ssod(P, notebook)
     return []
 
 

@@ -8,7 +8,8 @@ the work:
 - data: tiny files in each set's real on-disk format (:mod:`ssdlib.data.tiny`), written under a
   temporary data root, which torchvision's integrity check accepts for this run only;
 - pretrained weights: random ones, written as local files in torchvision's format, one per backbone
-  (``ssod.pretrained`` then names that folder), so that the loading code runs too;
+  (``ssod.pretrained`` then names that folder), so that the loading code runs too; their classifier
+  has the tiny ID set's classes, so it loads, and is scored as released, as the real one on ImageNet;
 - epochs (:data:`EPOCHS` after a warm-up of 1 where the profile has one), batch sizes
   (:data:`BATCH`), the synthetic and offline sets' sizes, the neighbours of KNN and of the kNN
   monitor, SSD's clusters (each needs points for a covariance), SSD_k's k (it must leave an outlier
@@ -41,6 +42,7 @@ NEIGHBOURS = 5  # KNN's k and the kNN monitor's, below the tiny training sets' s
 CLUSTERS = 2  # SSD's k-means clusters at most: each needs a few points for its covariance
 HELD_OUT = 0.2  # SSOD's held-out share at least, so that a tiny set holds out an image to select on
 OFFLINE = {"train_per_class": 8, "test_per_class": 4, "ood_per_set": 40}
+TORCHVISION_CLASSES = 1000  # the classes of torchvision's ImageNet weights
 
 
 def _warmup(epochs: int) -> int:
@@ -101,15 +103,16 @@ def overrides(P: Params, data_root: Path, weights: Path | None) -> dict[str, Any
     return out
 
 
-def write_weights(P: Params, folder: Path) -> Path:
-    """Random weights of each backbone of ``P`` as torchvision's full network (classifier included),
-    saved as torchvision's files are (a state dict), named ``<backbone>.pth`` in ``folder``."""
+def write_weights(P: Params, folder: Path, num_classes: int = TORCHVISION_CLASSES) -> Path:
+    """Random weights of each backbone of ``P`` as torchvision's full network (its classifier for
+    ``num_classes`` classes), saved as torchvision's files are (a state dict), named ``<backbone>.pth``
+    in ``folder``."""
     from torchvision import models
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in plan.backbones(P):
         torch.manual_seed(P.seed)
-        torch.save(getattr(models, name)(weights=None).state_dict(), folder / f"{name}.pth")
+        torch.save(getattr(models, name)(weights=None, num_classes=num_classes).state_dict(), folder / f"{name}.pth")
     return folder
 
 
@@ -119,8 +122,14 @@ def prepare(P: Params, root: Path) -> dict[str, Any]:
 
     data_root = root / "data"
     sets = dict(per_class=PER_CLASS, classes=CLASSES, seed=P.seed)
-    tiny.write_sets([P.data.id_dataset], data_root, id_dataset=P.data.id_dataset, **{**sets, "per_class": ID_PER_CLASS})
+    id_set = tiny.write_sets(
+        [P.data.id_dataset], data_root, id_dataset=P.data.id_dataset, **{**sets, "per_class": ID_PER_CLASS}
+    ).get(P.data.id_dataset)
     generated = offline.OOD_SETS if P.data.id_dataset == "offline" else ()
     tiny.write_sets([n for n in P.data.ood_datasets if n not in generated], data_root, **sets)
-    weights = write_weights(P, root / "weights") if P.ssod.pretrained != "none" else None
+    weights = None
+    if P.ssod.pretrained != "none":
+        # a tiny set holds its highest label (ssdlib.data.tiny), so this is the class count its loader reports
+        classes = max(id_set["train"].labels) + 1 if id_set else TORCHVISION_CLASSES
+        weights = write_weights(P, root / "weights", classes)
     return overrides(P, data_root, weights)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from ssdlib.data import DatasetNotFoundError, get_datasets, real, tiny
+from ssdlib.data import DatasetNotFoundError, get_datasets, preprocessing, real, tiny
 from ssdlib.params import DataParams
 
 SIZE = 32
@@ -30,7 +30,7 @@ def assert_read_as_written(dataset, split: tiny.Split):
     """As many images as written; the last (highest label) as the loader's transform makes of the written pixels."""
     assert len(dataset) == len(split.labels)
     image, label = dataset[len(dataset) - 1]
-    expected = real.image_transform(SIZE)(Image.fromarray(split.images[-1].transpose(1, 2, 0)))
+    expected = preprocessing.evaluation_transform(SIZE)(Image.fromarray(split.images[-1].transpose(1, 2, 0)))
     assert torch.equal(image, expected) and label == split.labels[-1]
 
 

@@ -153,6 +153,13 @@ def test_supcon_epochs_apply_to_supcon_only():
     assert experiment.encoder_recipe(tiny_params(epochs=7), "SupCon").epochs == 7  # null: the same epochs
 
 
+def test_the_run_s_seed_and_determinism_reach_every_recipe():
+    P = tiny_params(epochs=7).model_copy(update={"seed": 5, "deterministic": True})
+    for recipe in (experiment.encoder_recipe(P), experiment.recipe_from(P, P.classifier, mode="SupCE")):
+        assert recipe.seed == 5 and recipe.deterministic
+    assert not experiment.encoder_recipe(tiny_params(epochs=7)).deterministic
+
+
 @pytest.mark.slow
 def test_a_model_trained_on_other_data_is_not_reused(tmp_path, capsys):
     """Same params, other images (the data files changed): retrained, and the old model kept."""

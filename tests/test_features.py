@@ -53,6 +53,16 @@ def test_features_logits_labels_equal_a_direct_forward_in_eval_mode(images):
     assert fs.features.dtype == np.float32 and fs.labels.dtype == np.int64
 
 
+def test_workers_and_cpu_autocast_change_no_value(images):
+    """Workers decode in other processes, in the same order; autocast only acts on CUDA."""
+    x, y = images
+    model = TinyClassifier().eval()
+    plain = extract(model, TensorDataset(x, y), batch_size=4)
+    other = extract(model, TensorDataset(x, y), batch_size=4, num_workers=2, amp=True)
+    for a, b in ((plain.features, other.features), (plain.logits, other.logits), (plain.labels, other.labels)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_loader_tensor_and_unlabelled_inputs(images):
     x, y = images
     model = TinyEncoder()

@@ -102,6 +102,44 @@ def test_a_cell_shows_ours_in_percent_the_papers_number_and_the_difference():
     assert list(table.index) == ["MSP", "MaDist", "ODIN", "GODIN", "Energy", "CSI", "KNN", "SSOD"]  # the paper's order
 
 
+# Table 2's baseline columns that need no training method of their own, as notebook 05 records them on
+# params/cifar10_ssod.yaml: the paper's name -> (our method, training mode)
+TABLE_2_BASELINES = {
+    "MaDist": ("Mahalanobis", "SupCE"),
+    "ODIN": ("ODIN", "SupCE"),
+    "GODIN": ("GODIN", "GODIN"),
+    "Energy": ("Energy", "SupCE"),
+    "KNN": ("KNN", "SupCE"),
+    "MSP": ("MSP", "SupCE"),  # without notebook 04's vanilla classifier
+}
+TABLE_2_SETS = ["svhn", "lsun", "isun", "textures", "places365"]
+
+
+def test_table_2s_baseline_columns_are_notebook_05s_rows():
+    rows = [
+        our_row(method, mode, ood, 0.1 + 0.01 * i + 0.1 * j, 0.9, id_accuracy=0.93)
+        for i, (method, mode) in enumerate(TABLE_2_BASELINES.values())
+        for j, ood in enumerate(TABLE_2_SETS)
+    ]
+    rows.append(our_row("KNN+", "SupCon", "svhn", 0.03, 0.99))  # KNN w/: the KNN paper's Table 1
+    page = pc.markdown(rows, SSOD_CIFAR, smoke=False)
+    table = section(page, "SSOD (Pei et al. 2023), Table 2")
+    for i, name in enumerate(TABLE_2_BASELINES):
+        for j, ood in enumerate(TABLE_2_SETS):
+            ours = 100 * (0.1 + 0.01 * i + 0.1 * j)
+            assert unbold(table.loc[name, f"{ood} FPR95↓"]) == cell(
+                ours, paper_value("SSOD", "Table 2", name, ood, "fpr95")
+            )
+        mean = 100 * (0.1 + 0.01 * i + 0.2)  # over the five sets, as the paper's Average
+        assert unbold(table.loc[name, "mean FPR95↓"]) == cell(
+            mean, paper_value("SSOD", "Table 2", name, "mean", "fpr95")
+        )
+        assert unbold(table.loc[name, "ID acc↑"]) == cell(93.0, paper_value("SSOD", "Table 2", name, "", "id_accuracy"))
+    assert table.loc["CSI", "svhn FPR95↓"].startswith("–")  # a training method of its own: no row of ours
+    knn = section(page, "KNN (Sun et al. 2022), Table 1")
+    assert unbold(knn.loc["KNN+", "svhn FPR95↓"]) == cell(3.0, paper_value("KNN", "Table 1", "KNN+", "svhn", "fpr95"))
+
+
 def test_image_folder_sets_appear_under_the_papers_names():
     rows = [
         our_row("SSOD", "SSOD", "imagefolder:iNaturalist", 0.30, 0.92, setting="alpha=1.5,balance=LWB"),

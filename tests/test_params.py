@@ -162,3 +162,61 @@ def test_values_are_not_coerced_and_must_be_finite():
             params.validate({"profile": "t", "encoder": section})
     with pytest.raises(params.ParamsError, match="profile: String should match"):
         params.validate({"profile": ".."})  # would write into the project's root
+
+
+def test_the_set_of_ssods_failure_case_is_optional_and_must_be_loaded(tmp_path):
+    """checks.ssod_failure_set (notebook 05's SSOD-trails-KNN check): none by default, refused on reading
+    when the profile does not load it; ssd.in_comparison is a plain switch."""
+    raw = {"profile": "t", "data": {"ood_datasets": ["svhn"]}}
+    assert params.validate(raw).checks.ssod_failure_set is None
+    assert params.validate(raw).ssd.in_comparison is True
+    path = write(tmp_path, {**raw, "checks": {"ssod_failure_set": "textures"}})
+    with pytest.raises(params.ParamsError, match=r"checks\.ssod_failure_set: 'textures' not among data\.ood_datasets"):
+        params.load(path)
+    raw["data"]["ood_datasets"] = ["svhn", "textures"]
+    loaded = params.load(
+        write(tmp_path, {**raw, "checks": {"ssod_failure_set": "textures"}, "ssd": {"in_comparison": False}})
+    )
+    assert (loaded.checks.ssod_failure_set, loaded.ssd.in_comparison) == ("textures", False)
+    with pytest.raises(params.ParamsError, match=r"ssd\.in_comparison: Input should be a valid boolean"):
+        params.validate({"profile": "t", "ssd": {"in_comparison": "no"}})
+
+
+# (profile, detector, hyper-parameter) -> the value of the detector's paper for that profile's data,
+# as the profile's comment cites it
+PAPER_SETTINGS = {
+    **{
+        (profile, key, name): value
+        for profile in ("cifar10", "cifar10_ssod")
+        for (key, name), value in {
+            ("knn", "k"): 50,  # Sun et al. 2022, Sec. 4.1
+            ("odin", "temperature"): 1000.0,
+            ("odin", "epsilon"): 0.0014,
+            ("mahalanobis", "epsilon"): 0.0,
+            ("energy", "temperature"): 1.0,
+            ("react", "percentile"): 90.0,
+        }.items()
+    },
+    ("cifar10", "vim", "dim"): 1000,  # ViM's rule for 2048-d (ResNet-50) features
+    ("cifar10_ssod", "godin", "similarity"): "cosine",
+    ("cifar10_ssod", "godin", "epsilon"): None,
+    ("imagenet_ssod", "knn", "k"): 1000,  # Sun et al. 2022, Sec. 4.2
+    ("imagenet_ssod", "odin", "temperature"): 1000.0,
+    ("imagenet_ssod", "react", "percentile"): 90.0,
+    ("imagenet_ssod", "vim", "dim"): 1000,
+    ("imagenet_ssod", "godin", "epsilon"): None,
+}
+
+
+@pytest.mark.parametrize("profile", ["cifar10", "cifar10_ssod", "imagenet_ssod"])
+def test_each_paper_profile_writes_its_baselines_paper_settings(profile):
+    """Written in the file (not left to a schema default, which may be another data set's value), and read
+    as written; the methods a profile runs each have their section."""
+    path = ROOT / "params" / f"{profile}.yaml"
+    written, P = yaml.safe_load(path.read_text())["baselines"], params.load(path)
+    for (name, key, field), value in PAPER_SETTINGS.items():
+        if name == profile:
+            assert written[key][field] == value, (key, field)
+            assert getattr(P.baselines.section(key), field) == value, (key, field)
+    assert P.baselines.tune is False  # the papers' fixed values, not a grid's pick
+    assert set(P.baselines.methods) - {"msp", "maxlogit"} <= set(written)

@@ -59,6 +59,8 @@ def test_smoke_weights_load_through_the_profiles_loading_code(tmp_path):
     assert torch.equal(model.state_dict()["features.0.0.weight"], written["features.0.0.weight"])
     with pytest.raises(ValueError, match=r"holds no resnet18.pth"):
         load_pretrained(backbone("resnet18"), "resnet18", str(folder))
+    four = smoke.write_weights(P, tmp_path / "four", num_classes=4)  # the tiny ID set's classes, as prepare writes
+    assert torch.load(four / "mobilenet_v3_small.pth", weights_only=True)["classifier.3.weight"].shape[0] == 4
 
 
 @pytest.fixture
@@ -93,4 +95,32 @@ def test_the_imagenet_plan_has_ssod_with_and_without_supcon_and_table_6():
     P = params.load(ROOT / "params" / "imagenet_ssod.yaml")
     names = [m.name for m in plan.models(P, P.notebooks, 1_281_167)]
     assert "SSOD resnet50 w64 alpha 1.5, LWB" in names and "SSOD resnet50 w64 alpha 1.5, LWB + SupCon x1" in names
-    assert len(names) == 3 + 2 * 3  # vanilla, SSOD w/o and w/; three more backbones, each SSOD and vanilla
+    assert len(names) == 2 + 3  # SSOD w/o and w/, SSOD of three more backbones; the vanilla ones are scored as released
+    assert not any("vanilla" in name for name in names)
+    fine_tuned = params.merged(P.model_dump(mode="json"), {"ssod": {"vanilla": "fine_tuned"}})
+    assert len(plan.models(params.validate(fine_tuned), P.notebooks, 1_281_167)) == 3 + 2 * 3  # each with its vanilla
+
+
+def test_the_cifar10_ssod_plan_trains_table_2s_baseline_models_and_no_simclr():
+    """Notebook 05 on the SSOD profile: the CE classifier, GODIN's network and KNN+'s SupCon encoder, all
+    ResNet-18; SSOD is notebook 04's model; SSD's SimCLR encoder is left out (ssd.in_comparison)."""
+    P = params.load(ROOT / "params" / "cifar10_ssod.yaml")
+    planned = {m.name: m for m in plan.models(P, P.notebooks, 50_000)}
+    assert {n: (m.epochs, m.notebooks) for n, m in planned.items() if not n.startswith("SSOD")} == {
+        "SupCE resnet18 w64": (100, ("05",)),
+        "GODIN resnet18 w64": (100, ("05",)),
+        "SupCon resnet18 w64": (10 + 490, ("05",)),
+    }
+    assert planned["SSOD resnet18 w64 alpha 1.5, LWB"].notebooks == ("04", "05")
+    with_ssd = params.validate(params.merged(P.model_dump(mode="json"), {"ssd": {"in_comparison": True}}))
+    assert "SimCLR resnet18 w64" in {m.name for m in plan.models(with_ssd, ["05"], 50_000)}
+
+
+def test_smoke_cuts_notebook_05s_models_as_the_others():
+    P = params.load(ROOT / "params" / "cifar10_ssod.yaml")
+    cut = params.validate(params.merged(P.model_dump(mode="json"), smoke.overrides(P, Path("/d"), None)))
+    planned = {m.name: m.epochs for m in plan.models(cut, ["05"], 40)}
+    assert planned["SupCon resnet18 w64"] == 1 + smoke.EPOCHS  # one warm-up epoch kept
+    assert planned["SupCE resnet18 w64"] == planned["GODIN resnet18 w64"] == smoke.EPOCHS
+    assert cut.encoder.batch_size == cut.classifier.batch_size == smoke.BATCH
+    assert cut.baselines.knn.k == smoke.NEIGHBOURS and cut.encoder.arch == "resnet18"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ssdlib.detectors.base import FeatureSet, MissingInputError, NotFittedError
-from ssdlib.detectors.ssd import SSD
+from ssdlib.detectors.ssd import SSD, Gaussian
 from ssdlib.evaluation.rows import sweep_clusters
 from ssdlib.metrics import auroc
 
@@ -201,3 +201,30 @@ def test_torch_path_keeps_numpys_cutoff_on_a_singular_covariance():
     expected = -reference_ssd(train.features, test.features, np.zeros(8, dtype=int))
     np.testing.assert_allclose(SSD(device="cpu").fit(train).score(test), expected, rtol=1e-6)
     np.testing.assert_allclose(SSD().fit(train).score(test), expected, rtol=1e-6)
+
+
+def test_well_conditioned_covariance_scores_by_cholesky_and_equals_pinv(data):
+    """A full-rank covariance takes the triangular solve; its distances equal (x - mu)^T pinv(S) (x - mu)."""
+    train, test = data
+    gaussian = SSD().fit(train).gaussians_[0]
+    assert gaussian.cholesky is not None and gaussian.precision is None
+    z = SSD().fit(train).standardizer_(test.features)
+    cov = np.cov(SSD().fit(train).standardizer_(train.features).T, bias=True)
+    d = z - gaussian.mean
+    np.testing.assert_allclose(
+        gaussian.squared_distance(z), np.einsum("ij,jk,ik->i", d, np.linalg.pinv(cov), d), rtol=1e-10
+    )
+
+
+def test_singular_and_ill_conditioned_covariances_take_pinv():
+    """Where pinv's cutoff could matter (rank-deficient, or condition estimate below 1e-8) the pinv path is kept."""
+    rng = np.random.default_rng(2)
+    singular = rng.standard_normal((8, 20))
+    assert Gaussian.fit(singular).cholesky is None
+    basis = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    ill = basis @ np.diag([1.0, 1.0, 1.0, 1.0, 1.0, 1e-11]) @ basis.T  # positive definite, condition 1e11
+    gaussian = Gaussian.fit(rng.standard_normal((50, 6)), covariance=ill)
+    assert gaussian.cholesky is None
+    np.testing.assert_allclose(gaussian.precision, np.linalg.pinv(ill, hermitian=True))
+    fine = basis @ np.diag([1.0, 2.0, 3.0, 4.0, 5.0, 1e-3]) @ basis.T
+    assert Gaussian.fit(rng.standard_normal((50, 6)), covariance=fine).cholesky is not None

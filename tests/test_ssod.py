@@ -215,6 +215,24 @@ def test_class_map_is_the_classifier_at_every_location():
     torch.testing.assert_close(model.features(x), fmap.mean(dim=(2, 3)))
 
 
+def test_an_mlp_classifier_is_applied_at_every_location_without_dropout():
+    """MobileNetV3's classifier shape: each Linear as a 1x1 convolution, the activation elementwise, dropout
+    off even in training, so the sampler reads the classifier and not a random thinning of it."""
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.Hardswish(), torch.nn.Dropout(0.5), torch.nn.Linear(8, 4)
+    )
+    model = SSODNet(TinyBackbone(), num_classes=4, head=head).train()
+    fmap = model.feature_map(torch.rand(2, 3, 16, 16))
+    cmap = model.class_map(fmap)
+    w1, b1, w2, b2 = head[0].weight, head[0].bias, head[3].weight, head[3].bias
+    for i in range(fmap.shape[2]):
+        for j in range(fmap.shape[3]):
+            hidden = F.hardswish(fmap[:, :, i, j] @ w1.T + b1)
+            torch.testing.assert_close(cmap[:, :, i, j], hidden @ w2.T + b2)
+    assert model.head is head and model.training
+
+
 def test_input_is_resized_to_input_size_first():
     torch.manual_seed(0)
     model = SSODNet(TinyBackbone(), num_classes=4, input_size=32)

@@ -1,4 +1,5 @@
-"""Feature-map backbones (SSOD Table 6): shapes and strides, and torchvision weights loading from local files."""
+"""Feature-map backbones (SSOD Table 6): shapes and strides, torchvision weights loading from local files, and
+MobileNetV3 with its whole pretrained classifier."""
 
 import re
 import typing
@@ -10,7 +11,8 @@ import torchvision
 from conftest import assert_refused
 
 from ssdlib.models.backbones import BACKBONES, TORCHVISION, backbone, load_pretrained
-from ssdlib.params import Backbone
+from ssdlib.params import Backbone, SSODParams
+from ssdlib.ssod import runs
 
 TV_OUT_DIM = {
     "densenet121": 1024,
@@ -81,12 +83,23 @@ def test_local_torchvision_weights_give_torchvision_features(name, tmp_path):
         else:
             expected = tv.features(x)
         torch.testing.assert_close(ours.feature_map(x), expected)
-    if name == "mobilenet_v3_small":
-        assert classifier is None  # its classifier is an MLP, not one linear layer
-    else:
-        head = tv.fc if hasattr(tv, "fc") else tv.classifier
-        torch.testing.assert_close(classifier["weight"], head.weight)
-        torch.testing.assert_close(classifier["bias"], head.bias)
+    head = tv.fc if hasattr(tv, "fc") else tv.classifier  # MobileNetV3's: Linear, Hardswish, Dropout, Linear
+    assert classifier.keys() == head.state_dict().keys()
+    for key, value in head.state_dict().items():
+        assert torch.equal(classifier[key], value)
+
+
+def test_pretrained_mobilenet_v3_is_torchvisions_network_classifier_included(tmp_path):
+    """The SSOD model of a pretrained MobileNetV3-Large gives torchvision's logits: its MLP classifier is
+    the SSOD classifier, whole; only the OOD head is new."""
+    torch.manual_seed(2)
+    tv = torchvision.models.mobilenet_v3_large().eval()
+    torch.save(tv.state_dict(), tmp_path / "mobilenet_v3_large.pth")
+    cfg = SSODParams(backbone="mobilenet_v3_large", pretrained=str(tmp_path), input_size=224)
+    model = runs.new_ssod_net(cfg, 1000, None).eval()
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), tv(x))
 
 
 def test_weights_of_another_width_are_refused(tmp_path):

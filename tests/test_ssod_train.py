@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ssdlib import params
-from ssdlib.data.memory import ImageTensorDataset
+from ssdlib.data.memory import ImageTensorDataset, tensors
 from ssdlib.data.registry import DatasetBundle
 from ssdlib.ssod import runs
 from ssdlib.ssod.train import SSODTrainer, lr_at, split_validation
@@ -67,8 +67,6 @@ def trainer_for(P, seed=0):
 
 
 def data_of(P):
-    from ssdlib.data import tensors
-
     return split_validation(tensors(bundle().train), P.ssod.val_fraction, 0)
 
 
@@ -222,3 +220,48 @@ def test_ssod_with_supcon_starts_from_a_supcon_checkpoint(tmp_path):
             2,
             None,
         )
+
+
+def test_crops_drawn_by_the_loader_pass_through_the_trainer():
+    """At ImageNet scale the loader yields [views, 3, H, W] crops of every image; the trainer takes view 0
+    (view 1 for SSOD (w/)'s second crop) and draws no crop of its own."""
+    from torch.utils.data import TensorDataset
+
+    P = tiny_params(select="last")
+    images = bundle().train
+    crops = TensorDataset(torch.stack([images[i][0] for i in range(len(images))])[:, None], images.labels)
+    trainer = trainer_for(P)
+    before = trainer.generators["augment"].get_state()
+    h = trainer.fit(crops)
+    assert torch.equal(trainer.generators["augment"].get_state(), before)
+    assert len(h.step_ce) == 3 * (len(images) // P.ssod.batch_size) and h.locations == 16
+    trainer.fit(tensors(images), epochs=4)  # images held in memory: the trainer crops them itself
+    assert not torch.equal(trainer.generators["augment"].get_state(), before)
+
+
+def released_params(folder, **ssod):
+    return tiny_params(width=64, stem="imagenet", pretrained=str(folder), vanilla="released", **ssod)
+
+
+def test_released_vanilla_is_the_pretrained_network_scored_as_it_is(tmp_path):
+    """SSOD's Table 6 vanilla rows: torchvision's network with its own classifier, scored by MSP, nothing trained."""
+    import torchvision
+
+    torch.manual_seed(4)
+    tv = torchvision.models.resnet18(num_classes=2).eval()
+    torch.save(tv.state_dict(), tmp_path / "resnet18.pth")
+    P, data, logs = released_params(tmp_path), bundle(), []
+    run = runs.trained(P, data, tmp_path / "out", log=logs.append, progress=False, alpha=0.0)
+    assert run.path is None and run.history.step_ce == [] and not (tmp_path / "out").exists()
+    assert "not trained" in logs[-1]
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(run.model(x), tv(x))
+    (row,) = runs.evaluate(run, P, data)
+    assert (row["method"], row["training_mode"], row["setting"]) == ("MSP", "CE", "vanilla")
+
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "resnet18.pth")
+    with pytest.raises(ValueError, match="does not fit the ID set's 2 classes: use vanilla: fine_tuned"):
+        runs.trained(P, data, tmp_path / "out", log=logs.append, progress=False, alpha=0.0)
+    with pytest.raises(params.ParamsError, match="set pretrained, or vanilla: fine_tuned"):
+        tiny_params(vanilla="released")

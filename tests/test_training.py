@@ -4,6 +4,7 @@ divergence handling, the loss-scale switch, SupCE on any logits module."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict
 
 import numpy as np
@@ -460,3 +461,41 @@ def test_gpu_training_compiles_and_logs_every_step():
     history = trainer.fit(tiny_data())
     assert not any("torch.compile failed" in m for m in messages)
     assert len(history.step_loss) == 2 * 3 and all(math.isfinite(v) for v in history.step_loss)
+
+
+def test_deterministic_switch_sets_torchs_flags_both_ways(monkeypatch):
+    """deterministic=True asks torch for deterministic kernels (and the cuBLAS workspace); a later
+    trainer without it turns them off again (the flags are process-wide)."""
+    from ssdlib.training.skeleton import set_determinism
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "unset by the test")  # so that monkeypatch restores it
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    try:
+        Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR", deterministic=True), progress=False)
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        Trainer(tiny_net("SimCLR"), tiny_recipe("SimCLR"), progress=False)
+        assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+    finally:
+        set_determinism(False, cuda=False)
+
+
+def test_deterministic_run_equals_the_default_run_on_the_cpu():
+    """On the CPU the switch changes no number: the same loss trace and weights."""
+    data = tiny_data()
+    runs = []
+    try:
+        for deterministic in (False, True):
+            net = tiny_net("SimCLR")
+            history = train(
+                net, data, tiny_recipe("SimCLR", deterministic=deterministic), progress=False, log=lambda _m: None
+            )
+            runs.append((history.step_loss, net.state_dict()))
+    finally:
+        from ssdlib.training.skeleton import set_determinism
+
+        set_determinism(False, cuda=False)
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1].values(), runs[1][1].values()):
+        assert torch.equal(a, b)

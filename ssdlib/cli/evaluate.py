@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     batch = P.data.batch_size
-    f = extract_splits(model, bundle, device, batch)
+    f = extract_splits(model, bundle, device, batch, num_workers=P.data.num_workers)
     train, id_test, ood = f.train, f.test, f.ood
     LOG.info(f"In-distribution features shape: {train.features.shape}, {id_test.features.shape}")
     LOG.info(f"Out-of-distribution features shape: {[fs.features.shape for fs in ood.values()]}")

@@ -30,10 +30,10 @@ class ImageTensorDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return _as_float(self.images[index]), int(self.labels[index])
+        return as_float(self.images[index]), int(self.labels[index])
 
 
-def _as_float(images: torch.Tensor) -> torch.Tensor:
+def as_float(images: torch.Tensor) -> torch.Tensor:
     """A float copy in [0, 1], so callers never write into the stored images."""
     return images.float().div_(255) if images.dtype == torch.uint8 else images.to(torch.float32, copy=True)
 
@@ -46,7 +46,7 @@ def tensors(
     A progress bar is shown for sets of more than 10 000 images unless ``progress`` says otherwise.
     """
     if isinstance(dataset, ImageTensorDataset):
-        return _as_float(dataset.images), dataset.labels.clone()
+        return as_float(dataset.images), dataset.labels.clone()
     n = len(dataset)
     if n == 0:
         raise ValueError("tensors(): the dataset is empty")

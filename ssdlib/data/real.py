@@ -4,8 +4,9 @@ Layout under the root (SSD's, except STL-10, which SSD reads from ``svhn/`` by m
 ``cifar10/``, ``cifar100/``, ``svhn/``, ``stl10/`` (torchvision's files), ``dtd/images/<class>/``
 (Textures; torchvision's ``dtd/dtd/images`` also works), ``lsun/``, ``isun/``, ``places365/``
 (folders of class folders of images) and ``imagenet/{train,val}/<class>/``. Every image is
-resized (shorter side) and centre-cropped to the image size, as SSD does for Textures, and
-yielded as float [0, 1]. Only torchvision's downloadable sets are fetched, and only when
+resized (shorter side) and centre-cropped to the image size, by the recipe of its scale
+(:mod:`ssdlib.data.preprocessing`: as SSD reads Textures at CIFAR scale, resize 256 + centre crop
+224 at ImageNet scale), and yielded as float [0, 1]. Only torchvision's downloadable sets are fetched, and only when
 ``data.download`` is true; any other missing set raises :class:`DatasetNotFoundError` naming the
 folder looked in and how to obtain the data.
 
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch.utils.data import Dataset
+
+from ssdlib.data.preprocessing import evaluation_transform
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -192,13 +195,6 @@ def data_root(root: str | None) -> Path:
     return Path(chosen).expanduser()
 
 
-def image_transform(size: int):
-    """Shorter side to ``size``, centre crop ``size`` x ``size``, float [0, 1] CHW."""
-    from torchvision import transforms
-
-    return transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
-
-
 def _imagefolder_set(spec: str, root: str | None) -> tuple[RealSet, Path]:
     """``imagefolder:<path>``: absolute (or ~) paths as given; relative ones under the data root if
     one is set, else under the current directory."""
@@ -246,7 +242,7 @@ def _open(name: str, split: str, root: str | None, size: int, download: bool) ->
     entry, path = resolve(name, root)
     try:
         with _smoke_checksums(root):  # torchvision checks the files when constructed
-            return entry.open(path, split, image_transform(size), download and entry.downloadable)
+            return entry.open(path, split, evaluation_transform(size), download and entry.downloadable)
     except (RuntimeError, FileNotFoundError) as err:
         how = entry.how_to_get.format(path=path)
         raise DatasetNotFoundError(f"{name}: not found in {path} ({err}). To obtain it: {how}") from None

@@ -23,12 +23,17 @@ faiss's subsample. On well-separated clusters the two find the same partition; o
 they may settle in different local optima. SSD leaves the shuffle (and so faiss's picks) unseeded;
 here ``seed`` fixes the shuffle, faiss's seed and scikit-learn's.
 
-The covariance is the centred Gram matrix / N (``np.cov(bias=True)``'s value) and its
-pseudo-inverse comes from the symmetric eigendecomposition (``pinv(hermitian=True)``, same cutoff,
-1e-15 x the largest eigenvalue): the same numbers to float rounding at a third of the time of
-``np.cov`` + SVD. With ``device`` set, standardisation, covariances, pseudo-inverses and distances
-run in torch float64 on that device (a GPU scores 50 000 x 2048 features in well under a second,
-``./run bench``); numpy stays the default because its float64 BLAS is faster on the CPU.
+The covariance is the centred Gram matrix / N (``np.cov(bias=True)``'s value). In numpy, when
+LAPACK's condition estimate of it (``dpocon`` on its Cholesky factor L) is at least 1e-8, no
+eigenvalue comes near pinv's cutoff (1e-15 x the largest), so pinv is the inverse and the distance
+is computed as ||L^-1 (x - mu)||^2 by a triangular solve: half the work of ``(x - mu) @ P`` and a
+tenth of an eigendecomposition's. A singular or ill-conditioned covariance (fewer points than
+dimensions, constant features) takes pinv from the symmetric eigendecomposition
+(``pinv(hermitian=True)``, numpy's cutoff), as does the torch path. Both agree with SSD's
+``np.cov`` + ``pinv`` to float rounding (tests/test_ssd.py). With ``device`` set, standardisation,
+covariances, pseudo-inverses and distances run in torch float64 on that device (a GPU scores
+50 000 x 2048 features in well under a second, ``./run bench``); numpy stays the default because
+its float64 BLAS is faster on the CPU.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy.linalg import cho_factor, solve_triangular
+from scipy.linalg.lapack import dpocon
 from sklearn.cluster import KMeans
 
 from ssdlib.detectors.base import L2_EPS, Detector, FeatureSet, l2_normalize
@@ -46,6 +53,7 @@ EPS = 1e-10  # SSD's epsilon for the std
 KMEANS_ITERATIONS = 100  # faiss niter in eval_ssd.py
 KMEANS_BACKENDS = ("sklearn", "faiss")
 PINV_RTOL = 1e-15  # numpy's pinv cutoff, relative to the largest singular value
+CHOLESKY_MIN_RCOND = 1e-8  # below this condition estimate, pinv (its cutoff may matter) instead of Cholesky
 Array = np.ndarray | torch.Tensor  # numpy on the CPU, a float64 tensor on ``SSD(device=...)``
 
 
@@ -68,6 +76,19 @@ def _pinv(matrix: Array) -> Array:
     if isinstance(matrix, torch.Tensor):
         return torch.linalg.pinv(matrix, rtol=PINV_RTOL, hermitian=True)
     return np.linalg.pinv(matrix, hermitian=True)
+
+
+def _well_conditioned_cholesky(covariance: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor of a numpy covariance whose condition estimate clears CHOLESKY_MIN_RCOND, else None."""
+    try:
+        factor, _ = cho_factor(covariance, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:  # not positive definite: singular
+        return None
+    one_norm = np.abs(covariance).sum(0).max()
+    rcond, info = dpocon(factor, one_norm, uplo="L")
+    if info != 0 or not rcond >= CHOLESKY_MIN_RCOND:
+        return None
+    return np.tril(factor)
 
 
 @dataclass(frozen=True)
@@ -114,10 +135,15 @@ class Standardizer:
 
 @dataclass(frozen=True)
 class Gaussian:
-    """A mean and the pseudo-inverse of a covariance: the squared Mahalanobis distance to them."""
+    """A mean and a covariance's inverse: the squared Mahalanobis distance to them.
+
+    The inverse is ``precision`` (a pseudo-inverse) or, for a well-conditioned numpy covariance,
+    ``cholesky``, its lower Cholesky factor L (then ``precision`` is None; see the module's note).
+    """
 
     mean: Array
-    precision: Array
+    precision: Array | None
+    cholesky: np.ndarray | None = None
 
     @classmethod
     def fit(cls, x: Array, covariance: Array | None = None, *, overwrite_x: bool = False) -> Gaussian:
@@ -137,10 +163,17 @@ class Gaussian:
             covariance = centred.T @ centred / len(x)
         elif not isinstance(x, torch.Tensor):
             covariance = np.asarray(covariance, dtype=np.float64)
+        if not isinstance(covariance, torch.Tensor):
+            factor = _well_conditioned_cholesky(covariance)
+            if factor is not None:
+                return cls(mean=mean, precision=None, cholesky=factor)
         return cls(mean=mean, precision=_pinv(covariance))
 
     def squared_distance(self, x: Array) -> Array:
         d = x - self.mean
+        if self.cholesky is not None:
+            whitened = solve_triangular(self.cholesky, d.T, lower=True, check_finite=False)
+            return np.einsum("ij,ij->j", whitened, whitened)
         return _namespace(d).einsum("ij,ij->i", d @ self.precision, d)
 
 

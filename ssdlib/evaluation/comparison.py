@@ -5,7 +5,8 @@ One :class:`~ssdlib.evaluation.baselines.Scored` per method, all against ``bundl
 - the post-hoc baselines of ``P.baselines.methods`` on the SupCE classifier (KNN there is
   "KNN w/o contrastive learning"), GODIN on its own network;
 - KNN+ (Sun et al. 2022): the same KNN on the SupCon encoder's features;
-- SSD (SimCLR encoder) and SSD+ (SupCon encoder), one cluster, as SSD's default;
+- SSD (SimCLR encoder) and SSD+ (SupCon encoder), one cluster, as SSD's default, unless
+  ``ssd.in_comparison`` is off (the SSOD profiles: then no SimCLR encoder is trained);
 - SSOD (``ssdlib.ssod.runs``), when asked.
 
 Models come from ``ssdlib.experiment`` (trained once per output folder and shared with the other
@@ -104,11 +105,12 @@ def score_all(P: Params, bundle: DatasetBundle, output_dir: str | Path, *, ssod:
         training_mode="SupCon",
         arch=arch,
     )
-    simclr = bl.FeatureCache(
-        experiment.encoder_for(P, bundle, output_dir, mode="SimCLR"), _sets(bundle), device, P.data.batch_size
-    )
-    out.append(_ssd("SSD", simclr, ood, "SimCLR", arch))
-    out.append(_ssd("SSD+", supcon, ood, "SupCon", arch))
+    if P.ssd.in_comparison:
+        simclr = bl.FeatureCache(
+            experiment.encoder_for(P, bundle, output_dir, mode="SimCLR"), _sets(bundle), device, P.data.batch_size
+        )
+        out.append(_ssd("SSD", simclr, ood, "SimCLR", arch))
+        out.append(_ssd("SSD+", supcon, ood, "SupCon", arch))
     if ssod:
         out.append(_ssod(P, bundle, output_dir, ood))
     return out
@@ -169,6 +171,19 @@ def beside_paper(
     ours.columns = [f"ours {m} ({our_id})" for m in metrics]
     theirs.columns = [f"{paper} {table} {m} ({their_id})" for m in metrics]
     return ours.join(theirs, how="outer").reindex(list(dict.fromkeys([*ours.index, *theirs.index])))
+
+
+def failure_case_fpr95(rows, ood_set: str) -> tuple[float, float]:
+    """FPR95 of SSOD and of KNN (on the CE classifier) on ``ood_set``, the set ``checks.ssod_failure_set``
+    names: SSOD's failure case (Table 3, ImageNet vs Textures) has SSOD's the higher."""
+    fpr95 = pd.DataFrame(rows).set_index(["method", "ood_dataset"])["fpr95"]
+    missing = [m for m in ("SSOD", "KNN") if (m, ood_set) not in fpr95.index]
+    if missing:
+        raise ValueError(
+            f"checks.ssod_failure_set = {ood_set!r}: no row of {' or '.join(missing)} on it; the check needs "
+            "both methods scored on that set (baselines.methods with knn, and SSOD)"
+        )
+    return float(fpr95[("SSOD", ood_set)]), float(fpr95[("KNN", ood_set)])
 
 
 def below_chance(rows) -> pd.DataFrame:

@@ -66,8 +66,9 @@ SSOD = (Counterpart("SSOD", "SSOD", PROFILE_SETTING),)
 COUNTERPARTS: dict[tuple[str, str], tuple[Counterpart, ...]] = {
     # SSOD (Pei et al. 2023), Tables 1-3: the post-hoc baselines score one CE classifier; Table 1 runs
     # KNN without (w/o) and with (w/) SupCon pre-training, and SSOD without. MSP is the vanilla
-    # classifier of SSOD's own backbone and recipe (notebook 04, alpha 0; Table 1's 76.13 % ID accuracy
-    # is the released ResNet-50 it starts from), else the SupCE classifier of the other baselines.
+    # classifier of SSOD's own backbone (notebook 04, alpha 0; with ssod.vanilla: released, as in the
+    # ImageNet profile, the released ResNet-50 of Table 1's 76.13 % ID accuracy itself), else the SupCE
+    # classifier of the other baselines.
     ("SSOD", "MSP"): (Counterpart("MSP", "CE", "vanilla"), *_supce("MSP")),
     ("SSOD", "MaDist"): _supce("Mahalanobis"),
     ("SSOD", "ODIN"): _supce("ODIN"),

@@ -5,7 +5,8 @@ Every backbone has the interface of :class:`ssdlib.models.resnet.ResNet`: ``feat
 the last convolutional stage [B, C, h, w] (the map whose locations SSOD samples), ``forward(x)``
 its global average pool [B, C], and ``out_dim`` is C. The torchvision networks keep torchvision's
 module names (``features``, ``stem``, ``trunk_output``) so their ImageNet state dicts load as they
-are, minus the classifier.
+are, minus the classifier. The classifier is built apart (:func:`classifier`): torchvision's own
+shape, one Linear, or MobileNetV3's MLP, so that the pretrained one loads whole.
 
 Two knobs let the same architectures run as tiny CPU models in the offline profile:
 
@@ -122,27 +123,45 @@ def backbone(name: str, width: int = STANDARD_WIDTH, stem: str = "imagenet") -> 
     return _mobilenet_v3(name, scale, stem)
 
 
+def classifier(name: str, in_dim: int, num_classes: int, width: int = STANDARD_WIDTH) -> nn.Module:
+    """The classifier torchvision puts on backbone ``name``, for ``num_classes`` classes: one Linear, except
+    MobileNetV3's MLP (Linear to 1280 units, 1024 for Small, Hardswish, Dropout 0.2, Linear: the last two
+    1x1 convolutions of Howard et al. 2019, Tables 1-2, as torchvision's ``mobilenetv3.py`` builds them),
+    scaled with ``width`` and initialised as torchvision initialises it."""
+    if not name.startswith("mobilenet_v3"):
+        return nn.Linear(in_dim, num_classes)
+    from torchvision import models
+
+    return getattr(models, name)(width_mult=width / STANDARD_WIDTH, num_classes=num_classes).classifier
+
+
 _DENSENET_OLD_KEY = re.compile(  # the pattern torchvision's densenet loader rewrites
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
 )
-_CLASSIFIER_KEYS = {"resnet": "fc", "densenet121": "classifier", "regnet_y_800mf": "fc"}
+_CLASSIFIER_KEYS = {
+    "resnet": "fc",
+    "densenet121": "classifier",
+    "regnet_y_800mf": "fc",
+    "mobilenet_v3_large": "classifier",
+    "mobilenet_v3_small": "classifier",
+}
 
 
-def load_pretrained(model: nn.Module, name: str, pretrained: str | Path) -> dict[str, torch.Tensor] | None:
+def load_pretrained(model: nn.Module, name: str, pretrained: str | Path) -> dict[str, torch.Tensor]:
     """Load ImageNet weights into ``model`` (built by :func:`backbone` at width 64) in place.
 
     ``pretrained`` is ``"torchvision"`` (torchvision's default weights for ``name``), a torchvision
     weights name such as ``"IMAGENET1K_V2"``, or the path of a local torchvision state-dict file.
-    Returns the weights of torchvision's classifier as ``{"weight", "bias"}`` when it is a single
-    linear layer (ResNet, DenseNet, RegNet), so a model with the same classes can start from it;
-    None for MobileNetV3, whose classifier is an MLP.
+    Returns the state dict of torchvision's classifier (``{"weight", "bias"}`` of its Linear, or
+    MobileNetV3's MLP's ``{"0.weight", ..., "3.bias"}``), which fits :func:`classifier`, so a model
+    with the same classes can start from it whole.
     """
     from ssdlib.models.load import load_state_dict_strict
     from ssdlib.models.resnet import torchvision_state_dict, torchvision_to_ssd_keys
 
     state = torchvision_state_dict(name, "DEFAULT" if pretrained == "torchvision" else pretrained)
-    head = _CLASSIFIER_KEYS.get("resnet" if name in ARCHS else name)
-    classifier = {k: state[f"{head}.{k}"] for k in ("weight", "bias")} if head and f"{head}.weight" in state else None
+    prefix = _CLASSIFIER_KEYS["resnet" if name in ARCHS else name] + "."
+    head = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if name in ARCHS:
         state = torchvision_to_ssd_keys(state)
     else:
@@ -153,4 +172,4 @@ def load_pretrained(model: nn.Module, name: str, pretrained: str | Path) -> dict
     # files saved before PyTorch 0.4.1 lack BatchNorm's counter; PyTorch itself fills it with 0
     state |= {k: torch.tensor(0) for k in model.state_dict() if k.endswith("num_batches_tracked") and k not in state}
     load_state_dict_strict(model, state, str(pretrained))
-    return classifier
+    return head

@@ -3,17 +3,19 @@
 - ``feature_map(x)`` = X = h(x) [B, C, H, W], the last convolutional stage;
 - ``features(x)`` = GAP(X) [B, C], the pooled feature (what ``ssdlib.features.extract`` stores);
 - ``classify(f)`` = f_cls(f), Eq. 6; ``class_map(X)`` applies the *same* f_cls at every location
-  (a 1x1-convolution view of the Linear: shared weight and bias) -> [B, M, H, W], the confidence map
-  the sampler reads (Eq. 7);
+  (each Linear as a 1x1 convolution with its weight and bias, activations elementwise) -> [B, M, H, W],
+  the confidence map the sampler reads (Eq. 7). f_cls is one Linear, or the backbone's own MLP
+  classifier where torchvision's network has one (MobileNetV3: Linear, Hardswish, Dropout, Linear;
+  :func:`ssdlib.models.backbones.classifier`), whose dropout is off in the map;
 - ``ood_logit(f)`` = f_ood(f), one logit, positive = in-distribution; ``ood_map(X)`` applies it at
   every location (Eq. 8, training) while the test score uses the pooled feature (Eq. 10);
 - ``project(f)``: SSOD (w/) only (``projection_dim``), the unit-norm projection of the pooled feature
   its SupCon term compares: SupContrast's MLP head (Linear C -> C, ReLU, Linear C -> dim).
 
-Because f_cls is linear, f_cls(GAP(X)) = GAP(f_cls(X)): the image's prediction is the mean of the
-location logits. Inputs are images in [0, 1]; the first layers resize them to ``input_size``
-(the paper upsamples CIFAR's 32 px to 224 px to get a bigger map, App. A) and normalise them, so
-every evaluation, ID or OOD, sees the same pre-processing.
+When f_cls is linear, f_cls(GAP(X)) = GAP(f_cls(X)): the image's prediction is the mean of the
+location logits (not so for an MLP classifier). Inputs are images in [0, 1]; the first layers
+resize them to ``input_size`` (the paper upsamples CIFAR's 32 px to 224 px to get a bigger map,
+App. A) and normalise them, so every evaluation, ID or OOD, sees the same pre-processing.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ class Resize(nn.Module):
 
 
 class SSODNet(nn.Module):
-    """Backbone + classifier + OOD head; ``forward`` returns class logits of the pooled feature."""
+    """Backbone + classifier + OOD head; ``forward`` returns class logits of the pooled feature.
+
+    ``head`` is f_cls (default: one Linear to ``num_classes``), e.g. MobileNetV3's MLP classifier.
+    """
 
     def __init__(
         self,
@@ -50,6 +55,7 @@ class SSODNet(nn.Module):
         normalize: nn.Module | None = None,
         input_size: int | None = None,
         projection_dim: int | None = None,
+        head: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if not hasattr(encoder, "feature_map") or not hasattr(encoder, "out_dim"):
@@ -60,7 +66,7 @@ class SSODNet(nn.Module):
         self.resize = Resize(input_size)
         self.normalize = normalize if normalize is not None else nn.Identity()
         self.encoder = encoder
-        self.head = nn.Linear(encoder.out_dim, num_classes)  # f_cls
+        self.head = head if head is not None else nn.Linear(encoder.out_dim, num_classes)  # f_cls
         self.ood_head = nn.Linear(encoder.out_dim, 1)  # f_ood: logit of P(x is ID)
         if projection_dim is not None:  # SSOD (w/): SupCon's projection head
             dim = encoder.out_dim
@@ -90,8 +96,17 @@ class SSODNet(nn.Module):
         return F.normalize(self.projection(features), dim=1)
 
     def class_map(self, feature_map: torch.Tensor) -> torch.Tensor:
-        """f_cls at every location: [B, C, H, W] -> [B, M, H, W] (same weight and bias as ``classify``)."""
-        return F.conv2d(feature_map, self.head.weight[:, :, None, None], self.head.bias)
+        """f_cls at every location: [B, C, H, W] -> [B, M, H, W] (same weights and biases as ``classify``).
+
+        Dropout stays off, also in training: the sampler reads the classifier, not a random thinning of it.
+        """
+        x = feature_map
+        for layer in self.head if isinstance(self.head, nn.Sequential) else [self.head]:
+            if isinstance(layer, nn.Linear):
+                x = F.conv2d(x, layer.weight[:, :, None, None], layer.bias)
+            elif not isinstance(layer, nn.Dropout):
+                x = layer(x)  # an elementwise activation
+        return x
 
     def ood_map(self, feature_map: torch.Tensor) -> torch.Tensor:
         """f_ood at every location: [B, C, H, W] -> [B, H, W]."""

@@ -2,7 +2,9 @@
 
 ``trained(P, bundle, output_dir, **overrides)`` gives the model of ``P.ssod`` with some fields
 overridden (``alpha=0.0`` is the vanilla classifier of the same backbone, ``balance="DR"`` an
-ablation run). Each run is kept in ``<output_dir>/checkpoints/ssod_<backbone>_<hash>.pt``, where
+ablation run). With ``vanilla: released`` the vanilla classifier is the pretrained network scored as
+it is, as the SSOD paper's Table 6 compares (nothing trains; :func:`released`); with ``fine_tuned`` it
+is trained like any run. Each run is kept in ``<output_dir>/checkpoints/ssod_<backbone>_<hash>.pt``, where
 the hash covers everything that determines its weights (the training fields of the section, the
 seed and the ID data), so a finished run is loaded, a killed one resumed, and a changed one
 trained afresh.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
 from ssdlib import locks, metrics
 from ssdlib.detectors.base import FeatureSet
@@ -33,7 +36,7 @@ from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, SSODParams
 from ssdlib.ssod.model import SSODNet
-from ssdlib.ssod.train import SSODHistory, SSODRecipe, SSODTrainer, split_validation
+from ssdlib.ssod.train import Data, SSODHistory, SSODRecipe, SSODTrainer, split_validation
 from ssdlib.training import checkpoint as ckpt
 
 if TYPE_CHECKING:
@@ -43,9 +46,9 @@ if TYPE_CHECKING:
 
 LOG = get_logger(__name__)
 
-TENSOR_LIMIT = 200_000  # training sets up to this many images are held as one tensor, larger ones streamed
+TENSOR_LIMIT = 200_000  # CIFAR scale: training sets up to this many images are held as one tensor, larger ones streamed
 # fields that change nothing in the trained weights
-NOT_TRAINING = {"score", "ablation_ood", "alphas", "balances", "backbones"}
+NOT_TRAINING = {"score", "ablation_ood", "alphas", "balances", "backbones", "vanilla"}
 SUPCON = {"supcon_weight", "supcon_temperature", "supcon_checkpoint"}  # SSOD (w/) only
 PROJECTION_DIM = 128  # SSOD (w/)'s projection, as SupContrast's head
 # fields the CE-only warm-up does not depend on
@@ -59,7 +62,7 @@ class SSODRun:
     cfg: SSODParams
     model: SSODNet
     history: SSODHistory
-    path: Path
+    path: Path | None  # None: the released network, neither trained nor saved
 
     @property
     def label(self) -> str:
@@ -71,24 +74,44 @@ class SSODRun:
 def new_ssod_net(cfg: SSODParams, num_classes: int, normalize: torch.nn.Module | None, seed: int = 0) -> SSODNet:
     """A freshly initialised (or ImageNet-pretrained) SSOD network of ``cfg``, seeded with ``seed``.
 
-    With ``pretrained`` the backbone gets torchvision's weights, and the classifier starts from
-    torchvision's linear classifier when it has the same classes (ImageNet), as the paper
-    fine-tunes the released ResNet-50. SSOD (w/) (``supcon_weight`` > 0) has a projection head, and
-    with ``supcon_checkpoint`` its backbone starts from that SupCon-pretrained encoder.
+    The classifier has torchvision's shape for the backbone (one Linear, MobileNetV3's MLP). With
+    ``pretrained`` the backbone gets torchvision's weights, and the classifier starts from
+    torchvision's whole classifier when it has the same classes (ImageNet), as the paper
+    fine-tunes the released ResNet-50; the released vanilla classifier (:func:`released`) must have it.
+    SSOD (w/) (``supcon_weight`` > 0) has a projection head, and with ``supcon_checkpoint`` its
+    backbone starts from that SupCon-pretrained encoder.
     """
-    from ssdlib.models.backbones import backbone, load_pretrained
+    from ssdlib.models.backbones import backbone, classifier, load_pretrained
 
     torch.manual_seed(seed)
     encoder = backbone(cfg.backbone, width=cfg.width, stem=cfg.stem)
+    head = classifier(cfg.backbone, encoder.out_dim, num_classes, cfg.width)
     projection = PROJECTION_DIM if cfg.supcon_weight else None
-    model = SSODNet(encoder, num_classes, normalize=normalize, input_size=cfg.input_size, projection_dim=projection)
+    model = SSODNet(
+        encoder, num_classes, normalize=normalize, input_size=cfg.input_size, projection_dim=projection, head=head
+    )
     if cfg.pretrained != "none":
-        classifier = load_pretrained(encoder, cfg.backbone, cfg.pretrained)
-        if classifier is not None and classifier["weight"].shape == model.head.weight.shape:
-            model.head.load_state_dict(classifier)
+        pretrained_head = load_pretrained(encoder, cfg.backbone, cfg.pretrained)
+        if _shapes(pretrained_head) == _shapes(model.head.state_dict()):
+            model.head.load_state_dict(pretrained_head)
+        elif released(cfg):
+            raise ValueError(
+                f"vanilla: released scores the classifier of {cfg.pretrained} as it is, but it does not fit the "
+                f"ID set's {num_classes} classes: use vanilla: fine_tuned, or the ID set of those weights"
+            )
     if cfg.supcon_checkpoint != "none":
         load_encoder(model, cfg.supcon_checkpoint)
     return model
+
+
+def _shapes(state: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def released(cfg: SSODParams) -> bool:
+    """Whether ``cfg`` is the vanilla classifier scored as released (alpha 0 with ``vanilla: released``):
+    the pretrained network with its own classifier, which nothing trains."""
+    return cfg.alpha == 0 and cfg.vanilla == "released"
 
 
 def load_encoder(model: SSODNet, path: str) -> None:
@@ -137,13 +160,16 @@ def trained(
     supcon: bool = False,
     **overrides: Any,
 ) -> SSODRun:
-    """The SSOD run of ``P.ssod`` + ``overrides`` on ``bundle``: loaded, resumed or trained now (eval mode).
-    ``supcon``: SSOD (w/), with the section's SupCon term (:func:`settings`)."""
-    from ssdlib.data import tensors
-
+    """The SSOD run of ``P.ssod`` + ``overrides`` on ``bundle``: loaded, resumed or trained now (eval mode);
+    the released network as it is where :func:`released` says so. ``supcon``: SSOD (w/), with the
+    section's SupCon term (:func:`settings`)."""
     log = log or LOG.info
 
     cfg = settings(P, supcon=supcon, **overrides)
+    if released(cfg):
+        model = new_ssod_net(cfg, bundle.num_classes, bundle.normalize(), P.seed)
+        log(f"vanilla: released: {cfg.backbone} with the weights {cfg.pretrained} as they are, not trained")
+        return SSODRun(cfg, model.to(resolve_device(P.device)).eval(), SSODHistory(), None)
     identity, warm_identity = _identity(P, cfg, NOT_TRAINING), _identity(P, cfg, NOT_WARMUP)
     folder = Path(output_dir) / CHECKPOINT_DIR
     path = folder / f"ssod_{cfg.backbone}_{_digest(identity)}.pt"
@@ -160,6 +186,7 @@ def trained(
         log=log,
         progress=progress,
         name=f"SSOD {cfg.backbone} w{cfg.width} {recipe.label}",
+        deterministic=P.deterministic,
     )
 
     with locks.holding(locks.checkpoint_lock(path), f"training SSOD into {path}"):  # one trainer per file
@@ -180,9 +207,8 @@ def trained(
                 f"{cfg.epochs} epochs on {device}; checkpoints go to {path}"
             )
 
-        train_set = bundle.train if len(bundle.train) > TENSOR_LIMIT else tensors(bundle.train)
-        train_set, val = split_validation(train_set, cfg.val_fraction, P.seed)
-        selection = _test_fpr95(bundle, device, cfg, P.data.batch_size) if cfg.select == "test_fpr95" else None
+        train_set, val = training_data(P, cfg, bundle)
+        selection = _test_fpr95(bundle, device, cfg, P) if cfg.select == "test_fpr95" else None
         history = trainer.fit(
             train_set,
             val=val,
@@ -194,14 +220,35 @@ def trained(
         return SSODRun(cfg, trainer.use_selected().eval(), history, path)
 
 
+def training_data(P: Params, cfg: SSODParams, bundle: DatasetBundle) -> tuple[Data, Data | None]:
+    """SSOD's training images and the held-out ones (``val_fraction``). At ImageNet scale the training
+    images stream as RandomResizedCrops of the full decoded images, drawn in the loader's workers (two
+    per image for SSOD (w/)), and the held-out ones as evaluated (:mod:`ssdlib.data.preprocessing`);
+    else the set is held as one tensor (streamed above ``TENSOR_LIMIT``) and cropped on the device."""
+    from ssdlib.data import preprocessing, tensors
+
+    if preprocessing.crops_in_loader(P.data.id_dataset, P.data.image_size):
+        kept, val = split_validation(bundle.train, cfg.val_fraction, P.seed)
+        views = 2 if cfg.supcon_weight else 1
+        crops = preprocessing.random_crops(bundle.train, P.data.image_size, cfg.crop_scale, views)
+        return (crops if val is None else Subset(crops, kept.indices)), val
+    train_set = bundle.train if len(bundle.train) > TENSOR_LIMIT else tensors(bundle.train)
+    return split_validation(train_set, cfg.val_fraction, P.seed)
+
+
 # -- evaluation ------------------------------------------------------------------------------
 
 
-def ssod_features(model: SSODNet, data, device: torch.device | str, batch_size: int = 256) -> FeatureSet:
-    """Pooled features, logits and labels of a dataset (see ``ssdlib.features.extract``)."""
+def ssod_features(
+    model: SSODNet, data, device: torch.device | str, batch_size: int = 256, num_workers: int = 0, amp: bool = False
+) -> FeatureSet:
+    """Pooled features, logits and labels of a dataset (see ``ssdlib.features.extract``); ``amp``: autocast
+    on CUDA, as SSOD trains (its scores are a sigmoid and a softmax, not a covariance)."""
     from ssdlib.features import extract as extract_features
 
-    return extract_features(model, data, device=device, batch_size=batch_size, desc="SSOD features")
+    return extract_features(
+        model, data, device=device, batch_size=batch_size, desc="SSOD features", num_workers=num_workers, amp=amp
+    )
 
 
 def detector_for(run: SSODRun, score: str | None = None):
@@ -213,21 +260,18 @@ def detector_for(run: SSODRun, score: str | None = None):
     return (MSP() if run.cfg.alpha == 0 else SSOD.from_model(run.model, score or run.cfg.score)).fit(FeatureSet())
 
 
-def _test_fpr95(bundle: DatasetBundle, device, cfg: SSODParams, batch_size: int) -> Callable[[SSODNet], float]:
+def _test_fpr95(bundle: DatasetBundle, device, cfg: SSODParams, P: Params) -> Callable[[SSODNet], float]:
     """The paper's selection (App. B): minus the mean FPR95 over the test OOD sets. It selects on test data."""
     from ssdlib.detectors.ssod import SSOD
 
     def selection(model: SSODNet) -> float:
         det = SSOD.from_model(model, cfg.score).fit(FeatureSet())
-        id_scores = det.score(ssod_features(model, bundle.test, device, batch_size))
-        return -float(
-            np.mean(
-                [
-                    metrics.fpr_at_95_id_tpr(id_scores, det.score(ssod_features(model, ood, device, batch_size)))
-                    for ood in bundle.ood.values()
-                ]
-            )
-        )
+
+        def scored(data) -> np.ndarray:
+            return det.score(ssod_features(model, data, device, P.data.batch_size, P.data.num_workers, cfg.amp))
+
+        id_scores = scored(bundle.test)
+        return -float(np.mean([metrics.fpr_at_95_id_tpr(id_scores, scored(ood)) for ood in bundle.ood.values()]))
 
     return selection
 
@@ -237,11 +281,12 @@ def scores(run: SSODRun, P: Params, bundle: DatasetBundle, *, sets: list[str] | 
     ``bundle.ood`` unless ``sets``) and its ID test accuracy."""
     device = resolve_device(P.device)
     det = detector_for(run, score)
-    test = ssod_features(run.model, bundle.test, device, P.data.batch_size)
-    ood = {
-        name: det.score(ssod_features(run.model, bundle.ood[name], device, P.data.batch_size))
-        for name in sets or list(bundle.ood)
-    }
+
+    def features(data) -> FeatureSet:
+        return ssod_features(run.model, data, device, P.data.batch_size, P.data.num_workers, run.cfg.amp)
+
+    test = features(bundle.test)
+    ood = {name: det.score(features(bundle.ood[name])) for name in sets or list(bundle.ood)}
     return det, det.score(test), ood, metrics.accuracy(test.logits, test.labels)
 
 
@@ -306,7 +351,8 @@ def ablation(
 
     Each value of the matching list (``alphas``, ``balances``, ``backbones``) is one run, the rest
     of ``P.ssod`` unchanged; ``setting`` names it (e.g. ``"balance=DR"``). For backbones each also
-    gets its vanilla classifier (alpha 0, scored by MSP), as Table 6 compares the two.
+    gets its vanilla classifier (alpha 0, scored by MSP; released or fine-tuned as ``vanilla`` says),
+    as Table 6 compares the two.
     """
     if field not in ABLATIONS:
         raise ValueError(f"unknown ablation {field!r}; choose one of {', '.join(ABLATIONS)}")

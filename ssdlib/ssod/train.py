@@ -1,6 +1,8 @@
 """SSOD joint training (Pei et al. 2023, Sec. 5.1 and App. B), with its open choices made explicit.
 
-Each step: a RandomResizedCrop of every image (the paper's only augmentation), the feature map,
+Each step: a RandomResizedCrop of every image (the paper's only augmentation; drawn here on the
+device from images held in memory, or already drawn from the full decoded image by the loader's
+workers at ImageNet scale, :mod:`ssdlib.data.preprocessing`), the feature map,
 the sampler's location labels from the classifier's own map (no gradient), then Eq. 9 with the
 chosen balance scheme. AdamW over all parameters (backbone and both heads, end to end); the lr
 starts at ``lr`` and is multiplied by ``lr_decay`` every ``lr_step`` epochs (paper: 1e-4, halved
@@ -32,6 +34,12 @@ fp16, CPU generators, step logs read back every ``LOSS_READ_EVERY`` steps on a G
 atomic checkpoints with every random state) is :class:`ssdlib.training.skeleton.TrainerSkeleton`.
 The sampler reads a float32 class map even under bf16 autocast, so no location's label flips at
 gamma by rounding.
+
+Under torchrun every process takes its slice of each global batch (the same shuffled order on all
+of them) and its slice of the global batch's crop boxes; the heads' outputs are gathered, so the
+loss, the sampler's balance and DR's random picks are those of the whole batch, and gradients are
+averaged over the processes (:mod:`ssdlib.training.distributed`): a step equals one process's step
+on the whole batch, batch-norm statistics aside (per process, as in the encoder trainer).
 """
 
 from __future__ import annotations
@@ -49,9 +57,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ssdlib import progress as progress_report
+from ssdlib.data.memory import as_float
 from ssdlib.ssod.loss import ssod_loss, with_supcon
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, sample
+from ssdlib.training import distributed as dist
 from ssdlib.training.augment import resized_crop, sample_crop_boxes, to_device
 from ssdlib.training.skeleton import RunLog, TrainerSkeleton
 
@@ -108,7 +118,7 @@ def accuracy(model: SSODNet, data: Data, device: torch.device, batch_size: int =
     model.eval()
     correct = total = 0
     try:
-        for x, y in _batches(data, batch_size, shuffle=None, drop_last=False, num_workers=num_workers):
+        for x, y in _batches(data, batch_size, num_workers=num_workers):
             correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
             total += len(y)
     finally:
@@ -116,23 +126,33 @@ def accuracy(model: SSODNet, data: Data, device: torch.device, batch_size: int =
     return correct / total
 
 
-def _batches(data: Data, batch_size: int, shuffle: torch.Generator | None, drop_last: bool, num_workers: int = 0):
-    """(images, labels) batches of tensors or of a Dataset, shuffled with ``shuffle`` when given."""
+def _batches(
+    data: Data,
+    batch_size: int,
+    shuffle: torch.Generator | None = None,
+    num_workers: int = 0,
+    world: int = 1,
+    rank: int = 0,
+):
+    """(images, labels) batches of tensors or of a Dataset: in order, or with ``shuffle`` the full
+    batches of a shuffled order (the incomplete last one dropped), of which process ``rank`` of
+    ``world`` takes its slice."""
+    n = len(data[0]) if isinstance(data, tuple) else len(data)
+    if shuffle is None:
+        index = list(torch.arange(n).split(batch_size))
+    else:
+        order = torch.randperm(n, generator=shuffle)
+        index = dist.shard_batches(order[: n - n % batch_size], batch_size, world, rank)
     if isinstance(data, tuple):
         x, y = data
-        order = torch.randperm(len(x), generator=shuffle) if shuffle is not None else torch.arange(len(x))
-        stop = len(x) - batch_size + 1 if drop_last else len(x)
-        for start in range(0, max(stop, 0), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in index:
             yield x[idx], y[idx]
     else:
         yield from DataLoader(
             data,
-            batch_size=batch_size,
-            shuffle=shuffle is not None,
-            generator=shuffle,
-            drop_last=drop_last,
+            batch_sampler=[idx.tolist() for idx in index],
             num_workers=num_workers,
+            generator=shuffle,  # the workers' seeds, so a worker-side augmentation repeats too
             pin_memory=torch.cuda.is_available(),
         )
 
@@ -173,7 +193,8 @@ class SSODTrainer(TrainerSkeleton):
     """Trains an :class:`SSODNet` with an :class:`SSODRecipe` (or the ``SSODParams`` section it is read from).
 
     ``name`` names the run in the per-epoch progress lines of ``ssdlib reproduce`` (:mod:`ssdlib.progress`);
-    by default "SSOD" with alpha and the balance scheme.
+    by default "SSOD" with alpha and the balance scheme. ``deterministic``: deterministic kernels only
+    (:func:`ssdlib.training.skeleton.set_determinism`).
     """
 
     history_type = SSODHistory
@@ -189,6 +210,7 @@ class SSODTrainer(TrainerSkeleton):
         log: Callable[[str], None] | None = None,
         progress: bool = True,
         name: str | None = None,
+        deterministic: bool = False,
     ) -> None:
         recipe = SSODRecipe.from_section(recipe)
         seeds = {"shuffle": seed, "augment": seed + 1, "sampler": seed + 2}  # sampler: DR's random subsets
@@ -200,8 +222,11 @@ class SSODTrainer(TrainerSkeleton):
             log=log,
             progress=progress,
             name=name or f"SSOD {recipe.label}",
+            deterministic=deterministic,
         )
         self.recipe = recipe
+        self.world = dist.world_size()
+        dist.broadcast_from_first(self.model.state_dict().values())  # every process starts from rank 0's weights
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, **self.optimizer_options()
         )
@@ -221,22 +246,23 @@ class SSODTrainer(TrainerSkeleton):
         """
         images, y = batch
         r, epoch = self.recipe, self._epoch_of_step
-        x = self._crop(images)
+        x = self._crop(images, view=0)
         with self.autocast():
             fmap = self.model.feature_map(x)
             pooled = self.model.pool(fmap)
             logits = self.model.classify(pooled)
         with torch.no_grad():
-            location_labels = sample(self.model.class_map(fmap.float()), y, r.gamma)
+            location_labels = dist.gather(sample(self.model.class_map(fmap.float()), y, r.gamma))
+        y, logits = dist.gather(y), dist.gather(logits.float())  # the global batch (no-op in one process)
         if self.ood_active(epoch):
             with self.autocast():
                 ood_map, ood_logit = self.model.ood_map(fmap), self.model.ood_logit(pooled)
             loss = ssod_loss(
-                logits.float(),
+                logits,
                 y,
-                ood_map.float(),
+                dist.gather(ood_map.float()),
                 location_labels,
-                ood_logit.float(),
+                dist.gather(ood_logit.float()),
                 alpha=r.alpha,
                 balance=r.balance,
                 lw_factor=r.lw_factor,
@@ -244,24 +270,34 @@ class SSODTrainer(TrainerSkeleton):
             )
             total, ce, ce_ood = loss.total, loss.ce, loss.ce_ood
         else:
-            total = ce = torch.nn.functional.cross_entropy(logits.float(), y)
+            total = ce = torch.nn.functional.cross_entropy(logits, y)
             ce_ood = torch.full_like(ce, math.nan)
         supcon = torch.full_like(ce, math.nan)
         if r.supcon_weight:  # SSOD (w/): a second crop of every image, both projected
             with self.autocast():
-                second = self.model.pool(self.model.feature_map(self._crop(images)))
+                second = self.model.pool(self.model.feature_map(self._crop(images, view=1)))
                 z = torch.stack([self.model.project(pooled), self.model.project(second)], dim=1)
-            total, supcon = with_supcon(total, z.float(), y, weight=r.supcon_weight, temperature=r.supcon_temperature)
+            total, supcon = with_supcon(
+                total, dist.gather(z.float()), y, weight=r.supcon_weight, temperature=r.supcon_temperature
+            )
         self._backward(total)
         self.history.locations = fmap.shape[2] * fmap.shape[3]
         counts = [(location_labels == label).sum().to(ce.dtype) for label in (ID, OOD)]
         return torch.stack([total.detach(), ce.detach(), ce_ood.detach(), *counts, supcon.detach()])
 
-    def _crop(self, x: torch.Tensor) -> torch.Tensor:
-        """A RandomResizedCrop of every image (draws from the augmentation generator)."""
-        n, _, height, width = x.shape
-        boxes = sample_crop_boxes(n, height, width, self.recipe.crop_scale, CROP_RATIO, self.generators["augment"])
-        return resized_crop(x, *to_device([boxes], x.device))
+    def _crop(self, x: torch.Tensor, view: int) -> torch.Tensor:
+        """Crop ``view`` of every image: the loader's own when it drew them ([B, views, 3, H, W], ImageNet
+        scale), else a RandomResizedCrop of the [B, 3, H, W] images here (from the augmentation generator)."""
+        if x.ndim == 5:
+            return x[:, view]
+        n, _, height, width = x.shape  # boxes for the global batch, this process's slice of them
+        boxes = sample_crop_boxes(
+            n * self.world, height, width, self.recipe.crop_scale, CROP_RATIO, self.generators["augment"]
+        )
+        return resized_crop(x, *to_device([boxes[self.rank * n : (self.rank + 1) * n]], x.device))
+
+    def _after_backward(self) -> None:
+        dist.average_gradients(self.model)
 
     def _record(self, row: list[float]) -> None:
         _total, ce, ce_ood, n_id, n_ood, supcon = row
@@ -305,7 +341,7 @@ class SSODTrainer(TrainerSkeleton):
         bar = tqdm(
             range(self.epoch, epochs), desc="SSOD epochs", initial=self.epoch, total=epochs, disable=not self.progress
         )
-        report = progress_report.EpochReporter(self.name, epochs, self.epoch)
+        report = progress_report.EpochReporter(self.name, epochs, self.epoch) if self.rank == 0 else None
         for epoch in bar:
             self._train_epoch(train, epoch, epochs)
             self._end_epoch(val, selection)
@@ -315,7 +351,8 @@ class SSODTrainer(TrainerSkeleton):
                 self.save(warmup_checkpoint, params)
             if checkpoint:
                 self.save(checkpoint, params, finished=self.epoch == epochs)
-            report.epoch(self.epoch, {"CE": h.ce[-1], "CE_ood": h.ce_ood[-1], "val accuracy": h.val_accuracy[-1]})
+            if report:
+                report.epoch(self.epoch, {"CE": h.ce[-1], "CE_ood": h.ce_ood[-1], "val accuracy": h.val_accuracy[-1]})
         return self.history
 
     def use_selected(self) -> SSODNet:
@@ -332,9 +369,9 @@ class SSODTrainer(TrainerSkeleton):
         self.model.train()
         self._epoch_of_step = epoch
         batches = (
-            (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True).long())
+            (as_float(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True).long())
             for x, y in _batches(
-                train, r.batch_size, self.generators["shuffle"], drop_last=True, num_workers=self.num_workers
+                train, r.batch_size, self.generators["shuffle"], self.num_workers, self.world, self.rank
             )
         )
         self._run_steps(batches, lambda i: f"epoch {epoch + 1}/{epochs}, step {i + 1}")
@@ -349,6 +386,7 @@ class SSODTrainer(TrainerSkeleton):
 
     def _end_epoch(self, val: Data | None, selection: Callable[[SSODNet], float] | None) -> None:
         h, select = self.history, self.recipe.select
+        dist.broadcast_from_first(self.model.buffers())  # rank 0's batch-norm statistics everywhere
         h.val_accuracy.append(
             math.nan
             if val is None

@@ -6,6 +6,11 @@ device. Contrastive embeddings are gathered across ranks with gradients
 (:func:`gather`), so negatives come from the whole global batch, as with
 SSD's ``DataParallel``; batch norm statistics stay per replica, as in SSD (no SyncBN). Only rank 0
 writes checkpoints and logs. Without an initialised process group everything here is a no-op.
+
+SSOD's trainer calls its network's heads one by one rather than through ``forward``, which
+DistributedDataParallel needs to synchronise gradients; it therefore starts from rank 0's weights
+(:func:`broadcast_from_first`), computes its loss on the gathered global batch and averages the
+gradients itself (:func:`average_gradients`), which gives the same step as one process.
 """
 
 from __future__ import annotations
@@ -129,3 +134,29 @@ def gather_objects(obj) -> list:
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_from_first(tensors) -> None:
+    """Overwrite ``tensors`` (e.g. a model's parameters or buffers) in place with rank 0's values."""
+    if not is_distributed():
+        return
+    for t in tensors:
+        dist.broadcast(t.data, src=0)
+
+
+def average_gradients(model: torch.nn.Module) -> None:
+    """Replace every gradient by its mean over the processes, in one all_reduce of the flattened gradients.
+
+    A parameter without a gradient (a head not used in this step) has none on every process, as in
+    one process, so the optimizer skips it alike.
+    """
+    if not is_distributed():
+        return
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    for g, mean in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(mean.view_as(g))

@@ -46,6 +46,8 @@ class Recipe:
     The monitors (kNN accuracy with ``knn_k`` neighbours, 0: off; top-1 accuracy for SupCE) run on
     the test set every ``monitor_every`` epochs and after the last one (``monitor_every=0``: never).
     ``compile``: ``torch.compile`` the model and the SimCLR views on CUDA (ignored on the CPU).
+    ``deterministic``: deterministic kernels only, and no ``torch.compile`` (whose generated kernels
+    make no such promise), so that a GPU run repeats bit for bit (``skeleton.set_determinism``).
     """
 
     mode: str = "SimCLR"
@@ -64,10 +66,11 @@ class Recipe:
     monitor_every: int = 1
     seed: int = 0
     compile: bool = True
+    deterministic: bool = False
 
-    # Changing these does not change the trained weights (compile: beyond float rounding), so a
-    # checkpoint stays valid.
-    MONITORING = ("save_every", "knn_k", "monitor_every", "compile")
+    # Changing these does not change the trained weights (compile, deterministic: beyond float
+    # rounding), so a checkpoint stays valid.
+    MONITORING = ("save_every", "knn_k", "monitor_every", "compile", "deterministic")
 
     @classmethod
     def from_section(cls, section: Any, *, seed: int, **overrides: Any) -> Recipe:
@@ -137,7 +140,14 @@ class Trainer(TrainerSkeleton):
     ) -> None:
         seeds = {"shuffle": recipe.seed, "augment": recipe.seed + 1 + dist.rank()}  # same order on every rank
         super().__init__(
-            model, device=device, amp=recipe.amp, seeds=seeds, log=log, progress=progress, name=name or recipe.mode
+            model,
+            device=device,
+            amp=recipe.amp,
+            seeds=seeds,
+            log=log,
+            progress=progress,
+            name=name or recipe.mode,
+            deterministic=recipe.deterministic,
         )
         self.recipe = recipe
         self.net = dist.wrap(self.model, self.device)
@@ -150,7 +160,7 @@ class Trainer(TrainerSkeleton):
             **self.optimizer_options(),
         )
         self.eager_objective = objective_for(recipe.mode, recipe.temperature, recipe.original_loss_scale, augment)
-        self._compile_pending = self.cuda and recipe.compile  # compiled on the first step, or abandoned there
+        self._compile_pending = self.cuda and recipe.compile and not recipe.deterministic  # compiled on step 1
         self.objective, self.step_net = (
             self._compiled(augment) if self._compile_pending else (self.eager_objective, self.net)
         )

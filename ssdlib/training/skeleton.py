@@ -4,6 +4,10 @@ epoch loop and checkpoint fields. So each speed or safety rule is written once:
 
 - **Device.** CUDA gets channels-last weights, cuDNN's autotuner and fused optimizer kernels
   (:meth:`TrainerSkeleton.optimizer_options`); none changes results beyond float rounding.
+- **Determinism.** ``deterministic=True`` (params: ``deterministic``) asks torch for deterministic
+  kernels only (:func:`set_determinism`), so a resumed GPU run reaches the same weights bit for bit,
+  as a CPU run always does. Without it a GPU run is reproducible to float rounding only: cuDNN's
+  autotuner may pick other convolution algorithms, and some backward kernels add with atomics.
 - **Mixed precision.** bf16 autocast on CUDA where the GPU has it, else fp16 with a GradScaler;
   fp32 on the CPU (:func:`autocast_for`).
 - **Randomness.** Named generators on the CPU, seeded from the run's seed, so a seed gives the
@@ -20,6 +24,7 @@ epoch loop and checkpoint fields. So each speed or safety rule is written once:
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -47,6 +52,20 @@ def autocast_for(device: torch.device, amp: bool) -> tuple[Callable, torch.dtype
         return nullcontext, None
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return partial(torch.autocast, "cuda", dtype=dtype), dtype
+
+
+def set_determinism(deterministic: bool, cuda: bool) -> None:
+    """Deterministic kernels only (cuDNN, cuBLAS, scatter and index ops; an op without one raises), or
+    cuDNN's autotuner on CUDA. The switches are process-wide, so every trainer sets them both ways.
+
+    cuBLAS is deterministic only with a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, PyTorch's
+    "Reproducibility" notes), read when CUDA starts: set here unless the environment sets it.
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = cuda and not deterministic
 
 
 Log = TypeVar("Log", bound="RunLog")
@@ -77,7 +96,8 @@ class TrainerSkeleton(ABC):
     and implements ``_step(batch) -> tensor`` (the step's log row, loss first), ``_record(row)``
     (append a read row to the history) and ``_advice()`` (what to change after a NaN). ``seeds``
     names the generators and their seeds; ``name`` names the run in progress lines; ``log`` takes
-    the run's messages (default: the subclass module's logger, :mod:`ssdlib.log`).
+    the run's messages (default: the subclass module's logger, :mod:`ssdlib.log`);
+    ``deterministic``: deterministic kernels only (:func:`set_determinism`).
     """
 
     history_type: type[RunLog] = RunLog
@@ -92,11 +112,12 @@ class TrainerSkeleton(ABC):
         log: Callable[[str], None] | None,
         progress: bool,
         name: str,
+        deterministic: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
-        if self.cuda:
-            torch.backends.cudnn.benchmark = True
+        self.deterministic = deterministic
+        set_determinism(deterministic, self.cuda)
         self.model = model.to(self.device, memory_format=torch.channels_last if self.cuda else torch.preserve_format)
         self.autocast, amp_dtype = autocast_for(self.device, amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -134,8 +155,12 @@ class TrainerSkeleton(ABC):
         """Gradients of ``loss`` (scaled under fp16) and one optimizer step."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self._after_backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+
+    def _after_backward(self) -> None:  # noqa: B027 - a hook: most trainers need nothing there
+        """Between backward and the optimizer step: nothing here (SSOD averages gradients over processes)."""
 
     def _run_steps(self, batches: Iterable[Any], where: Callable[[int], str]) -> None:
         """:meth:`_step` on every batch; the rows are read every ``read_every`` steps and at the end."""
