@@ -185,13 +185,13 @@ def _restore_or_train(
     device: torch.device,
 ) -> torch.nn.Module:
     """:func:`load_or_train` once it holds the checkpoint's lock."""
-    from ssdlib.data import tensors
+    from ssdlib.data import held_or_streamed
 
-    train_set = tensors(bundle.train)
+    train_set = held_or_streamed(bundle.train)
     resume = False
     if path.is_file():
         state = load_checkpoint(path)
-        other_data = data_differences(state.get("data"), data_fingerprint(*train_set))
+        other_data = data_differences(state.get("data"), data_fingerprint(train_set))
         if state["params"].get("identity") != identity or other_data:
             why = f"other data ({'; '.join(other_data)})" if other_data else "other params"
             kept = path.with_name(f"{path.stem}.other-params-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
@@ -213,11 +213,12 @@ def _restore_or_train(
         model,
         train_set,
         recipe,
-        test=tensors(bundle.test),
+        test=held_or_streamed(bundle.test),
         device=device,
         checkpoint=path,
         resume=resume,
         params={"identity": identity, "params": P.model_dump(mode="json")},
         name=f"{name} {P.encoder.arch} w{P.encoder.width}",
+        num_workers=P.data.num_workers,
     )
     return model.eval()

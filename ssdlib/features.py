@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from ssdlib.detectors.base import FeatureSet
-from ssdlib.training.skeleton import autocast_for
 
 if TYPE_CHECKING:
     from ssdlib.data.registry import DatasetBundle
@@ -90,6 +89,8 @@ def extract(
     image tensor. Labels are None when the data carries none. ``num_workers``: DataLoader workers for
     a Dataset; ``amp``: bf16 (or fp16) autocast on CUDA (ignored on the CPU).
     """
+    from ssdlib.training.skeleton import autocast_for  # here: the trainers' import chain costs every notebook
+
     device = torch.device(device)
     autocast, _ = autocast_for(device, amp)
     classify = getattr(model, "classify", None)

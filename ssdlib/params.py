@@ -109,11 +109,12 @@ class EncoderParams(_Section):
     temperature: float = Field(0.5, gt=0)
     amp: bool = True
     save_every: int = Field(50, ge=1)
-    recipe: Literal["original", "corrected"] = Field(
+    recipe: Literal["original", "supcontrast", "corrected"] = Field(
         "original",
         description="original: SSD's train.py as released, whose published numbers it produced: the loss "
         "scaled by temperature / 0.07 (losses.py, SupConLoss's base_temperature) and the momentum left at "
-        "0.8 after the warm-up (CyclicLR's cycle_momentum); corrected: neither",
+        "0.8 after the warm-up (CyclicLR's cycle_momentum); supcontrast: the loss scale only, as "
+        "SupContrast's main_supcon.py (the KNN paper's SupCon encoders); corrected: neither",
     )
     knn_k: int = Field(20, ge=0, description="neighbours of the kNN monitor (0: off)")
     monitor_every: int = Field(1, ge=0, description="epochs between monitor runs (0: never)")

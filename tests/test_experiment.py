@@ -101,10 +101,10 @@ def test_a_killed_encoder_run_is_resumed_to_the_same_weights(tmp_path, capsys, m
 
     original = Trainer._train_epoch
 
-    def killed_in_epoch_2(self, x, y, epoch, *rest):
+    def killed_in_epoch_2(self, train, epoch, *rest):
         if epoch == 1:
             raise KeyboardInterrupt
-        return original(self, x, y, epoch, *rest)
+        return original(self, train, epoch, *rest)
 
     with monkeypatch.context() as m:
         m.setattr(Trainer, "_train_epoch", killed_in_epoch_2)

@@ -150,6 +150,8 @@ def test_recipe_from_params_sections():
     assert r.original_loss_scale and r.original_warmup_momentum  # recipe "original" (SSD's) by default
     fixed = Recipe.from_section(EncoderParams(recipe="corrected"), seed=0)
     assert not (fixed.original_loss_scale or fixed.original_warmup_momentum)
+    supcontrast = Recipe.from_section(EncoderParams(recipe="supcontrast"), seed=0)  # SupContrast: the scale only
+    assert supcontrast.original_loss_scale and not supcontrast.original_warmup_momentum
     c = Recipe.from_section(ClassifierParams(epochs=4, lr=0.1, weight_decay=5e-4), seed=0, mode="SupCE")
     assert (c.mode, c.epochs, c.lr, c.weight_decay, c.warmup_epochs) == ("SupCE", 4, 0.1, 5e-4, 0)
     assert Recipe().differences(asdict(Recipe(save_every=3, knn_k=5))) == []
@@ -498,4 +500,29 @@ def test_deterministic_run_equals_the_default_run_on_the_cpu():
         set_determinism(False, cuda=False)
     assert runs[0][0] == runs[1][0]
     for a, b in zip(runs[0][1].values(), runs[1][1].values()):
+        assert torch.equal(a, b)
+
+
+def test_a_streamed_training_set_trains_as_the_same_set_held_in_memory():
+    """A Dataset read through a DataLoader gives the same batches, loss trace, weights, monitors and data
+    fingerprint as its tensors; held_or_streamed picks the Dataset above its size limit."""
+    from ssdlib.data.memory import ImageTensorDataset, float_bytes, held_or_streamed
+
+    x, y = tiny_data()
+    streamed = ImageTensorDataset((x * 255).round().to(torch.uint8), y)  # stored as uint8, as real images
+    held = held_or_streamed(streamed)
+    assert isinstance(held, tuple) and torch.equal(held[0], streamed.images.float() / 255)
+    assert held_or_streamed(streamed, limit=float_bytes(streamed) - 1) is streamed
+    assert float_bytes(streamed) == 48 * 3 * 16 * 16 * 4
+
+    runs = []
+    for data in (held, streamed):
+        net = tiny_net("SimCLR")
+        trainer = Trainer(net, tiny_recipe("SimCLR", epochs=2), progress=False, log=lambda _m: None)
+        history = trainer.fit(data, test=data)
+        runs.append((history, net.state_dict(), trainer.data))
+    (h_held, w_held, d_held), (h_streamed, w_streamed, d_streamed) = runs
+    assert h_held.step_loss == h_streamed.step_loss and h_held.knn_accuracy == h_streamed.knn_accuracy
+    assert d_held == d_streamed
+    for a, b in zip(w_held.values(), w_streamed.values()):
         assert torch.equal(a, b)

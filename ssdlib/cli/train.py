@@ -138,10 +138,10 @@ def run(args: argparse.Namespace) -> int:
         dist.init_from_env()
         device = experiment.resolve_device(P.device)
         bundle = data.get_datasets(P.data)  # a missing or misspelt dataset stops here, before anything is written
-        train_set = data.tensors(bundle.train)
+        train_set = data.held_or_streamed(bundle.train)
         if args.resume:  # a resume with other settings or data is refused before params.yaml is rewritten
             problems = resume_problems(
-                load_checkpoint(checkpoint), experiment.encoder_recipe(P), data_fingerprint(*train_set)
+                load_checkpoint(checkpoint), experiment.encoder_recipe(P), data_fingerprint(train_set)
             )
             if problems:
                 raise CheckpointError(f"--resume: {checkpoint} {problems}")
@@ -175,12 +175,13 @@ def _train(P, args, bundle, train_set, run_dir: Path, checkpoint: Path, device) 
             model,
             train_set,
             experiment.encoder_recipe(P),
-            test=data.tensors(bundle.test),
+            test=data.held_or_streamed(bundle.test),
             device=device,
             checkpoint=checkpoint,
             resume=args.resume,
             params={"params": P.model_dump(mode="json")},
             log=log.info,
+            num_workers=P.data.num_workers,
         )
         log.info(f"finished: {checkpoint}")
     except NonFiniteLossError as err:  # resuming would replay the same step: the way out is a new run

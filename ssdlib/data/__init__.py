@@ -4,7 +4,7 @@ Every dataset yields ``(float tensor [3, H, W] in [0, 1], int label)``; normalis
 model's first layer (:class:`Normalize`, from :meth:`DatasetBundle.normalize`).
 """
 
-from ssdlib.data.memory import ImageTensorDataset, channel_stats, tensors
+from ssdlib.data.memory import ImageTensorDataset, channel_stats, held_or_streamed, tensors
 from ssdlib.data.normalize import Normalize
 from ssdlib.data.real import DatasetNotFoundError
 from ssdlib.data.registry import DatasetBundle, UnknownDatasetError, get_datasets, ood_names
@@ -17,6 +17,7 @@ __all__ = [
     "UnknownDatasetError",
     "channel_stats",
     "get_datasets",
+    "held_or_streamed",
     "ood_names",
     "tensors",
 ]

@@ -2,16 +2,21 @@
 
 The trainers augment whole batches on the training device (airbench-style), so they want a set
 as a single ``[N, 3, H, W]`` tensor rather than a loader of PIL images. Generated sets are
-stored as uint8, like real photos, and converted to float [0, 1] on access.
+stored as uint8, like real photos, and converted to float [0, 1] on access. A set too large for
+that (ImageNet: 1.28 M images are 770 GB as float32) stays a Dataset, which the trainers stream
+through a DataLoader (:func:`held_or_streamed`).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 PROGRESS_ABOVE = 10_000  # sets larger than this show a progress bar while loading
+HELD_BYTES_LIMIT = 4 * 2**30  # sets up to this size as one float32 tensor are held in memory; larger ones stream
 
 
 class ImageTensorDataset(Dataset):
@@ -71,3 +76,15 @@ def channel_stats(dataset: Dataset, max_images: int | None = None) -> tuple[tupl
     x, _ = tensors(dataset)
     pixels = x.transpose(0, 1).reshape(3, -1).double()
     return tuple(pixels.mean(1).tolist()), tuple(pixels.std(1, unbiased=False).tolist())
+
+
+def float_bytes(dataset: Dataset) -> int:
+    """The size of ``dataset`` as one float32 tensor, from its length and its first image's shape."""
+    shape = dataset.images.shape[1:] if isinstance(dataset, ImageTensorDataset) else dataset[0][0].shape
+    return len(dataset) * math.prod(shape) * 4
+
+
+def held_or_streamed(dataset: Dataset, limit: int = HELD_BYTES_LIMIT) -> tuple[torch.Tensor, torch.Tensor] | Dataset:
+    """The whole set as tensors (:func:`tensors`) when it takes at most ``limit`` bytes as float32 (CIFAR-10:
+    0.6 GB), else ``dataset`` itself, for a trainer to stream."""
+    return tensors(dataset) if float_bytes(dataset) <= limit else dataset

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 LOG = get_logger(__name__)
 
-TENSOR_LIMIT = 200_000  # CIFAR scale: training sets up to this many images are held as one tensor, larger ones streamed
 # fields that change nothing in the trained weights
 NOT_TRAINING = {"score", "ablation_ood", "alphas", "balances", "backbones", "vanilla"}
 SUPCON = {"supcon_weight", "supcon_temperature", "supcon_checkpoint"}  # SSOD (w/) only
@@ -224,15 +223,16 @@ def training_data(P: Params, cfg: SSODParams, bundle: DatasetBundle) -> tuple[Da
     """SSOD's training images and the held-out ones (``val_fraction``). At ImageNet scale the training
     images stream as RandomResizedCrops of the full decoded images, drawn in the loader's workers (two
     per image for SSOD (w/)), and the held-out ones as evaluated (:mod:`ssdlib.data.preprocessing`);
-    else the set is held as one tensor (streamed above ``TENSOR_LIMIT``) and cropped on the device."""
-    from ssdlib.data import preprocessing, tensors
+    else the set is held as one tensor (streamed when larger than ``ssdlib.data.held_or_streamed``
+    allows) and cropped on the device."""
+    from ssdlib.data import held_or_streamed, preprocessing
 
     if preprocessing.crops_in_loader(P.data.id_dataset, P.data.image_size):
         kept, val = split_validation(bundle.train, cfg.val_fraction, P.seed)
         views = 2 if cfg.supcon_weight else 1
         crops = preprocessing.random_crops(bundle.train, P.data.image_size, cfg.crop_scale, views)
         return (crops if val is None else Subset(crops, kept.indices)), val
-    train_set = bundle.train if len(bundle.train) > TENSOR_LIMIT else tensors(bundle.train)
+    train_set = held_or_streamed(bundle.train)
     return split_validation(train_set, cfg.val_fraction, P.seed)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from ssdlib.models.load import CheckpointError, read_checkpoint
 
@@ -105,20 +106,28 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+def data_fingerprint(data: tuple[torch.Tensor, torch.Tensor] | Dataset) -> dict[str, Any]:
     """What a training set is, in a few numbers a checkpoint can keep: its size, image shape, labels'
-    classes and a hash of a fixed sample of its pixels and labels (every image when there are few)."""
-    n = len(images)
+    classes and a hash of a fixed sample of its pixels and labels (every image when there are few).
+
+    ``data`` is (images, labels) held as tensors or a Dataset streamed from disk; the same images
+    give the same fingerprint either way (classes: the highest label + 1, or a Dataset's ``classes``).
+    """
+    n = len(data[0]) if isinstance(data, tuple) else len(data)
     sample = torch.linspace(0, max(n - 1, 0), steps=min(n, 256)).long()
+    if isinstance(data, tuple):
+        images, labels = data[0][sample], data[1]
+        classes = int(labels.max().item()) + 1 if n else 0
+        labels = labels[sample]
+    else:
+        items = [data[i] for i in sample.tolist()]
+        images = torch.stack([torch.as_tensor(image) for image, _ in items])
+        labels = torch.as_tensor([label for _, label in items])
+        classes = len(data.classes) if hasattr(data, "classes") else int(labels.max().item()) + 1
     digest = hashlib.sha256()
-    digest.update(images[sample].detach().float().cpu().contiguous().numpy().tobytes())
-    digest.update(labels[sample].detach().long().cpu().numpy().tobytes())
-    return {
-        "images": n,
-        "shape": list(images.shape[1:]),
-        "classes": int(labels.max().item()) + 1 if n else 0,
-        "sample_sha256": digest.hexdigest()[:16],
-    }
+    digest.update(images.detach().float().cpu().contiguous().numpy().tobytes())
+    digest.update(labels.detach().long().cpu().numpy().tobytes())
+    return {"images": n, "shape": list(images.shape[1:]), "classes": classes, "sample_sha256": digest.hexdigest()[:16]}
 
 
 def data_differences(saved: dict[str, Any] | None, now: dict[str, Any]) -> list[str]:

@@ -1,7 +1,10 @@
 """One training loop for SimCLR, SupCon and SupCE (SSD's ``train.py`` + ``trainers.py``).
 
 The whole training set lives as one tensor on the training device; each step indexes a batch and
-augments it there with the batched augmentations (no data-loader workers). SGD with momentum and
+augments it there with the batched augmentations (no data-loader workers). A set too large for
+that (``ssdlib.data.held_or_streamed``) is given as a Dataset of equal-sized images instead: its
+batches stream through a DataLoader (``num_workers``, pinned memory) and are augmented on the
+device alike. SGD with momentum and
 weight decay on every parameter (SSD's ``train.py``), warm-up then cosine per iteration
 (:mod:`ssdlib.training.schedule`). Under torchrun the model is wrapped in DistributedDataParallel
 (:mod:`ssdlib.training.distributed`). What every trainer shares (mixed precision, CPU generators,
@@ -24,15 +27,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ssdlib import progress as progress_report
+from ssdlib.data.memory import as_float
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training import distributed as dist
-from ssdlib.training.monitor import classifier_accuracy, has_features, knn_accuracy
+from ssdlib.training.monitor import Images, classifier_accuracy, has_features, knn_accuracy
 from ssdlib.training.objectives import Augment, objective_for
 from ssdlib.training.schedule import WarmupCosine
 from ssdlib.training.skeleton import RunLog, TrainerSkeleton
+
+# encoder.recipe: which of the released codes' quirks a run keeps. SSD's train.py scales the loss by
+# T / 0.07 (losses.py, SupConLoss's base_temperature) and leaves the momentum at 0.8 after the warm-up;
+# SupContrast's main_supcon.py (the KNN paper's SupCon encoders) has the same loss scale only.
+NAMED_RECIPES = {
+    "original": {"original_warmup_momentum": True, "original_loss_scale": True},
+    "supcontrast": {"original_loss_scale": True},
+    "corrected": {},
+}
 
 
 @dataclass(frozen=True)
@@ -81,8 +95,7 @@ class Recipe:
         values = {f.name: getattr(section, f.name) for f in fields(cls) if hasattr(section, f.name)}
         if hasattr(section, "training_mode"):
             values["mode"] = section.training_mode
-        if getattr(section, "recipe", None) == "original":  # SSD's released train.py (params: encoder.recipe)
-            values.update(original_warmup_momentum=True, original_loss_scale=True)
+        values.update(NAMED_RECIPES.get(getattr(section, "recipe", None), {}))  # params: encoder.recipe
         return cls(**{**values, "seed": seed, **overrides})
 
     @property
@@ -122,7 +135,8 @@ class Trainer(TrainerSkeleton):
     """Trains ``model`` with ``recipe`` on ``device``; :meth:`fit` runs epochs, :meth:`step` one batch.
 
     ``name`` (default: the recipe's mode) names the run in the per-epoch progress lines that
-    ``ssdlib reproduce`` shows (:mod:`ssdlib.progress`).
+    ``ssdlib reproduce`` shows (:mod:`ssdlib.progress`). ``num_workers``: DataLoader workers for a
+    streamed training set (and the monitors' reading of streamed sets).
     """
 
     history_type = History
@@ -137,6 +151,7 @@ class Trainer(TrainerSkeleton):
         log: Callable[[str], None] | None = None,
         progress: bool = True,
         name: str | None = None,
+        num_workers: int = 0,
     ) -> None:
         seeds = {"shuffle": recipe.seed, "augment": recipe.seed + 1 + dist.rank()}  # same order on every rank
         super().__init__(
@@ -150,6 +165,7 @@ class Trainer(TrainerSkeleton):
             deterministic=recipe.deterministic,
         )
         self.recipe = recipe
+        self.num_workers = num_workers
         self.net = dist.wrap(self.model, self.device)
         self.world = dist.world_size()
         self.optimizer = torch.optim.SGD(
@@ -227,25 +243,28 @@ class Trainer(TrainerSkeleton):
     # -- epochs ----------------------------------------------------------------------------
     def fit(
         self,
-        train: tuple[torch.Tensor, torch.Tensor],
+        train: Images,
         *,
-        test: tuple[torch.Tensor, torch.Tensor] | None = None,
+        test: Images | None = None,
         checkpoint: str | Path | None = None,
         resume: bool = False,
         params: dict[str, Any] | None = None,
     ) -> History:
-        """Train for ``recipe.total_epochs`` epochs on the tensors ``train`` = (images in [0,1], labels).
+        """Train for ``recipe.total_epochs`` epochs on ``train`` = (images in [0,1], labels) tensors, or a
+        Dataset of equal-sized images, streamed.
 
         ``test`` feeds the monitors (kNN accuracy; top-1 accuracy for SupCE). Checkpoints go to
         ``checkpoint`` every ``save_every`` epochs and at the end, with ``params`` stored beside the
         weights. With ``resume=True`` an existing checkpoint of the same recipe is continued.
         """
         r = self.recipe
-        x, y = train[0].to(self.device), train[1].to(self.device).long()
-        steps_per_epoch = len(dist.shard_batches(torch.arange(len(x)), r.batch_size, self.world, self.rank))
+        if not isinstance(train, Dataset):
+            train = train[0].to(self.device), train[1].to(self.device).long()
+        n = len(train) if isinstance(train, Dataset) else len(train[0])
+        steps_per_epoch = len(dist.shard_batches(torch.arange(n), r.batch_size, self.world, self.rank))
         if steps_per_epoch == 0:
             raise ValueError(
-                f"{len(x)} training images are too few for batches of {r.batch_size} on {self.world} "
+                f"{n} training images are too few for batches of {r.batch_size} on {self.world} "
                 "process(es): each process needs at least 2 images per batch"
             )
         self.schedule = WarmupCosine(
@@ -257,7 +276,7 @@ class Trainer(TrainerSkeleton):
             original_warmup_momentum=r.original_warmup_momentum,
         )
         checkpoint = Path(checkpoint) if checkpoint else None
-        self.data = ckpt.data_fingerprint(x, y)
+        self.data = ckpt.data_fingerprint(train)
         if resume and checkpoint and checkpoint.is_file():
             self.load_state_dict(ckpt.load(checkpoint), source=checkpoint)
             self.last_good = checkpoint
@@ -273,8 +292,8 @@ class Trainer(TrainerSkeleton):
         report = progress_report.EpochReporter(self.name, r.total_epochs, self.epoch) if self.rank == 0 else None
         with self.bar:
             for epoch in range(self.epoch, r.total_epochs):
-                self._train_epoch(x, y, epoch, steps_per_epoch)
-                self._monitor((x, y), test)
+                self._train_epoch(train, epoch, steps_per_epoch)
+                self._monitor(train, test)
                 if checkpoint and (self.epoch % r.save_every == 0 or self.epoch == r.total_epochs):
                     self.save(checkpoint, params)
                     self.log(f"epoch {self.epoch}: checkpoint written to {checkpoint}")
@@ -287,14 +306,15 @@ class Trainer(TrainerSkeleton):
         self.bar = None
         return self.history
 
-    def _train_epoch(self, x: torch.Tensor, y: torch.Tensor, epoch: int, steps_per_epoch: int) -> None:
+    def _train_epoch(self, train: Images, epoch: int, steps_per_epoch: int) -> None:
         r, start = self.recipe, time.perf_counter()
-        order = torch.randperm(len(x), generator=self.generators["shuffle"])
+        n = len(train) if isinstance(train, Dataset) else len(train[0])
+        order = torch.randperm(n, generator=self.generators["shuffle"])
         batches = dist.shard_batches(order, r.batch_size, self.world, self.rank)
         self.net.train()
         first = len(self.history.step_loss)
         self._run_steps(
-            ((x[idx], y[idx]) for idx in (i.to(self.device) for i in batches)),
+            self._batches(train, batches),
             lambda i: f"epoch {epoch + 1}/{r.total_epochs}, step {i + 1}/{steps_per_epoch}",
         )
         losses = self.history.step_loss[first:]
@@ -307,7 +327,24 @@ class Trainer(TrainerSkeleton):
         h.momentum.append(group.get("momentum", 0.0))
         h.seconds.append(time.perf_counter() - start)
 
-    def _monitor(self, train: tuple[torch.Tensor, torch.Tensor], test) -> None:
+    def _batches(self, train: Images, batches: list[torch.Tensor]):
+        """This process's (images, labels) batches on the device: indexed from the tensors there, or read
+        from the Dataset by the DataLoader's workers (uint8 or float images, float on the device)."""
+        if not isinstance(train, Dataset):
+            x, y = train
+            return ((x[idx], y[idx]) for idx in (i.to(self.device) for i in batches))
+        loader = DataLoader(
+            train,
+            batch_sampler=[idx.tolist() for idx in batches],
+            num_workers=self.num_workers,
+            pin_memory=self.cuda,
+        )
+        return (
+            (as_float(x.to(self.device, non_blocking=True)), torch.as_tensor(y).to(self.device).long())
+            for x, y in loader
+        )
+
+    def _monitor(self, train: Images, test: Images | None) -> None:
         """kNN accuracy (and top-1 for SupCE) on rank 0, every ``monitor_every`` epochs and at the end."""
         r, h = self.recipe, self.history
         due = (
@@ -318,9 +355,9 @@ class Trainer(TrainerSkeleton):
         )
         knn = top1 = math.nan
         if due and r.knn_k and has_features(self.model):
-            knn = knn_accuracy(self.model, train, test, k=r.knn_k, batch_size=r.batch_size, autocast=self.autocast)
+            knn = knn_accuracy(self.model, train, test, k=r.knn_k, **self._reading())
         if due and r.mode == "SupCE":
-            top1 = classifier_accuracy(self.model, test, batch_size=r.batch_size, autocast=self.autocast)
+            top1 = classifier_accuracy(self.model, test, **self._reading())
         h.knn_accuracy.append(knn)
         h.test_accuracy.append(top1)
         extra = "".join(
@@ -330,6 +367,10 @@ class Trainer(TrainerSkeleton):
             f"epoch {self.epoch}/{r.total_epochs}: loss {h.loss[-1]:.4f}, lr {h.lr[-1]:.4g}, "
             f"momentum {h.momentum[-1]:.3g}{extra} ({h.seconds[-1]:.1f} s)"
         )
+
+    def _reading(self) -> dict[str, Any]:
+        """How the monitors read a set: the recipe's batch size, autocast, the workers of streamed sets."""
+        return {"batch_size": self.recipe.batch_size, "autocast": self.autocast, "num_workers": self.num_workers}
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -373,10 +414,10 @@ def resume_problems(state: dict[str, Any], recipe: Recipe, data: dict[str, Any] 
 
 def train(
     model: torch.nn.Module,
-    train_data: tuple[torch.Tensor, torch.Tensor],
+    train_data: Images,
     recipe: Recipe,
     *,
-    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    test: Images | None = None,
     device: str | torch.device = "cpu",
     checkpoint: str | Path | None = None,
     resume: bool = False,
@@ -385,7 +426,10 @@ def train(
     log: Callable[[str], None] | None = None,
     progress: bool = True,
     name: str | None = None,
+    num_workers: int = 0,
 ) -> History:
     """Train ``model`` in place with ``recipe`` (see :class:`Trainer`); return the history."""
-    trainer = Trainer(model, recipe, device=device, augment=augment, log=log, progress=progress, name=name)
+    trainer = Trainer(
+        model, recipe, device=device, augment=augment, log=log, progress=progress, name=name, num_workers=num_workers
+    )
     return trainer.fit(train_data, test=test, checkpoint=checkpoint, resume=resume, params=params)

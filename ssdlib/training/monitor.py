@@ -8,16 +8,60 @@ ways: it uses the 128-d projection-head output, and it cross-validates the class
 features themselves (5 folds), so test images vote for test images. Here the training set is the
 bank and the test set only queries it, which never lets test data choose the "best" epoch and
 measures the features SSD actually scores.
+
+Both monitors take a set as (images, labels) tensors or, for a set streamed from disk, as a
+Dataset read in order through a DataLoader (``num_workers``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
+from ssdlib.data.memory import as_float
 from ssdlib.training.distributed import unwrap
+
+Images = tuple[torch.Tensor, torch.Tensor] | Dataset  # held as tensors, or streamed from disk
+
+
+def in_order(data: Images, batch_size: int, num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images in [0, 1], labels) batches of ``data`` in order: slices of tensors, or a DataLoader's."""
+    if isinstance(data, Dataset):
+        for x, y in DataLoader(data, batch_size=batch_size, num_workers=num_workers):
+            yield as_float(x), torch.as_tensor(y)
+        return
+    for start in range(0, len(data[0]), batch_size):
+        yield data[0][start : start + batch_size], data[1][start : start + batch_size]
+
+
+@torch.no_grad()
+def outputs(
+    model: torch.nn.Module,
+    data: Images,
+    of: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor],
+    *,
+    batch_size: int = 512,
+    autocast=nullcontext,
+    num_workers: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``of(model, images)`` of every batch (float32, on the model's device), in eval mode, and the labels."""
+    model = unwrap(model)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out, labels = [], []
+    try:
+        for x, y in in_order(data, batch_size, num_workers):
+            with autocast():
+                out.append(of(model, x.to(device, non_blocking=True)).float())
+            labels.append(y)
+    finally:
+        model.train(was_training)
+    return torch.cat(out), torch.cat(labels)
 
 
 def has_features(model: torch.nn.Module) -> bool:
@@ -25,25 +69,15 @@ def has_features(model: torch.nn.Module) -> bool:
     return callable(getattr(unwrap(model), "features", None))
 
 
-@torch.no_grad()
 def encoder_features(
-    model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 512, autocast=nullcontext
-) -> torch.Tensor:
-    """Penultimate features [N, D] (float32, on the model's device) of images ``x``, in eval mode."""
-    model = unwrap(model)
+    model: torch.nn.Module, data: Images, *, batch_size: int = 512, autocast=nullcontext, num_workers: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features [N, D] (float32, on the model's device) of ``data``, in eval mode, and its labels."""
     if not has_features(model):
         raise AttributeError(f"{type(model).__name__} has no .features(x): the kNN monitor needs encoder features")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    try:
-        for start in range(0, len(x), batch_size):
-            with autocast():
-                out.append(model.features(x[start : start + batch_size].to(device, non_blocking=True)).float())
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    return outputs(
+        model, data, lambda m, x: m.features(x), batch_size=batch_size, autocast=autocast, num_workers=num_workers
+    )
 
 
 def knn_predict(
@@ -69,18 +103,20 @@ def knn_predict(
 
 def knn_accuracy(
     model: torch.nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
+    train: Images,
+    test: Images,
     *,
     k: int = 20,
     batch_size: int = 512,
     autocast=nullcontext,
+    num_workers: int = 0,
 ) -> float:
     """Fraction of test images whose kNN label (train features as bank) is their true label."""
-    bank = encoder_features(model, train[0], batch_size=batch_size, autocast=autocast)
-    queries = encoder_features(model, test[0], batch_size=batch_size, autocast=autocast)
-    pred = knn_predict(bank, train[1].to(bank.device), queries, k)
-    return (pred == test[1].to(pred.device)).sum().item() / len(pred)  # exact: no float32 rounding of the share
+    options = {"batch_size": batch_size, "autocast": autocast, "num_workers": num_workers}
+    bank, bank_labels = encoder_features(model, train, **options)
+    queries, labels = encoder_features(model, test, **options)
+    pred = knn_predict(bank, bank_labels.to(bank.device), queries, k)
+    return (pred == labels.to(pred.device)).sum().item() / len(pred)  # exact: no float32 rounding of the share
 
 
 def knn_per_class(
@@ -112,21 +148,11 @@ def knn_per_class(
     )
 
 
-@torch.no_grad()
 def classifier_accuracy(
-    model: torch.nn.Module, test: tuple[torch.Tensor, torch.Tensor], *, batch_size: int = 512, autocast=nullcontext
+    model: torch.nn.Module, test: Images, *, batch_size: int = 512, autocast=nullcontext, num_workers: int = 0
 ) -> float:
     """Top-1 accuracy of a model whose forward returns logits (SSD's ``baseeval`` for SupCE)."""
-    model = unwrap(model)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    try:
-        for start in range(0, len(test[0]), batch_size):
-            with autocast():
-                logits = model(test[0][start : start + batch_size].to(device, non_blocking=True))
-            correct += (logits.argmax(1).cpu() == test[1][start : start + batch_size].cpu()).sum().item()
-    finally:
-        model.train(was_training)
-    return correct / len(test[0])
+    logits, labels = outputs(
+        model, test, lambda m, x: m(x), batch_size=batch_size, autocast=autocast, num_workers=num_workers
+    )
+    return (logits.argmax(1).cpu() == labels.cpu()).sum().item() / len(labels)
