@@ -3,6 +3,7 @@ and the early start of the paper profiles' smoke runs (tests/test_smoke_profiles
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from pathlib import Path
 
@@ -46,6 +47,22 @@ class UnitLinear(nn.Module):
 
 def identity_augment(x, generator=None):
     return x
+
+
+def free_port() -> int:
+    """A free local TCP port for a test's process group."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def on_every_process(t: torch.Tensor) -> list[torch.Tensor]:
+    """``t`` of every process of the initialised group, in rank order (to check they hold the same)."""
+    import torch.distributed as dist
+
+    everyone = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(everyone, t)
+    return everyone
 
 
 def assert_refused(cases):

@@ -281,3 +281,25 @@ def test_detector_from_model_uses_the_ood_head():
         det.score(FeatureSet(features=np.zeros((2, 3))))
     with pytest.raises(ValueError, match="ood_x_msp"):
         SSOD([1.0], 0.0, "energy")
+
+
+def test_locality_maps_of_a_dataset_equal_those_of_its_tensors():
+    """Fig. 3's maps read batch by batch from a Dataset (ImageNet val) equal those of the same images held
+    as tensors, and match the sampler on the class map."""
+    from ssdlib.data.memory import ImageTensorDataset
+    from ssdlib.ssod.analysis import locality
+
+    torch.manual_seed(0)
+    model = SSODNet(TinyBackbone(), num_classes=4)
+    images, labels = torch.rand(10, 3, 16, 16), torch.arange(10) % 4
+    held = locality(model, (images, labels), gamma=0.6, batch_size=4)
+    streamed = locality(model, ImageTensorDataset(images, labels), gamma=0.6, batch_size=4)
+    for a, b in (
+        (held.confidence, streamed.confidence),
+        (held.correct, streamed.correct),
+        (held.picks, streamed.picks),
+    ):
+        np.testing.assert_array_equal(a, b)
+    with torch.no_grad():
+        expected = sample(model.class_map(model.feature_map(images)), labels, 0.6)
+    np.testing.assert_array_equal(held.picks, expected.numpy())

@@ -5,12 +5,12 @@ processes stay identical with batch norm too."""
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import free_port, on_every_process
 from torch import nn
 
 from ssdlib.ssod.model import SSODNet
@@ -83,18 +83,10 @@ def worker(rank, port, expected):
 
         model = net(seed=rank, encoder=backbone("resnet18", width=4, stem="cifar"))
         fit(model, recipe())
-        mine = flat(model.state_dict().values())
-        everyone = [torch.empty_like(mine) for _ in range(WORLD)]
-        dist.all_gather(everyone, mine)
+        everyone = on_every_process(flat(model.state_dict().values()))
         assert torch.equal(everyone[0], everyone[1]), "the processes' models differ after fit"
     finally:
         dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

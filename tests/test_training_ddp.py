@@ -4,14 +4,13 @@ equals a 1-process step on the whole batch (gathered contrastive negatives, aver
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from conftest import UnitLinear, identity_augment
+from conftest import UnitLinear, free_port, identity_augment, on_every_process
 from torch import nn
 
 from ssdlib.training import Recipe, Trainer, load_checkpoint, train
@@ -57,13 +56,6 @@ class TinyBNNet(nn.Module):
         return F.normalize(self.head(self.features(x)), dim=-1)
 
 
-def gathered(model):
-    mine = flat(model)
-    everyone = [torch.empty_like(mine) for _ in range(WORLD)]
-    dist.all_gather(everyone, mine)
-    return everyone
-
-
 def worker(rank, port, expected, folder):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -75,7 +67,7 @@ def worker(rank, port, expected, folder):
             half = 8 // WORLD
             for step, (x, y) in enumerate(batches()):
                 loss = trainer.step(x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
-                everyone = gathered(trainer.model)
+                everyone = on_every_process(flat(trainer.model))
                 assert torch.equal(everyone[0], everyone[1]), f"{mode}: ranks differ after step {step + 1}"
                 torch.testing.assert_close(
                     everyone[rank],
@@ -101,17 +93,11 @@ def worker(rank, port, expected, folder):
             progress=False,
             log=said.append,
         )
-        everyone = gathered(model)
+        everyone = on_every_process(flat(model))
         assert torch.equal(everyone[0], everyone[1]), "ranks differ after fit"
         assert bool(said) == (rank == 0), said
     finally:
         dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

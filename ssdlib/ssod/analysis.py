@@ -2,7 +2,8 @@
 
 Fig. 3 (a, b) marks the locations whose class is predicted correctly with more than 40 %
 confidence, for a vanilla classifier and for SSOD; (c, d) marks the sampler's ID and OOD picks
-(Eq. 7). ``locality`` computes both for a batch of labelled images.
+(Eq. 7). ``locality`` computes both for labelled images: tensors, or a Dataset read in batches
+(ImageNet's 50 000 validation images would take 30 GB as one float32 tensor).
 
 The offline benchmark stores no object masks, but its objects are placed around the image
 centre and the background is left around them, so ``pick_offsets`` measures how far from the
@@ -18,6 +19,7 @@ import torch
 
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, location_labels, target_confidence
+from ssdlib.training.monitor import Images, in_order
 
 FIG3_CONFIDENCE = 0.4  # Fig. 3 (a, b): correctly classified with over 40 % confidence
 
@@ -34,21 +36,21 @@ class Locality:
 @torch.no_grad()
 def locality(
     model: SSODNet,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    data: Images,
     gamma: float,
     confidence: float = FIG3_CONFIDENCE,
     batch_size: int = 256,
+    num_workers: int = 0,
 ) -> Locality:
-    """Fig. 3's maps for ``images`` [N, 3, H, W] in [0, 1] with their labels [N] (eval mode)."""
+    """Fig. 3's maps (eval mode) of labelled images in [0, 1]: ``(images [N, 3, H, W], labels [N])`` or a
+    Dataset of (image, label), read in order with ``num_workers`` DataLoader workers."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     conf, correct, picks = [], [], []
     try:
-        for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size].to(device)
-            y = labels[start : start + batch_size].to(device).long()
+        for x, y in in_order(data, batch_size, num_workers):
+            x, y = x.to(device), y.to(device).long()
             class_map = model.class_map(model.feature_map(x)).float()
             p = target_confidence(class_map, y)
             conf.append(p.cpu())
