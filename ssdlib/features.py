@@ -89,7 +89,8 @@ def extract(
     image tensor. Labels are None when the data carries none. ``num_workers``: DataLoader workers for
     a Dataset; ``amp``: bf16 (or fp16) autocast on CUDA (ignored on the CPU).
     """
-    from ssdlib.training.skeleton import autocast_for  # here: the trainers' import chain costs every notebook
+    # imported here: ssdlib.training reads the data registry, whose detectors import this module
+    from ssdlib.training.skeleton import autocast_for
 
     device = torch.device(device)
     autocast, _ = autocast_for(device, amp)

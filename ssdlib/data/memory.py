@@ -38,9 +38,10 @@ class ImageTensorDataset(Dataset):
         return as_float(self.images[index]), int(self.labels[index])
 
 
-def as_float(images: torch.Tensor) -> torch.Tensor:
-    """A float copy in [0, 1], so callers never write into the stored images."""
-    return images.float().div_(255) if images.dtype == torch.uint8 else images.to(torch.float32, copy=True)
+def as_float(images: torch.Tensor, copy: bool = True) -> torch.Tensor:
+    """Float images in [0, 1]: a copy, so callers never write into the stored images (``copy=False``: float32
+    images as they are, for a batch already moved where it is used)."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.to(torch.float32, copy=copy)
 
 
 def tensors(

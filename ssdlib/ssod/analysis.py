@@ -19,7 +19,8 @@ import torch
 
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, location_labels, target_confidence
-from ssdlib.training.monitor import Images, in_order
+from ssdlib.training import batches
+from ssdlib.training.batches import Images
 
 FIG3_CONFIDENCE = 0.4  # Fig. 3 (a, b): correctly classified with over 40 % confidence
 
@@ -49,8 +50,8 @@ def locality(
     device = next(model.parameters()).device
     conf, correct, picks = [], [], []
     try:
-        for x, y in in_order(data, batch_size, num_workers):
-            x, y = x.to(device), y.to(device).long()
+        for x, y in batches.read(data, batches.in_order(data, batch_size), num_workers):
+            x, y = batches.on_device(x, y, device)
             class_map = model.class_map(model.feature_map(x)).float()
             p = target_confidence(class_map, y)
             conf.append(p.cpu())

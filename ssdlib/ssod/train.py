@@ -53,20 +53,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from ssdlib import progress as progress_report
-from ssdlib.data.memory import as_float
 from ssdlib.ssod.loss import ssod_loss, with_supcon
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, sample
+from ssdlib.training import batches
 from ssdlib.training import distributed as dist
 from ssdlib.training.augment import resized_crop, sample_crop_boxes, to_device
 from ssdlib.training.skeleton import RunLog, TrainerSkeleton
 
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision's RandomResizedCrop default aspect range
-Data = tuple[torch.Tensor, torch.Tensor] | Dataset
+Data = batches.Images
 
 
 @dataclass
@@ -100,7 +100,7 @@ def lr_at(epoch: int, lr: float, lr_step: int, lr_decay: float) -> float:
 
 def split_validation(data: Data, fraction: float, seed: int) -> tuple[Data, Data | None]:
     """Hold out ``fraction`` of the training set (a seeded random subset) for checkpoint selection."""
-    n = len(data[0]) if isinstance(data, tuple) else len(data)
+    n = batches.size(data)
     n_val = int(round(n * fraction))
     if n_val == 0:
         return data, None
@@ -119,7 +119,8 @@ def accuracy(model: SSODNet, data: Data, device: torch.device, batch_size: int =
     correct = total = 0
     try:
         for x, y in _batches(data, batch_size, num_workers=num_workers):
-            correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
+            x, y = batches.on_device(x, y, device)
+            correct += (model(x).argmax(1) == y).sum().item()
             total += len(y)
     finally:
         model.train(was_training)
@@ -134,27 +135,16 @@ def _batches(
     world: int = 1,
     rank: int = 0,
 ):
-    """(images, labels) batches of tensors or of a Dataset: in order, or with ``shuffle`` the full
-    batches of a shuffled order (the incomplete last one dropped), of which process ``rank`` of
-    ``world`` takes its slice."""
-    n = len(data[0]) if isinstance(data, tuple) else len(data)
+    """(images, labels) batches of tensors or of a Dataset (``ssdlib.training.batches``): in order, or with
+    ``shuffle`` the full batches of a shuffled order (the incomplete last one dropped), of which process
+    ``rank`` of ``world`` takes its slice."""
     if shuffle is None:
-        index = list(torch.arange(n).split(batch_size))
+        index = batches.in_order(data, batch_size)
     else:
+        n = batches.size(data)
         order = torch.randperm(n, generator=shuffle)
         index = dist.shard_batches(order[: n - n % batch_size], batch_size, world, rank)
-    if isinstance(data, tuple):
-        x, y = data
-        for idx in index:
-            yield x[idx], y[idx]
-    else:
-        yield from DataLoader(
-            data,
-            batch_sampler=[idx.tolist() for idx in index],
-            num_workers=num_workers,
-            generator=shuffle,  # the workers' seeds, so a worker-side augmentation repeats too
-            pin_memory=torch.cuda.is_available(),
-        )
+    return batches.read(data, index, num_workers, pin_memory=torch.cuda.is_available(), generator=shuffle)
 
 
 @dataclass(frozen=True)
@@ -368,13 +358,13 @@ class SSODTrainer(TrainerSkeleton):
         start, first_step = time.perf_counter(), len(self.history.step_ce)
         self.model.train()
         self._epoch_of_step = epoch
-        batches = (
-            (as_float(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True).long())
+        on_device = (
+            batches.on_device(x, y, self.device)
             for x, y in _batches(
                 train, r.batch_size, self.generators["shuffle"], self.num_workers, self.world, self.rank
             )
         )
-        self._run_steps(batches, lambda i: f"epoch {epoch + 1}/{epochs}, step {i + 1}")
+        self._run_steps(on_device, lambda i: f"epoch {epoch + 1}/{epochs}, step {i + 1}")
         h = self.history
         if len(h.step_ce) == first_step:
             raise ValueError(f"no full batch of {r.batch_size} images in the training set: lower batch_size")

@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ssdlib import progress as progress_report
-from ssdlib.data.memory import as_float
+from ssdlib.training import batches as reading
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training import distributed as dist
-from ssdlib.training.monitor import Images, classifier_accuracy, has_features, knn_accuracy
+from ssdlib.training.batches import Images
+from ssdlib.training.monitor import classifier_accuracy, has_features, knn_accuracy
 from ssdlib.training.objectives import Augment, objective_for
 from ssdlib.training.schedule import WarmupCosine
 from ssdlib.training.skeleton import RunLog, TrainerSkeleton
@@ -260,7 +261,7 @@ class Trainer(TrainerSkeleton):
         r = self.recipe
         if not isinstance(train, Dataset):
             train = train[0].to(self.device), train[1].to(self.device).long()
-        n = len(train) if isinstance(train, Dataset) else len(train[0])
+        n = reading.size(train)
         steps_per_epoch = len(dist.shard_batches(torch.arange(n), r.batch_size, self.world, self.rank))
         if steps_per_epoch == 0:
             raise ValueError(
@@ -308,8 +309,7 @@ class Trainer(TrainerSkeleton):
 
     def _train_epoch(self, train: Images, epoch: int, steps_per_epoch: int) -> None:
         r, start = self.recipe, time.perf_counter()
-        n = len(train) if isinstance(train, Dataset) else len(train[0])
-        order = torch.randperm(n, generator=self.generators["shuffle"])
+        order = torch.randperm(reading.size(train), generator=self.generators["shuffle"])
         batches = dist.shard_batches(order, r.batch_size, self.world, self.rank)
         self.net.train()
         first = len(self.history.step_loss)
@@ -327,22 +327,10 @@ class Trainer(TrainerSkeleton):
         h.momentum.append(group.get("momentum", 0.0))
         h.seconds.append(time.perf_counter() - start)
 
-    def _batches(self, train: Images, batches: list[torch.Tensor]):
-        """This process's (images, labels) batches on the device: indexed from the tensors there, or read
-        from the Dataset by the DataLoader's workers (uint8 or float images, float on the device)."""
-        if not isinstance(train, Dataset):
-            x, y = train
-            return ((x[idx], y[idx]) for idx in (i.to(self.device) for i in batches))
-        loader = DataLoader(
-            train,
-            batch_sampler=[idx.tolist() for idx in batches],
-            num_workers=self.num_workers,
-            pin_memory=self.cuda,
-        )
-        return (
-            (as_float(x.to(self.device, non_blocking=True)), torch.as_tensor(y).to(self.device).long())
-            for x, y in loader
-        )
+    def _batches(self, train: Images, index: list[torch.Tensor]):
+        """This process's (images, labels) batches on the device (``ssdlib.training.batches``)."""
+        read = reading.read(train, index, self.num_workers, pin_memory=self.cuda)
+        return (reading.on_device(x, y, self.device) for x, y in read)
 
     def _monitor(self, train: Images, test: Images | None) -> None:
         """kNN accuracy (and top-1 for SupCE) on rank 0, every ``monitor_every`` epochs and at the end."""

@@ -15,27 +15,15 @@ Dataset read in order through a DataLoader (``num_workers``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
-from ssdlib.data.memory import as_float
+from ssdlib.training import batches
+from ssdlib.training.batches import Images
 from ssdlib.training.distributed import unwrap
-
-Images = tuple[torch.Tensor, torch.Tensor] | Dataset  # held as tensors, or streamed from disk
-
-
-def in_order(data: Images, batch_size: int, num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(images in [0, 1], labels) batches of ``data`` in order: slices of tensors, or a DataLoader's."""
-    if isinstance(data, Dataset):
-        for x, y in DataLoader(data, batch_size=batch_size, num_workers=num_workers):
-            yield as_float(x), torch.as_tensor(y)
-        return
-    for start in range(0, len(data[0]), batch_size):
-        yield data[0][start : start + batch_size], data[1][start : start + batch_size]
 
 
 @torch.no_grad()
@@ -55,9 +43,10 @@ def outputs(
     device = next(model.parameters()).device
     out, labels = [], []
     try:
-        for x, y in in_order(data, batch_size, num_workers):
+        for x, y in batches.read(data, batches.in_order(data, batch_size), num_workers):
+            x, y = batches.on_device(x, y, device)
             with autocast():
-                out.append(of(model, x.to(device, non_blocking=True)).float())
+                out.append(of(model, x).float())
             labels.append(y)
     finally:
         model.train(was_training)
