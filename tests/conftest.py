@@ -83,3 +83,19 @@ def pytest_collection_modifyitems(session, config, items):
         folder = Path(tempfile.mkdtemp(prefix="ssdlib-smoke-tests-"))
         config.stash[SMOKE_RUNS] = runs = start(folder)
         config.add_cleanup(lambda: stop(runs, folder))  # also when the session ends early
+        config.stash[THREADS] = torch.get_num_threads()
+
+
+THREADS = pytest.StashKey[int]()  # this process's torch threads before the smoke runs started
+
+
+def pytest_runtest_setup(item):
+    """One torch thread here while the smoke runs go on. Beside their three one-thread processes, a
+    second thread mostly waits for a core: on 2 cores beside three such processes, a pytest run of
+    GODIN's training test took 55 s with two threads and 22 s with one (12 s on an idle machine)."""
+    from test_smoke_profiles import SMOKE_RUNS
+
+    runs = item.config.stash.get(SMOKE_RUNS, None)
+    if runs is not None:
+        running = any(process.poll() is None for process, _, _ in runs.values())
+        torch.set_num_threads(1 if running else item.config.stash[THREADS])
