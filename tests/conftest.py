@@ -1,5 +1,6 @@
 """Helpers shared by the test modules: a tiny BN-free network, the identity augmentation, one thread;
-and the early start of the paper profiles' smoke runs (tests/test_smoke_profiles.py)."""
+and the early start of the paper profiles' smoke runs (tests/test_smoke_profiles.py), with one torch
+thread in this process while they run."""
 
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def assert_refused(cases):
             call()
 
 
+THREADS = pytest.StashKey[int]()  # this process's torch threads before the smoke runs started
+
+
 @pytest.hookimpl(trylast=True)  # after -m / -k have deselected
 def pytest_collection_modifyitems(session, config, items):
     """Start the smoke runs of the paper profiles as soon as their tests are selected, so that they run
@@ -84,9 +88,6 @@ def pytest_collection_modifyitems(session, config, items):
         config.stash[SMOKE_RUNS] = runs = start(folder)
         config.add_cleanup(lambda: stop(runs, folder))  # also when the session ends early
         config.stash[THREADS] = torch.get_num_threads()
-
-
-THREADS = pytest.StashKey[int]()  # this process's torch threads before the smoke runs started
 
 
 def pytest_runtest_setup(item):
