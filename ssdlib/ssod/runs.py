@@ -36,8 +36,9 @@ from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, SSODParams
 from ssdlib.ssod.model import SSODNet
-from ssdlib.ssod.train import Data, SSODHistory, SSODRecipe, SSODTrainer, split_validation
+from ssdlib.ssod.train import SSODHistory, SSODRecipe, SSODTrainer, split_validation
 from ssdlib.training import checkpoint as ckpt
+from ssdlib.training.batches import Images
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,7 +220,7 @@ def trained(
         return SSODRun(cfg, trainer.use_selected().eval(), history, path)
 
 
-def training_data(P: Params, cfg: SSODParams, bundle: DatasetBundle) -> tuple[Data, Data | None]:
+def training_data(P: Params, cfg: SSODParams, bundle: DatasetBundle) -> tuple[Images, Images | None]:
     """SSOD's training images and the held-out ones (``val_fraction``). At ImageNet scale the training
     images stream as RandomResizedCrops of the full decoded images, drawn in the loader's workers (two
     per image for SSOD (w/)), and the held-out ones as evaluated (:mod:`ssdlib.data.preprocessing`);

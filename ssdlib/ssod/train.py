@@ -63,10 +63,11 @@ from ssdlib.ssod.sampler import ID, OOD, sample
 from ssdlib.training import batches
 from ssdlib.training import distributed as dist
 from ssdlib.training.augment import resized_crop, sample_crop_boxes, to_device
+from ssdlib.training.batches import Images
+from ssdlib.training.monitor import classifier_accuracy
 from ssdlib.training.skeleton import RunLog, TrainerSkeleton
 
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision's RandomResizedCrop default aspect range
-Data = batches.Images
 
 
 @dataclass
@@ -98,7 +99,7 @@ def lr_at(epoch: int, lr: float, lr_step: int, lr_decay: float) -> float:
     return lr * lr_decay ** (epoch // lr_step)
 
 
-def split_validation(data: Data, fraction: float, seed: int) -> tuple[Data, Data | None]:
+def split_validation(data: Images, fraction: float, seed: int) -> tuple[Images, Images | None]:
     """Hold out ``fraction`` of the training set (a seeded random subset) for checkpoint selection."""
     n = batches.size(data)
     n_val = int(round(n * fraction))
@@ -111,39 +112,13 @@ def split_validation(data: Data, fraction: float, seed: int) -> tuple[Data, Data
     return Subset(data, train_idx.tolist()), Subset(data, val_idx.tolist())
 
 
-@torch.no_grad()
-def accuracy(model: SSODNet, data: Data, device: torch.device, batch_size: int = 256, num_workers: int = 0) -> float:
-    """Top-1 accuracy of the pooled-feature classifier on ``data`` (eval mode)."""
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    try:
-        for x, y in _batches(data, batch_size, num_workers=num_workers):
-            x, y = batches.on_device(x, y, device)
-            correct += (model(x).argmax(1) == y).sum().item()
-            total += len(y)
-    finally:
-        model.train(was_training)
-    return correct / total
-
-
-def _batches(
-    data: Data,
-    batch_size: int,
-    shuffle: torch.Generator | None = None,
-    num_workers: int = 0,
-    world: int = 1,
-    rank: int = 0,
-):
-    """(images, labels) batches of tensors or of a Dataset (``ssdlib.training.batches``): in order, or with
-    ``shuffle`` the full batches of a shuffled order (the incomplete last one dropped), of which process
-    ``rank`` of ``world`` takes its slice."""
-    if shuffle is None:
-        index = batches.in_order(data, batch_size)
-    else:
-        n = batches.size(data)
-        order = torch.randperm(n, generator=shuffle)
-        index = dist.shard_batches(order[: n - n % batch_size], batch_size, world, rank)
+def _batches(data: Images, batch_size: int, shuffle: torch.Generator, num_workers: int, world: int, rank: int):
+    """The full (images, labels) batches of a shuffled order of tensors or of a Dataset
+    (``ssdlib.training.batches``; the incomplete last one dropped), of which process ``rank`` of
+    ``world`` takes its slice."""
+    n = batches.size(data)
+    order = torch.randperm(n, generator=shuffle)
+    index = dist.shard_batches(order[: n - n % batch_size], batch_size, world, rank)
     return batches.read(data, index, num_workers, pin_memory=torch.cuda.is_available(), generator=shuffle)
 
 
@@ -305,9 +280,9 @@ class SSODTrainer(TrainerSkeleton):
 
     def fit(
         self,
-        train: Data,
+        train: Images,
         *,
-        val: Data | None = None,
+        val: Images | None = None,
         epochs: int | None = None,
         selection: Callable[[SSODNet], float] | None = None,
         checkpoint: str | Path | None = None,
@@ -351,7 +326,7 @@ class SSODTrainer(TrainerSkeleton):
             self.model.load_state_dict(self.best_state)
         return self.model
 
-    def _train_epoch(self, train: Data, epoch: int, epochs: int) -> None:
+    def _train_epoch(self, train: Images, epoch: int, epochs: int) -> None:
         r = self.recipe
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(epoch, r.lr, r.lr_step, r.lr_decay)
@@ -374,13 +349,13 @@ class SSODTrainer(TrainerSkeleton):
         h.seconds.append(time.perf_counter() - start)
         self.epoch = epoch + 1
 
-    def _end_epoch(self, val: Data | None, selection: Callable[[SSODNet], float] | None) -> None:
+    def _end_epoch(self, val: Images | None, selection: Callable[[SSODNet], float] | None) -> None:
         h, select = self.history, self.recipe.select
         dist.broadcast_from_first(self.model.buffers())  # rank 0's batch-norm statistics everywhere
         h.val_accuracy.append(
             math.nan
             if val is None
-            else accuracy(self.model, val, self.device, self.recipe.batch_size, self.num_workers)
+            else classifier_accuracy(self.model, val, batch_size=self.recipe.batch_size, num_workers=self.num_workers)
         )
         value = math.nan
         if self.ood_active(self.epoch - 1) and select != "last":

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ssdlib.models.load import CheckpointError, read_checkpoint
+from ssdlib.training import batches
 
 FORMAT = "ssdlib-train-1"
 
@@ -113,7 +114,7 @@ def data_fingerprint(data: tuple[torch.Tensor, torch.Tensor] | Dataset) -> dict[
     ``data`` is (images, labels) held as tensors or a Dataset streamed from disk; the same images
     give the same fingerprint either way (classes: the highest label + 1, or a Dataset's ``classes``).
     """
-    n = len(data[0]) if isinstance(data, tuple) else len(data)
+    n = batches.size(data)
     sample = torch.linspace(0, max(n - 1, 0), steps=min(n, 256)).long()
     if isinstance(data, tuple):
         images, labels = data[0][sample], data[1]

@@ -140,8 +140,9 @@ def knn_per_class(
 def classifier_accuracy(
     model: torch.nn.Module, test: Images, *, batch_size: int = 512, autocast=nullcontext, num_workers: int = 0
 ) -> float:
-    """Top-1 accuracy of a model whose forward returns logits (SSD's ``baseeval`` for SupCE)."""
-    logits, labels = outputs(
-        model, test, lambda m, x: m(x), batch_size=batch_size, autocast=autocast, num_workers=num_workers
+    """Top-1 accuracy of a model whose forward returns logits (SSD's ``baseeval`` for SupCE, SSOD's
+    checkpoint selection). Only each image's predicted class is kept, not its logits."""
+    predicted, labels = outputs(
+        model, test, lambda m, x: m(x).argmax(1), batch_size=batch_size, autocast=autocast, num_workers=num_workers
     )
-    return (logits.argmax(1).cpu() == labels.cpu()).sum().item() / len(labels)
+    return (predicted.long() == labels).sum().item() / len(labels)
