@@ -199,3 +199,126 @@ def summary(output_dir: str | Path) -> str:
     return f"{len(recorded)} checks, {len(failed)} failed: " + "; ".join(
         f"{c.notebook}: {c.describe()}" for c in failed
     )
+
+
+# -- over seeds ------------------------------------------------------------------------------
+
+SEEDS_FILE = "checks_over_seeds.json"
+
+
+@dataclass(frozen=True)
+class SeedCheck:
+    """One check over the seeds of a multi-seed run: its value and threshold on each seed, their means
+    and stds, whether it holds on the means (``passed_on_mean``; a ``holds`` check on the means holds
+    when it holds on every seed) and the seeds on which it failed. It passes only when it holds on the
+    means *and* on every seed: a check that passes on the mean but fails on one seed is failed, and says so."""
+
+    notebook: str
+    name: str
+    relation: str
+    values: dict[str, float | None]
+    thresholds: dict[str, float | None]
+    mean: float | None
+    std: float | None
+    threshold_mean: float | None
+    passed_on_mean: bool
+    failed_seeds: list[int]
+    missing_seeds: list[int]
+    passed: bool
+
+    def describe(self) -> str:
+        """One line: passed or FAILED, the mean ± std against the threshold, where it failed."""
+        where = f"failed on seed(s) {', '.join(map(str, self.failed_seeds))}" if self.failed_seeds else "every seed"
+        missing = f"; not recorded on seed(s) {', '.join(map(str, self.missing_seeds))}" if self.missing_seeds else ""
+        on_mean = ""
+        if self.relation != "holds":
+            spread = "" if self.std is None else f" ± {self.std:.4g}"
+            held = "holds" if self.passed_on_mean else "does not hold"
+            on_mean = f"mean {_fmt(self.mean)}{spread} {self.relation} {_fmt(self.threshold_mean)} {held}; "
+        return f"{'passed' if self.passed else 'FAILED'} {self.name}: {on_mean}{where}{missing}"
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+    return mean, std
+
+
+def _find(checks: list[Check], notebook: str, name: str) -> Check | None:
+    return next((c for c in checks if (c.notebook, c.name) == (notebook, name)), None)
+
+
+def over_seeds(per_seed: dict[int, list[Check]]) -> list[SeedCheck]:
+    """Every check that any seed recorded, over the seeds (``per_seed``: {seed: that seed's checks}), in
+    the order the first seed recorded them. A seed that did not record a check (its run stopped before)
+    counts as failing it."""
+    order: dict[tuple[str, str], Check] = {}
+    for checks in per_seed.values():
+        for c in checks:
+            order.setdefault((c.notebook, c.name), c)
+    out = []
+    for (notebook, name), first in order.items():
+        found = {seed: _find(cs, notebook, name) for seed, cs in per_seed.items()}
+        recorded = {seed: c for seed, c in found.items() if c is not None}
+        missing = sorted(seed for seed, c in found.items() if c is None)
+        failed = sorted(seed for seed, c in recorded.items() if not c.passed)
+        values = [c.value for c in recorded.values() if c.value is not None]
+        thresholds = [c.threshold for c in recorded.values() if c.threshold is not None]
+        mean, std = _mean_std(values)
+        threshold_mean, _ = _mean_std(thresholds)
+        if first.relation == "holds":
+            on_mean = not failed and not missing
+        else:
+            all_numbers = len(values) == len(recorded) and len(thresholds) == len(recorded) and values
+            on_mean = bool(all_numbers) and RELATIONS[first.relation][0](mean, threshold_mean)
+        out.append(
+            SeedCheck(
+                notebook,
+                name,
+                first.relation,
+                {str(seed): c.value for seed, c in recorded.items()},
+                {str(seed): c.threshold for seed, c in recorded.items()},
+                mean,
+                std,
+                threshold_mean,
+                bool(on_mean),
+                failed,
+                missing,
+                bool(on_mean) and not failed and not missing,
+            )
+        )
+    return out
+
+
+def write_over_seeds(path: str | Path, checks: list[SeedCheck]) -> Path:
+    """Write :func:`over_seeds`' checks to ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps([asdict(c) for c in checks], indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def seeds_markdown(checks: list[SeedCheck]) -> list[str]:
+    """The checks over seeds as a Markdown table (for the top of a multi-seed ``results.md``)."""
+    if not checks:
+        return ["No checks were recorded.", ""]
+    lines = [
+        "## Checks over seeds",
+        "",
+        "Each check on the mean over the seeds (value mean ± std against the threshold's mean) and on every "
+        "seed; it passes only when it holds on both.",
+        "",
+        "| notebook | check | mean ± std | relation | threshold (mean) | on the mean | failed on seeds | passed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in checks:
+        spread = "" if c.std is None else f" ± {c.std:.4g}"
+        failed = ", ".join(map(str, c.failed_seeds + c.missing_seeds)) or "none"
+        lines.append(
+            f"| {c.notebook} | {c.name} | {_fmt(c.mean)}{spread} | {c.relation} | {_fmt(c.threshold_mean)} | "
+            f"{'yes' if c.passed_on_mean else 'no'} | {failed} | {'yes' if c.passed else '**no**'} |"
+        )
+    return lines + [""]

@@ -20,6 +20,7 @@ import torch
 from ssdlib import locks
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
+from ssdlib.project import FIGURES_DIR
 from ssdlib.training import History, Recipe, load_checkpoint, train
 from ssdlib.training.checkpoint import data_differences, data_fingerprint
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 LOG = get_logger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
-FIGURES_DIR = "figures"
 
 
 def resolve_device(name: str = "auto") -> torch.device:

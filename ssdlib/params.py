@@ -400,6 +400,12 @@ class Params(_Section):
         description='numbers of the notebooks this profile runs, e.g. ["00", "04"]; null: all of notebooks/',
     )
     seed: int = 0
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="run the profile once per seed (global and generator seed) into outputs/<profile>/seed_<n>/ "
+        "and report mean ± std; null: one run with `seed` (ssdlib reproduce --seeds overrides it)",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     deterministic: bool = Field(
         False,
@@ -413,6 +419,12 @@ class Params(_Section):
     ssod: SSODParams = SSODParams()
     baselines: BaselineParams = BaselineParams()
     checks: CheckParams = CheckParams()
+
+    @model_validator(mode="after")
+    def _distinct_seeds(self) -> Params:
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {self.seeds} name a seed twice; list each once")
+        return self
 
 
 def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:

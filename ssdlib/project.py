@@ -12,6 +12,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = PROJECT_ROOT / "params"
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 OUTPUTS_DIR = PROJECT_ROOT / "outputs"
+FIGURES_DIR = "figures"  # a run's figures: <output_dir>/figures/ (each notebook's in a folder of its own)
 
 
 def project_path(path: str | Path, root: Path = PROJECT_ROOT) -> str:

@@ -248,6 +248,7 @@ def reproduce(
     log_output: bool = False,
     notebook_dir: Path = NOTEBOOK_DIR,
     smoke: bool = False,
+    seeds: list[int] | None = None,
 ) -> Path:
     """Run the notebooks of one params profile; return the output folder.
 
@@ -256,8 +257,12 @@ def reproduce(
     ``run.json`` ends as ``finished``, ``failed`` or ``interrupted`` (with the notebook and the
     reason), however the run ends. ``smoke``: the same notebooks on tiny generated files with cut
     epochs (:mod:`ssdlib.smoke`), into ``outputs/<profile>_smoke`` unless ``output_dir`` is given.
+    ``seeds`` (default: the profile's ``seeds``): one run per seed (:func:`_run_seeds`).
     """
     P = params_mod.load(params_file)  # fails before anything is written
+    seeds = seeds or P.seeds
+    if seeds is not None:
+        P = params_mod.load(params_file, {"seeds": seeds})  # the seed list checked as a file's would be
     notebooks = profile_notebooks(P, notebook_dir, only)
     default_dir = OUTPUTS_DIR / (f"{P.profile}_smoke" if smoke else P.profile)
     output_dir = Path(output_dir or default_dir).resolve()
@@ -272,8 +277,88 @@ def reproduce(
         stack.enter_context(locks.holding(locks.folder_lock(output_dir), f"ssdlib reproduce into {output_dir}"))
         info = {"profile": P.profile, "params_file": project_path(params_file), "smoke": smoke}
         info["plan"] = [{**asdict(m), "work": m.work} for m in planned]
-        _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
+        if seeds is None:
+            _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
+        else:
+            _run_seeds(params_file, info, overrides, notebooks, output_dir, seeds, overwrite, log_output)
     return output_dir
+
+
+def seed_overrides(seed: int) -> dict:
+    """What one seed of a multi-seed run changes: the global seed and the generator seed (the offline
+    benchmark's images and the synthetic sets); its checks are recorded, not enforced, so that every seed
+    runs to the end and the run judges them over all seeds (:func:`ssdlib.checks.over_seeds`)."""
+    return {"seed": seed, "data": {"offline": {"seed": seed}}, "checks": {"enforce": False}}
+
+
+def _run_seeds(
+    params_file: Path,
+    about: dict,
+    overrides: dict,
+    notebooks: list[Path],
+    output_dir: Path,
+    seeds: list[int],
+    overwrite: bool,
+    log_output: bool,
+) -> None:
+    """One run of the profile per seed into ``<output_dir>/seed_<n>/``, then the tables over the seeds
+    (:mod:`ssdlib.evaluation.spread`), the checks over the seeds (``checks_over_seeds.json``, also at the
+    top of ``results.md``) and ``paper_comparison.md`` with each number's spread. Every seed trains its
+    own models (each depends on the seed); the generated data of a seed is cached and shared with any
+    other run of it. With ``checks.enforce``, a check that fails on the mean or on any seed fails the run,
+    after every table is written."""
+    from ssdlib.evaluation import paper_comparison, spread
+
+    P = params_mod.load(params_file, overrides)
+    prepare_output(output_dir, overwrite)
+    (output_dir / "params.yaml").write_text(yaml.safe_dump(P.model_dump(mode="json"), sort_keys=False))
+    info = {"status": "running", **about, "seeds": seeds, "git_commit": git_commit(), "runs": {}}
+    info["started"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _write_run(output_dir, info)
+    folders = {}
+    for i, seed in enumerate(seeds, 1):
+        folder = spread.seed_folder(output_dir, seed)
+        LOG.info(f"[ssdlib] seed {seed} ({i}/{len(seeds)}) -> {folder}")
+        seed_params = params_mod.merged(overrides, seed_overrides(seed))
+        try:
+            _run(
+                params_mod.load(params_file, seed_params),
+                {**about, "seed": seed},
+                seed_params,
+                notebooks,
+                folder,
+                overwrite=overwrite,
+                log_output=log_output,
+            )
+        except BaseException as err:
+            _record_end(output_dir, info, f"seed {seed}", err)
+            raise
+        folders[seed] = folder
+        info["runs"][str(seed)] = _read_run(folder).get("notebooks", {})
+        _write_run(output_dir, info)
+
+    over = checks.over_seeds({seed: checks.read(folder) for seed, folder in folders.items()})
+    checks.write_over_seeds(output_dir / checks.SEEDS_FILE, over)
+    written = spread.write(output_dir, folders, extra=checks.seeds_markdown(over))
+    if paper_comparison.covered_targets(P).shape[0]:
+        rows = spread.gather(folders)
+        path = output_dir / paper_comparison.REPORT_FILE
+        path.write_text(paper_comparison.markdown(rows, P, smoke=about["smoke"]))
+        written.append(path)
+    failed = [c for c in over if not c.passed]
+    for c in over:
+        LOG.info(f"[ssdlib]   {c.describe()}")
+    LOG.info(
+        f"[ssdlib] {len(seeds)} seeds finished. Results over the seeds: {', '.join(map(str, written))}; each seed's "
+        f"run in {output_dir}/seed_<n>/; checks over the seeds: {len(over) - len(failed)} of {len(over)} passed "
+        f"({output_dir / checks.SEEDS_FILE})"
+    )
+    if failed and P.checks.enforce:
+        message = f"{len(failed)} checks failed over the seeds: " + "; ".join(c.name for c in failed)
+        _record_end(output_dir, info, "checks over seeds", RunError(message))
+        raise RunError(f"{message} (each with its values per seed in {output_dir / checks.SEEDS_FILE})")
+    info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    _write_run(output_dir, info)
 
 
 def _smoke_setup(P: params_mod.Params, stack: contextlib.ExitStack) -> dict:
@@ -375,6 +460,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help="comma-separated numbers of the profile's notebooks to run, e.g. 00,02")
     parser.add_argument("--overwrite", action="store_true", help="run again over a finished run (keeps checkpoints)")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' printed output")
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated seeds, e.g. 0,1,2: one run per seed into <output-dir>/seed_<n>/, tables of mean ± std "
+        "(default: the profile's seeds:, else one run with its seed)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--smoke",
@@ -395,8 +485,19 @@ def run(args: argparse.Namespace) -> int:
         if args.dry_run:
             dry_run(args.params, only)
         else:
-            reproduce(args.params, args.output_dir, only, args.overwrite, args.log_output, smoke=args.smoke)
+            seeds = _seed_list(args.seeds) if args.seeds else None
+            reproduce(
+                args.params, args.output_dir, only, args.overwrite, args.log_output, smoke=args.smoke, seeds=seeds
+            )
     except (RunError, params_mod.ParamsError, locks.BusyError, DatasetNotFoundError, UnknownDatasetError) as err:
         LOG.error(f"ssdlib reproduce: {err}")
         return 1
     return 0
+
+
+def _seed_list(text: str) -> list[int]:
+    """``--seeds 0,1,2`` as integers; anything else is a clear error."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise RunError(f"--seeds {text!r}: give whole numbers separated by commas, e.g. --seeds 0,1,2") from None

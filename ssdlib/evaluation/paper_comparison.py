@@ -225,7 +225,9 @@ LEGEND = (
     "**Bold**: our best of a column. –: no number of ours (a method ssdlib does not have, or one this run did not "
     "record). `mean`: our average over the sets shown, set beside the paper's Average only where the profile loads "
     "all of that table's sets. Method names are the paper's (`ssdlib.evaluation.paper_comparison.COUNTERPARTS`); "
-    "published numbers from `ssdlib/evaluation/paper_targets.csv`, without those marked [recalled]."
+    "published numbers from `ssdlib/evaluation/paper_targets.csv`, without those marked [recalled]. A run over "
+    "several seeds (`--seeds`) shows each number as mean ± std over its seeds and says whether the paper's number "
+    "lies inside the seeds' range (their lowest to their highest value)."
 )
 
 

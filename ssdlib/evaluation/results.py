@@ -153,11 +153,12 @@ def _one_id_set(rows: pd.DataFrame) -> str:
     return id_sets[0]
 
 
-def metric_table(rows, metric: str, *, methods=None, ood_sets=None) -> pd.DataFrame:
+def metric_table(rows, metric: str, *, methods=None, ood_sets=None, aggfunc: str = "mean") -> pd.DataFrame:
     """``metric`` in percent as methods x OOD sets, plus a ``mean`` column over the sets shown.
 
-    Rows of one method and set that differ only in seed are averaged; rows that differ in
-    ``setting`` are an error (filter to one setting first).
+    Rows of one method and set that differ only in seed are averaged (``aggfunc``: or their
+    ``std``, ``min``, ``max``; the ``mean`` column is then that of each seed's mean over the sets);
+    rows that differ in ``setting`` are an error (filter to one setting first).
     """
     rows = pd.DataFrame(rows)
     if metric not in rows.columns:
@@ -171,10 +172,24 @@ def metric_table(rows, metric: str, *, methods=None, ood_sets=None) -> pd.DataFr
         )
     methods = list(methods) if methods is not None else list(dict.fromkeys(rows["method"]))
     ood_sets = list(ood_sets) if ood_sets is not None else list(dict.fromkeys(rows["ood_dataset"]))
+    if aggfunc != "mean":  # the spread over seeds of each cell, and of each seed's mean over the sets
+        per_seed = [metric_table(part, metric, methods=methods, ood_sets=ood_sets) for _, part in _by_seed(rows)]
+        return pd.concat(per_seed).groupby(level=0, sort=False).agg(aggfunc).reindex(index=methods)
     table = 100 * rows.pivot_table(index="method", columns="ood_dataset", values=metric, aggfunc="mean")
     table = table.reindex(index=methods, columns=ood_sets)
     table[MEAN] = table[ood_sets].mean(axis=1, skipna=False)
     return table
+
+
+def _by_seed(rows: pd.DataFrame):
+    seed = rows["seed"] if "seed" in rows.columns else pd.Series(0, index=rows.index)
+    return rows.groupby(seed.fillna(-1), sort=True)
+
+
+def seed_count(rows) -> int:
+    """How many seeds ``rows`` hold (rows without a seed count as one)."""
+    rows = pd.DataFrame(rows)
+    return 1 if "seed" not in rows.columns else max(1, rows["seed"].fillna(-1).nunique())
 
 
 def _best(values: pd.Series, metric: str, decimals: int) -> pd.Series:
@@ -184,13 +199,21 @@ def _best(values: pd.Series, metric: str, decimals: int) -> pd.Series:
     return shown == best
 
 
-def _cell(value: float, bold: bool, target: float | None, decimals: int) -> str:
+def _cell(value: float, bold: bool, target: float | None, decimals: int, spread: tuple | None = None) -> str:
+    """``ours [paper P, ours - P]``; with ``spread`` (std, min, max over seeds) ``ours ± std``, and whether P
+    lies inside the seeds' range (min to max)."""
     text = "–" if pd.isna(value) else f"{value:.{decimals}f}"
+    has_spread = spread is not None and not pd.isna(value) and not pd.isna(spread[0])
+    if has_spread:
+        text += f" ± {spread[0]:.{decimals}f}"
     if bold:
         text = f"**{text}**"
     if target is not None:
         diff = "" if pd.isna(value) else f", {value - target:+.{decimals}f}"
-        text += f" [paper {target:.{decimals}f}{diff}]"
+        inside = ""
+        if has_spread:
+            inside = ", inside the seeds' range" if spread[1] <= target <= spread[2] else ", outside the seeds' range"
+        text += f" [paper {target:.{decimals}f}{diff}{inside}]"
     return text
 
 
@@ -218,23 +241,36 @@ def paper_table(
     id_set = _one_id_set(rows)
     lookup = _target_lookup(targets, paper, id_set)
     tables = {metric: metric_table(rows, metric, methods=methods, ood_sets=ood_sets) for metric in metrics}
+    several = seed_count(rows) > 1
+    spreads = {
+        metric: [metric_table(rows, metric, methods=methods, ood_sets=ood_sets, aggfunc=f) for f in SPREAD]
+        for metric in metrics
+        if several
+    }
     columns = {}  # per OOD set (the mean last), its metrics side by side, as the papers print them
     for ood in tables[metrics[0]].columns:
         for metric, table in tables.items():
             name = ood if len(metrics) == 1 else f"{ood} {METRIC_LABELS.get(metric, metric)}"
-            columns[name] = (table[ood], metric, ood)
+            spread = [t[ood].reindex(table.index) for t in spreads[metric]] if several else None
+            columns[name] = (table[ood], metric, ood, spread)
     if accuracy and rows["id_accuracy"].notna().any():
-        acc = 100 * rows.groupby("method")["id_accuracy"].mean()
         index = next(iter(columns.values()))[0].index
-        columns[METRIC_LABELS["id_accuracy"]] = (acc.reindex(index), "id_accuracy", "")
+        per_seed = pd.concat([100 * part.groupby("method")["id_accuracy"].mean() for _, part in _by_seed(rows)])
+        acc = per_seed.groupby(level=0).mean().reindex(index)
+        spread = [per_seed.groupby(level=0).agg(f).reindex(index) for f in SPREAD] if several else None
+        columns[METRIC_LABELS["id_accuracy"]] = (acc, "id_accuracy", "", spread)
     out = {}
-    for name, (values, metric, ood) in columns.items():
+    for name, (values, metric, ood, spread) in columns.items():
         best = _best(values, metric, decimals)
+        cells = zip(values.index, values, best, *(spread or [[None] * len(values)] * 3))
         out[name] = [
-            _cell(v, bool(b), lookup.get((method, ood, metric)), decimals)
-            for method, v, b in zip(values.index, values, best)
+            _cell(v, bool(b), lookup.get((method, ood, metric)), decimals, None if spread is None else (s, lo, hi))
+            for method, v, b, s, lo, hi in cells
         ]
     return pd.DataFrame(out, index=next(iter(columns.values()))[0].index)
+
+
+SPREAD = ("std", "min", "max")  # what paper_table shows of a number over seeds: std, and the range
 
 
 def _target_lookup(targets: pd.DataFrame | None, paper: str | None, id_set: str) -> dict[tuple, float]:

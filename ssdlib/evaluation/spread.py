@@ -1,0 +1,145 @@
+"""Results over several seeds: mean ± std (and n) per method × OOD set × setting, as OpenOOD v1.5 reports
+every number over three training runs.
+
+A multi-seed run (``ssdlib reproduce --seeds 0,1,2``) runs the profile once per seed into
+``<output_dir>/seed_<n>/``; :func:`write` then gathers their rows into ``<output_dir>/results.csv`` (one
+row per notebook, method, training mode, arch, ID set, OOD set and setting, each metric's mean, std and
+n), ``results.md`` (the tables of ``results.md``, each cell "mean ± std") and a figure of AUROC per
+method with error bars. The std is the sample standard deviation (ddof 1); with one seed it is NaN.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ssdlib.evaluation import results
+from ssdlib.project import FIGURES_DIR
+
+KEYS = ["notebook", "method", "training_mode", "arch", "id_dataset", "ood_dataset", "setting"]
+METRICS = [
+    "fpr95",
+    "fpr95_ood_tpr",
+    "auroc",
+    "aupr_in",
+    "aupr_out",
+    "aupr_in_trapz",
+    "aupr_out_trapz",
+    "id_accuracy",
+]
+SEED_DIR = "seed_{seed}"
+FIGURE = "auroc_over_seeds"  # written to <output_dir>/figures/, beside the notebooks' figure folders
+
+
+def seed_folder(output_dir: str | Path, seed: int) -> Path:
+    """Where seed ``seed`` of a multi-seed run writes: ``<output_dir>/seed_<seed>``."""
+    return Path(output_dir) / SEED_DIR.format(seed=seed)
+
+
+def gather(folders: dict[int, Path]) -> pd.DataFrame:
+    """Every row the runs of ``folders`` ({seed: folder}) recorded, its ``seed`` column set to the folder's seed."""
+    parts = [results.load(folder).assign(seed=seed) for seed, folder in folders.items()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=results.COLUMNS)
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per :data:`KEYS` combination: ``n`` (seeds), ``seeds``, and each metric's ``_mean`` and ``_std``.
+
+    A row's metrics are averaged over the seeds that recorded it; a key recorded twice by one seed (a
+    detector two notebooks record) is a row per notebook already, as ``notebook`` is a key.
+    """
+    rows = pd.DataFrame(rows)
+    keyed = rows.assign(**{k: rows[k].fillna("").astype(str) for k in KEYS})
+    groups = keyed.groupby(KEYS, sort=False)
+    metrics = {m: pd.to_numeric(keyed[m], errors="coerce") for m in METRICS}
+    out = groups.size().rename("n").to_frame()
+    out["seeds"] = groups["seed"].agg(lambda s: ",".join(str(int(v)) for v in sorted(s)))
+    for m, values in metrics.items():
+        by = values.groupby([keyed[k] for k in KEYS], sort=False)
+        out[f"{m}_mean"], out[f"{m}_std"] = by.mean(), by.std(ddof=1)
+    return out.reset_index()
+
+
+def cell(mean: float, std: float, decimals: int = 2) -> str:
+    """``mean ± std`` in percent (– for no number; the std left out where one seed gave it)."""
+    if pd.isna(mean):
+        return "–"
+    return f"{100 * mean:.{decimals}f}" + ("" if pd.isna(std) else f" ± {100 * std:.{decimals}f}")
+
+
+def _table(part: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Methods (with their setting) x OOD sets of ``metric`` as "mean ± std" strings, ID accuracy last."""
+    label = part["method"].where(part["setting"] == "", part["method"] + " (" + part["setting"] + ")")
+    part = part.assign(label=label, text=[cell(m, s) for m, s in zip(part[f"{metric}_mean"], part[f"{metric}_std"])])
+    table = part.pivot_table(index="label", columns="ood_dataset", values="text", aggfunc="first", sort=False)
+    if metric == "auroc" and part["id_accuracy_mean"].notna().any():
+        acc = part.groupby("label", sort=False)[["id_accuracy_mean", "id_accuracy_std"]].first()
+        table[results.METRIC_LABELS["id_accuracy"]] = [cell(m, s) for m, s in acc.itertuples(index=False)]
+    table.index.name = "method"
+    return table.fillna("–")
+
+
+def markdown(table: pd.DataFrame, extra: list[str] = ()) -> str:
+    """The :func:`summary` as ``results.md`` prints a single run: per notebook, AUROC and FPR95 as
+    methods x OOD sets, each cell "mean ± std" in percent over the seeds; ``extra`` lines follow the legend."""
+    seeds = sorted({s for entry in table["seeds"] for s in entry.split(",") if s}, key=int)
+    lines = [
+        "# Results over seeds",
+        "",
+        f"Seeds {', '.join(seeds)} (n = {len(seeds)}; a row recorded by fewer seeds says so in `results.csv`). "
+        "Each cell: mean ± std over the seeds, in percent (std: sample standard deviation). Every metric, "
+        "with its mean, std and n: `results.csv`; each seed's own run: `seed_<n>/`.",
+        "",
+        *extra,
+    ]
+    for notebook in dict.fromkeys(sorted(table["notebook"])):
+        for id_set, part in table[table["notebook"] == notebook].groupby("id_dataset", sort=False):
+            lines += [f"## {notebook or '(no notebook)'} (ID: {id_set})", ""]
+            for metric in ("auroc", "fpr95"):
+                lines += [f"### {results.METRIC_LABELS[metric]} (%)", "", _table(part, metric).to_markdown(), ""]
+    return "\n".join(lines)
+
+
+def figure(table: pd.DataFrame):
+    """AUROC per method with error bars (± std over the seeds), one bar per OOD set, for the notebook that
+    compares the most methods (notebook 05's table in the offline profile)."""
+    import matplotlib.pyplot as plt
+
+    counts = table.groupby("notebook")["method"].nunique()
+    part = table[table["notebook"] == counts.idxmax()]
+    part = part.assign(label=part["method"].where(part["setting"] == "", part["method"] + " (" + part["setting"] + ")"))
+    labels, sets = list(dict.fromkeys(part["label"])), list(dict.fromkeys(part["ood_dataset"]))
+    width = 0.8 / max(len(sets), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(labels) * max(1, len(sets)) ** 0.5 + 2), 4))
+    x = np.arange(len(labels))
+    for i, name in enumerate(sets):
+        rows = part[part["ood_dataset"] == name].set_index("label").reindex(labels)
+        ax.bar(x + i * width, rows["auroc_mean"], width, yerr=rows["auroc_std"].fillna(0), capsize=2, label=name)
+    ax.set_xticks(x + width * (len(sets) - 1) / 2, labels, rotation=45, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylabel("AUROC (mean ± std over seeds)")
+    ax.set_title(f"{counts.idxmax()}: AUROC over seeds {', '.join(sorted(set(','.join(part['seeds']).split(','))))}")
+    ax.legend(fontsize=7, ncol=min(len(sets), 4))
+    fig.tight_layout()
+    return fig
+
+
+def write(output_dir: str | Path, folders: dict[int, Path], extra: list[str] = ()) -> list[Path]:
+    """Write ``results.csv``, ``results.md`` (``extra`` lines under its legend) and
+    ``figures/auroc_over_seeds.png`` of the runs in ``folders`` into ``output_dir``; return their paths."""
+    from ssdlib import plots
+
+    output_dir = Path(output_dir)
+    table = summary(gather(folders))
+    csv_path, md_path = output_dir / "results.csv", output_dir / "results.md"
+    table.to_csv(csv_path, index=False)
+    md_path.write_text(markdown(table, extra))
+    written = [csv_path, md_path]
+    if not table.empty:
+        figures = output_dir / FIGURES_DIR
+        figures.mkdir(exist_ok=True)
+        written.append(plots.save(figure(table), figures, FIGURE))
+    return written
