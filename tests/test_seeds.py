@@ -153,3 +153,18 @@ def test_seeds_from_the_profile_and_a_passing_run_finishes(seeded_run, tmp_path)
     assert [s[0] for s in seen] == [1, 2]
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
     assert not paper_comparison.covered_targets(params_mod.load(profile)).shape[0]  # offline: no paper numbers
+
+
+def test_a_rerun_reuses_the_seeds_it_finished_and_runs_the_others(seeded_run, tmp_path):
+    profile, notebook_dir, seen = seeded_run
+    out = tmp_path / "out"
+    runner.reproduce(profile, out, notebook_dir=notebook_dir, seeds=[1])
+    seen.clear()
+    with pytest.raises(runner.RunError, match="failed over the seeds"):  # seed 0's check fails
+        runner.reproduce(profile, out, notebook_dir=notebook_dir, seeds=[1, 0], overwrite=True)
+    assert [s[0] for s in seen] == [1, 0]  # --overwrite: every seed again
+    seen.clear()
+    with pytest.raises(runner.RunError, match="failed over the seeds"):
+        runner.reproduce(profile, out, notebook_dir=notebook_dir, seeds=[1, 0, 2])
+    assert [s[0] for s in seen] == [2]  # seeds 1 and 0 finished with these params: reused
+    assert pd.read_csv(out / "results.csv").loc[0, "n"] == 3

@@ -305,8 +305,9 @@ def _run_seeds(
     (:mod:`ssdlib.evaluation.spread`), the checks over the seeds (``checks_over_seeds.json``, also at the
     top of ``results.md``) and ``paper_comparison.md`` with each number's spread. Every seed trains its
     own models (each depends on the seed); the generated data of a seed is cached and shared with any
-    other run of it. With ``checks.enforce``, a check that fails on the mean or on any seed fails the run,
-    after every table is written."""
+    other run of it, and a seed whose folder holds its finished run with the same params and notebooks
+    is not run again (unless ``overwrite``). With ``checks.enforce``, a check that fails on the mean or on
+    any seed fails the run, after every table is written."""
     from ssdlib.evaluation import paper_comparison, spread
 
     P = params_mod.load(params_file, overrides)
@@ -320,16 +321,20 @@ def _run_seeds(
         folder = spread.seed_folder(output_dir, seed)
         LOG.info(f"[ssdlib] seed {seed} ({i}/{len(seeds)}) -> {folder}")
         seed_params = params_mod.merged(overrides, seed_overrides(seed))
+        seed_P = params_mod.load(params_file, seed_params)
         try:
-            _run(
-                params_mod.load(params_file, seed_params),
-                {**about, "seed": seed},
-                seed_params,
-                notebooks,
-                folder,
-                overwrite=overwrite,
-                log_output=log_output,
-            )
+            if not overwrite and _finished_alike(folder, seed_P, notebooks):
+                LOG.info(f"[ssdlib] seed {seed}: {folder} holds this seed's finished run with these params: reused")
+            else:
+                _run(
+                    seed_P,
+                    {**about, "seed": seed},
+                    seed_params,
+                    notebooks,
+                    folder,
+                    overwrite=overwrite,
+                    log_output=log_output,
+                )
         except BaseException as err:
             _record_end(output_dir, info, f"seed {seed}", err)
             raise
@@ -359,6 +364,21 @@ def _run_seeds(
         raise RunError(f"{message} (each with its values per seed in {output_dir / checks.SEEDS_FILE})")
     info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _write_run(output_dir, info)
+
+
+def _finished_alike(folder: Path, P: params_mod.Params, notebooks: list[Path]) -> bool:
+    """Whether ``folder`` holds a finished run of the same params and notebooks (a multi-seed run that was
+    stopped, or that failed its checks, starts again at the first seed it has not finished)."""
+    run = _read_run(folder)
+    try:
+        same_params = yaml.safe_load((folder / "params.yaml").read_text()) == P.model_dump(mode="json")
+    except (OSError, yaml.YAMLError):
+        return False
+    return (
+        run.get("status") == "finished"
+        and same_params
+        and list(run.get("notebooks", {})) == [nb.name for nb in notebooks]
+    )
 
 
 def _smoke_setup(P: params_mod.Params, stack: contextlib.ExitStack) -> dict:
