@@ -187,9 +187,9 @@ def _by_seed(rows: pd.DataFrame):
 
 
 def seed_count(rows) -> int:
-    """How many seeds ``rows`` hold (rows without a seed count as one)."""
+    """How many seeds ``rows`` hold (at least one: rows without a seed are one run)."""
     rows = pd.DataFrame(rows)
-    return 1 if "seed" not in rows.columns else max(1, rows["seed"].fillna(-1).nunique())
+    return 1 if "seed" not in rows.columns else max(1, rows["seed"].dropna().nunique())
 
 
 def _best(values: pd.Series, metric: str, decimals: int) -> pd.Series:
@@ -255,9 +255,11 @@ def paper_table(
             columns[name] = (table[ood], metric, ood, spread)
     if accuracy and rows["id_accuracy"].notna().any():
         index = next(iter(columns.values()))[0].index
-        per_seed = pd.concat([100 * part.groupby("method")["id_accuracy"].mean() for _, part in _by_seed(rows)])
-        acc = per_seed.groupby(level=0).mean().reindex(index)
-        spread = [per_seed.groupby(level=0).agg(f).reindex(index) for f in SPREAD] if several else None
+        acc, spread = (100 * rows.groupby("method")["id_accuracy"].mean()).reindex(index), None
+        if several:  # each seed's accuracy, then their mean and spread
+            per_seed = pd.concat([100 * part.groupby("method")["id_accuracy"].mean() for _, part in _by_seed(rows)])
+            acc = per_seed.groupby(level=0).mean().reindex(index)
+            spread = [per_seed.groupby(level=0).agg(f).reindex(index) for f in SPREAD]
         columns[METRIC_LABELS["id_accuracy"]] = (acc, "id_accuracy", "", spread)
     out = {}
     for name, (values, metric, ood, spread) in columns.items():
