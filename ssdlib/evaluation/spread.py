@@ -103,26 +103,35 @@ def markdown(table: pd.DataFrame, extra: list[str] = ()) -> str:
 
 
 def figure(table: pd.DataFrame):
-    """AUROC per method with error bars (± std over the seeds), one bar per OOD set, for the notebook that
+    """AUROC per method with error bars (± std over the seeds), a panel per OOD set, for the notebook that
     compares the most methods (notebook 05's table in the offline profile)."""
     import matplotlib.pyplot as plt
 
     counts = table.groupby("notebook")["method"].nunique()
-    part = table[table["notebook"] == counts.idxmax()]
+    notebook = counts.idxmax()
+    part = table[table["notebook"] == notebook]
     part = part.assign(label=part["method"].where(part["setting"] == "", part["method"] + " (" + part["setting"] + ")"))
     labels, sets = list(dict.fromkeys(part["label"])), list(dict.fromkeys(part["ood_dataset"]))
-    width = 0.8 / max(len(sets), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(labels) * max(1, len(sets)) ** 0.5 + 2), 4))
-    x = np.arange(len(labels))
-    for i, name in enumerate(sets):
-        rows = part[part["ood_dataset"] == name].set_index("label").reindex(labels)
-        ax.bar(x + i * width, rows["auroc_mean"], width, yerr=rows["auroc_std"].fillna(0), capsize=2, label=name)
-    ax.set_xticks(x + width * (len(sets) - 1) / 2, labels, rotation=45, ha="right")
-    ax.set_ylim(0, 1.05)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_ylabel("AUROC (mean ± std over seeds)")
-    ax.set_title(f"{counts.idxmax()}: AUROC over seeds {', '.join(sorted(set(','.join(part['seeds']).split(','))))}")
-    ax.legend(fontsize=7, ncol=min(len(sets), 4))
+    cols = min(4, len(sets))
+    rows = -(-len(sets) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols + 2, (0.22 * len(labels) + 1) * rows), sharey=True, squeeze=False
+    )
+    y = np.arange(len(labels))
+    for ax, name in zip(axes.flat, sets):
+        values = part[part["ood_dataset"] == name].set_index("label").reindex(labels)
+        ax.barh(y, values["auroc_mean"], xerr=values["auroc_std"].fillna(0), capsize=2, color="tab:blue")
+        ax.axvline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_xlim(0, 1.02)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in axes.flat[len(sets) :]:
+        ax.set_visible(False)
+    axes[0, 0].set_yticks(y, labels)
+    axes[0, 0].invert_yaxis()
+    seeds = sorted({int(v) for entry in part["seeds"] for v in entry.split(",")})
+    fig.supxlabel("AUROC, mean ± std over the seeds (dashed: chance)", fontsize=9)
+    fig.suptitle(f"{notebook}: AUROC over seeds {', '.join(map(str, seeds))}", fontsize=10)
     fig.tight_layout()
     return fig
 
