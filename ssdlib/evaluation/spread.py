@@ -115,7 +115,7 @@ def figure(table: pd.DataFrame):
     cols = min(4, len(sets))
     rows = -(-len(sets) // cols)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(3.2 * cols + 2, (0.22 * len(labels) + 1) * rows), sharey=True, squeeze=False
+        rows, cols, figsize=(3.2 * cols + 2, max(2.5, (0.22 * len(labels) + 1) * rows)), sharey=True, squeeze=False
     )
     y = np.arange(len(labels))
     for ax, name in zip(axes.flat, sets):
