@@ -19,16 +19,7 @@ from ssdlib.evaluation import results
 from ssdlib.project import FIGURES_DIR
 
 KEYS = ["notebook", "method", "training_mode", "arch", "id_dataset", "ood_dataset", "setting"]
-METRICS = [
-    "fpr95",
-    "fpr95_ood_tpr",
-    "auroc",
-    "aupr_in",
-    "aupr_out",
-    "aupr_in_trapz",
-    "aupr_out_trapz",
-    "id_accuracy",
-]
+METRICS = list(results.METRIC_LABELS)  # every metric column of the results table, ID accuracy last
 SEED_DIR = "seed_{seed}"
 FIGURE = "auroc_over_seeds"  # written to <output_dir>/figures/, beside the notebooks' figure folders
 
