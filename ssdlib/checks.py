@@ -317,8 +317,10 @@ def seeds_markdown(checks: list[SeedCheck]) -> list[str]:
     for c in checks:
         spread = "" if c.std is None else f" ± {c.std:.4g}"
         failed = ", ".join(map(str, c.failed_seeds + c.missing_seeds)) or "none"
+        mean = "–" if c.mean is None else f"{_fmt(c.mean)}{spread}"  # a condition with no value to average
+        threshold = "–" if c.threshold_mean is None else _fmt(c.threshold_mean)
         lines.append(
-            f"| {c.notebook} | {c.name} | {_fmt(c.mean)}{spread} | {c.relation} | {_fmt(c.threshold_mean)} | "
+            f"| {c.notebook} | {c.name} | {mean} | {c.relation} | {threshold} | "
             f"{'yes' if c.passed_on_mean else 'no'} | {failed} | {'yes' if c.passed else '**no**'} |"
         )
     return lines + [""]
