@@ -179,11 +179,16 @@ def read(path: str | Path) -> list[Check]:
 
 def write(path: str | Path, checks: list[Check]) -> Path:
     """Write ``checks`` to ``path`` atomically (a temporary file, then a rename), in notebook order."""
+    ordered = sorted(checks, key=lambda c: c.notebook)  # stable: a notebook's checks keep their order
+    return _write_records(path, ordered)
+
+
+def _write_records(path: str | Path, records: list) -> Path:
+    """Dataclass records as a JSON list at ``path``, atomically (a temporary file, then a rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ordered = sorted(checks, key=lambda c: c.notebook)  # stable: a notebook's checks keep their order
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([asdict(c) for c in ordered], indent=2, allow_nan=False) + "\n")
+    tmp.write_text(json.dumps([asdict(r) for r in records], indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
     return path
 
@@ -294,11 +299,7 @@ def over_seeds(per_seed: dict[int, list[Check]]) -> list[SeedCheck]:
 
 def write_over_seeds(path: str | Path, checks: list[SeedCheck]) -> Path:
     """Write :func:`over_seeds`' checks to ``path`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([asdict(c) for c in checks], indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    return _write_records(path, checks)
 
 
 def seeds_markdown(checks: list[SeedCheck]) -> list[str]:
