@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -244,11 +245,10 @@ class SeedCheck:
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample std (None where there are too few values)."""
     if not values:
         return None, None
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
-    return mean, std
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def _find(checks: list[Check], notebook: str, name: str) -> Check | None:

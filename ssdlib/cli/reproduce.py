@@ -280,7 +280,7 @@ def reproduce(
         if seeds is None:
             _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
         else:
-            _run_seeds(params_file, info, overrides, notebooks, output_dir, seeds, overwrite, log_output)
+            _run_seeds(P, params_file, info, overrides, notebooks, output_dir, seeds, overwrite, log_output)
     return output_dir
 
 
@@ -292,6 +292,7 @@ def seed_overrides(seed: int) -> dict:
 
 
 def _run_seeds(
+    P: params_mod.Params,
     params_file: Path,
     about: dict,
     overrides: dict,
@@ -310,7 +311,6 @@ def _run_seeds(
     any seed fails the run, after every table is written."""
     from ssdlib.evaluation import paper_comparison, spread
 
-    P = params_mod.load(params_file, overrides)
     prepare_output(output_dir, overwrite)
     (output_dir / "params.yaml").write_text(yaml.safe_dump(P.model_dump(mode="json"), sort_keys=False))
     info = {"status": "running", **about, "seeds": seeds, "git_commit": git_commit(), "runs": {}}
@@ -346,10 +346,7 @@ def _run_seeds(
     checks.write_over_seeds(output_dir / checks.SEEDS_FILE, over)
     written = spread.write(output_dir, folders, extra=checks.seeds_markdown(over))
     if paper_comparison.covered_targets(P).shape[0]:
-        rows = spread.gather(folders)
-        path = output_dir / paper_comparison.REPORT_FILE
-        path.write_text(paper_comparison.markdown(rows, P, smoke=about["smoke"]))
-        written.append(path)
+        written.append(paper_comparison.write(output_dir, P, smoke=about["smoke"], rows=spread.gather(folders)))
     failed = [c for c in over if not c.passed]
     for c in over:
         LOG.info(f"[ssdlib]   {c.describe()}")

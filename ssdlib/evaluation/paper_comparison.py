@@ -246,8 +246,9 @@ def markdown(rows, P: Params, *, smoke: bool, targets: pd.DataFrame | None = Non
     return "\n".join(lines)
 
 
-def write(output_dir: str | Path, P: Params, *, smoke: bool = False) -> Path:
-    """Write ``<output_dir>/paper_comparison.md`` (:func:`markdown` of the rows recorded there); return its path."""
+def write(output_dir: str | Path, P: Params, *, smoke: bool = False, rows: pd.DataFrame | None = None) -> Path:
+    """Write ``<output_dir>/paper_comparison.md`` (:func:`markdown` of ``rows``, by default those recorded
+    there; a multi-seed run passes every seed's); return its path."""
     path = Path(output_dir) / REPORT_FILE
-    path.write_text(markdown(results.load(output_dir), P, smoke=smoke))
+    path.write_text(markdown(results.load(output_dir) if rows is None else rows, P, smoke=smoke))
     return path

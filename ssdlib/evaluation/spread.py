@@ -53,6 +53,11 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def _seeds(table: pd.DataFrame) -> list[int]:
+    """The seeds any row of a :func:`summary` table was recorded by, in order."""
+    return sorted({int(v) for entry in table["seeds"] for v in entry.split(",") if v})
+
+
 def cell(mean: float, std: float, decimals: int = 2) -> str:
     """``mean ± std`` in percent (– for no number; the std left out where one seed gave it)."""
     if pd.isna(mean):
@@ -62,8 +67,10 @@ def cell(mean: float, std: float, decimals: int = 2) -> str:
 
 def _table(part: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Methods (with their setting) x OOD sets of ``metric`` as "mean ± std" strings, ID accuracy last."""
-    label = part["method"].where(part["setting"] == "", part["method"] + " (" + part["setting"] + ")")
-    part = part.assign(label=label, text=[cell(m, s) for m, s in zip(part[f"{metric}_mean"], part[f"{metric}_std"])])
+    part = results.labelled(part)
+    part = part.assign(
+        label=part["method"], text=[cell(m, s) for m, s in zip(part[f"{metric}_mean"], part[f"{metric}_std"])]
+    )
     table = part.pivot_table(index="label", columns="ood_dataset", values="text", aggfunc="first", sort=False)
     if metric == "auroc" and part["id_accuracy_mean"].notna().any():
         acc = part.groupby("label", sort=False)[["id_accuracy_mean", "id_accuracy_std"]].first()
@@ -75,7 +82,7 @@ def _table(part: pd.DataFrame, metric: str) -> pd.DataFrame:
 def markdown(table: pd.DataFrame, extra: list[str] = ()) -> str:
     """The :func:`summary` as ``results.md`` prints a single run: per notebook, AUROC and FPR95 as
     methods x OOD sets, each cell "mean ± std" in percent over the seeds; ``extra`` lines follow the legend."""
-    seeds = sorted({s for entry in table["seeds"] for s in entry.split(",") if s}, key=int)
+    seeds = [str(seed) for seed in _seeds(table)]
     lines = [
         "# Results over seeds",
         "",
@@ -101,7 +108,8 @@ def figure(table: pd.DataFrame):
     counts = table.groupby("notebook")["method"].nunique()
     notebook = counts.idxmax()
     part = table[table["notebook"] == notebook]
-    part = part.assign(label=part["method"].where(part["setting"] == "", part["method"] + " (" + part["setting"] + ")"))
+    part = results.labelled(part)
+    part = part.assign(label=part["method"])
     labels, sets = list(dict.fromkeys(part["label"])), list(dict.fromkeys(part["ood_dataset"]))
     cols = min(4, len(sets))
     rows = -(-len(sets) // cols)
@@ -120,7 +128,7 @@ def figure(table: pd.DataFrame):
         ax.set_visible(False)
     axes[0, 0].set_yticks(y, labels)
     axes[0, 0].invert_yaxis()
-    seeds = sorted({int(v) for entry in part["seeds"] for v in entry.split(",")})
+    seeds = _seeds(part)
     fig.supxlabel("AUROC, mean ± std over the seeds (dashed: chance)", fontsize=9)
     fig.suptitle(f"{notebook}: AUROC over seeds {', '.join(map(str, seeds))}", fontsize=10)
     fig.tight_layout()
