@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ssdlib import atomic
 from ssdlib.log import get as get_logger
 
 LOG = get_logger(__name__)
@@ -185,13 +186,8 @@ def write(path: str | Path, checks: list[Check]) -> Path:
 
 
 def _write_records(path: str | Path, records: list) -> Path:
-    """Dataclass records as a JSON list at ``path``, atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([asdict(r) for r in records], indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    """Dataclass records as a JSON list at ``path``, atomically (``ssdlib.atomic.write``)."""
+    return atomic.write(path, json.dumps([asdict(r) for r in records], indent=2, allow_nan=False) + "\n")
 
 
 def summary(output_dir: str | Path) -> str:

@@ -20,7 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from ssdlib.detectors.base import FeatureSet
+from ssdlib.feature_set import FeatureSet
+from ssdlib.training.skeleton import autocast_for
 
 if TYPE_CHECKING:
     from ssdlib.data.registry import DatasetBundle
@@ -89,8 +90,6 @@ def extract(
     image tensor. Labels are None when the data carries none. ``num_workers``: DataLoader workers for
     a Dataset; ``amp``: bf16 (or fp16) autocast on CUDA (ignored on the CPU).
     """
-    # imported here: ssdlib.training reads the data registry, whose detectors import this module
-    from ssdlib.training.skeleton import autocast_for
 
     device = torch.device(device)
     autocast, _ = autocast_for(device, amp)

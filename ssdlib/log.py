@@ -3,7 +3,7 @@
 Modules log through :func:`get` (loggers under ``ssdlib``); nothing in the library prints.
 :func:`to_console` gives the ``ssdlib`` logger one handler that writes bare messages to the
 current ``sys.stdout`` (warnings and errors to ``sys.stderr``): the ``ssdlib`` command calls it,
-and so does ``params.for_notebook``, so a notebook's cell shows its messages. Progress bars stay
+and so does ``profiles.for_notebook``, so a notebook's cell shows its messages. Progress bars stay
 tqdm's; the per-epoch lines that ``ssdlib reproduce`` shows travel through a file
 (:mod:`ssdlib.progress`).
 """

@@ -8,16 +8,19 @@ Sections: ``data`` (datasets), ``encoder`` (SSD encoder training), ``classifier`
 CE model of the same size used by MSP and the post-hoc baselines), ``ssd`` (SSD / SSD+ / SSD_k
 evaluation), ``ssod`` (SSOD joint training), ``baselines`` (post-hoc detectors) and ``checks``
 (the sanity thresholds each notebook asserts at its end); ``notebooks`` says which notebooks a
-profile runs. A notebook reads its profile with :func:`for_notebook` (the file plus an optional
-``overrides`` mapping), the runner with :func:`load`.
+profile runs.
+
+This module is the bottom of ssdlib: it imports nothing of the package (nor torch), so any layer may
+read the schema. What needs the registries above it (dataset names, detector keys, training methods)
+is checked by the loader, :mod:`ssdlib.profiles`, which notebooks and the runner read profiles with.
+The detectors' sections (``baselines.<key>``) are declared by the detectors' own files: each
+registers its :class:`MethodParams` class in :data:`DETECTOR_SECTIONS` when it is imported.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -79,14 +82,6 @@ class DataParams(_Section):
         description="images in each synthetic OOD set (blobs, gaussian, uniform); SSD: 10 000",
     )
     offline: OfflineBenchmark = OfflineBenchmark()
-
-    @model_validator(mode="after")
-    def _known_sets(self) -> DataParams:
-        """Every set name is known here (read now, before any output folder exists; nothing is opened)."""
-        from ssdlib.data.registry import check_names
-
-        check_names(self)
-        return self
 
 
 class EncoderParams(_Section):
@@ -264,6 +259,55 @@ class SSODParams(_Section):
         return self
 
 
+class MethodParams(BaseModel):
+    """A detector's section of ``baselines``: its hyper-parameters and ``grid``, the values tried per
+    hyper-parameter when ``baselines.tune`` is on. Subclasses declare the fields and the default grid,
+    and override the hooks below where the method needs them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="values tried per hyper-parameter when baselines.tune is on"
+    )
+    tune_criterion: ClassVar[str] = "auroc"  # or "mean ID score" (GODIN's own rule, no OOD data)
+    NOT_IN_SETTING: ClassVar[tuple[str, ...]] = ()  # hyper-parameters that do not change the scores
+
+    @model_validator(mode="after")
+    def _grid_names_hyper_parameters(self) -> MethodParams:
+        own = [name for name in type(self).model_fields if name != "grid"]
+        for name, values in self.grid.items():
+            if name not in own:
+                raise ValueError(
+                    f"grid.{name}: not a hyper-parameter of this method; it has {', '.join(own) or 'none'}"
+                )
+            if not values:
+                raise ValueError(f"grid.{name} is empty: give at least one value")
+            for value in values:  # each grid value must be a valid value of its field
+                type(self).model_validate({**self.model_dump(exclude={"grid"}), name: value, "grid": {}})
+        return self
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        """The values the detector is built with (everything but the grid)."""
+        return self.model_dump(exclude={"grid"})
+
+    def must_tune(self) -> tuple[str, ...]:
+        """Hyper-parameters chosen on validation data even when ``baselines.tune`` is off."""
+        return ()
+
+    def fit_split(self) -> str:
+        """The ID split the detector is fitted on: ``train``, or ``val`` where the method says so."""
+        return "train"
+
+    def applies(self, fit: Any) -> bool:
+        """Whether these values suit the features (a ``FeatureSet``) it is fitted on (a grid point may not)."""
+        return True
+
+
+DETECTOR_SECTIONS: dict[str, type[MethodParams]] = {}
+"""Detector key -> its section's class: filled by ``ssdlib.detectors.registry.register`` as each
+detector's file is imported (the loader imports them all before it reads a profile)."""
+
+
 class BaselineParams(_Section):
     """Post-hoc detectors: which ones run, how tuning works, and one section per detector
     (``baselines.<key>``, e.g. ``baselines.odin.temperature``) with its hyper-parameters and tuning
@@ -293,37 +337,30 @@ class BaselineParams(_Section):
     @model_validator(mode="before")
     @classmethod
     def _detector_sections(cls, data: Any) -> Any:
-        """Every registered detector gets its section (defaults where absent); other keys are errors."""
-        from ssdlib.detectors.registry import methods
-
-        known = methods()
+        """Every registered detector gets its section (defaults where absent); other keys are errors.
+        Whether ``methods`` names registered detectors is the loader's check (``ssdlib.profiles``)."""
         data = dict(data) if isinstance(data, dict) else data
         if not isinstance(data, dict):
             return data
-        unknown = [k for k in data if k not in cls.model_fields and k not in known]
+        unknown = [k for k in data if k not in cls.model_fields and k not in DETECTOR_SECTIONS]
         if unknown:
             raise ValueError(
                 f"unknown key(s) {', '.join(map(repr, unknown))}: baselines holds "
-                f"{', '.join(cls.model_fields)} and one section per detector ({', '.join(known)})"
+                f"{', '.join(cls.model_fields)} and one section per detector ({', '.join(DETECTOR_SECTIONS)})"
             )
-        for key, method in known.items():
+        for key, section in DETECTOR_SECTIONS.items():
             value = data.get(key)
             if isinstance(value, BaseModel):
                 value = value.model_dump()
             try:
-                data[key] = method.params.model_validate(value or {})
+                data[key] = section.model_validate(value or {})
             except ValidationError as err:
                 problems = "; ".join(f"{key}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
                 raise ValueError(problems) from None
-        bad = [m for m in data.get("methods") or [] if m not in known]
-        if bad:
-            raise ValueError(
-                f"methods: unknown detector(s) {', '.join(map(repr, bad))}; registered: {', '.join(known)}"
-            )
         return data
 
     def section(self, key: str):
-        """The section of detector ``key`` (``ssdlib.detectors.registry.MethodParams``)."""
+        """The section of detector ``key`` (a :class:`MethodParams`)."""
         return getattr(self, key)
 
     def with_section(self, key: str, **values: Any) -> BaselineParams:
@@ -412,12 +449,12 @@ class Params(_Section):
         description="deterministic GPU kernels and no torch.compile: a GPU run repeats bit for bit, "
         "slower (a CPU run repeats either way)",
     )
-    data: DataParams = Field(default_factory=DataParams)  # built on use: its names check reads ssdlib.data
+    data: DataParams = DataParams()
     encoder: EncoderParams = EncoderParams()
     classifier: ClassifierParams = ClassifierParams()
     ssd: SSDParams = SSDParams()
     ssod: SSODParams = SSODParams()
-    baselines: BaselineParams = BaselineParams()
+    baselines: BaselineParams = Field(default_factory=BaselineParams)  # built on use: the detectors register first
     checks: CheckParams = CheckParams()
 
     @model_validator(mode="after")
@@ -436,124 +473,32 @@ def _allowed(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
+def invalid(source: str, problems: list[str]) -> ParamsError:
+    """The one error of a bad profile: ``source``, then one line per problem (each naming its key)."""
+    return ParamsError(f"{source}: invalid parameters\n" + "\n".join(f"  {line}" for line in problems))
+
+
 def _explain(err: ValidationError, model: type[BaseModel], source: str) -> ParamsError:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed(model, e["loc"]))
-            lines.append(f"  {key}: unknown key; allowed here: {allowed}")
+            lines.append(f"{key}: unknown key; allowed here: {allowed}")
         elif e["type"] == "value_error":  # our own validators: the message names its keys
             message = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  {key}: {message}" if key else f"  {message}")
+            lines.append(f"{key}: {message}" if key else message)
         else:
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
-    return ParamsError(f"{source}: invalid parameters\n" + "\n".join(lines))
+            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return invalid(source, lines)
 
 
-def validate(raw: dict[str, Any], source: str = "<params>") -> Params:
-    """Check a params mapping against the schema; raise :class:`ParamsError` naming each bad key."""
+def parse(raw: dict[str, Any], source: str = "<params>") -> Params:
+    """Check a params mapping against the schema alone; raise :class:`ParamsError` naming each bad key.
+    ``ssdlib.profiles.validate`` adds the checks of names the registries hold."""
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
         raise _explain(err, Params, source) from None
-
-
-def named_set_problems(raw: dict[str, Any], P: Params) -> list[str]:
-    """Set names that a profile file writes under ``checks`` and ``ssod`` but does not load in
-    ``data.ood_datasets``: refused on reading, not after a model has trained. Only what the file
-    writes is checked (defaults name the paper profiles' sets; a notebook fills sections it does not
-    use with them), and nothing when no OOD set is loaded (``ssdlib train``)."""
-    if not P.data.ood_datasets:
-        return []
-    checks, ssod = raw.get("checks") or {}, raw.get("ssod") or {}
-    named = {
-        "checks.ssd_auroc_sets": checks.get("ssd_auroc_sets") or [],
-        "checks.near_ood_set": [checks["near_ood_set"]] if checks.get("near_ood_set") else [],
-        "checks.ssod_ood_set": [checks["ssod_ood_set"]] if "ssod_ood_set" in checks else [],
-        "checks.ssod_failure_set": [checks["ssod_failure_set"]] if checks.get("ssod_failure_set") else [],
-        "ssod.ablation_ood": [ssod["ablation_ood"]] if "ablation_ood" in ssod else [],
-    }
-    return [
-        f"{key}: {', '.join(map(repr, missing))} not among data.ood_datasets ({', '.join(P.data.ood_datasets)}); "
-        "add it there or name one of those"
-        for key, names in named.items()
-        if (missing := [n for n in names if n not in P.data.ood_datasets])
-    ]
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ParamsError(f"{path}: no such params file; the profiles are in params/ (e.g. params/offline.yaml)")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
-
-
-def _checked(raw: dict[str, Any], source: str) -> Params:
-    P = validate(raw, source)
-    problems = named_set_problems(raw, P)
-    if problems:
-        raise ParamsError(f"{source}: invalid parameters\n" + "\n".join(f"  {line}" for line in problems))
-    return P
-
-
-def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
-    """Read and validate a YAML params file, with ``overrides`` merged over it (:func:`merged`)."""
-    path = Path(path)
-    if overrides is not None and not isinstance(overrides, dict):
-        raise ParamsError(
-            f"overrides must be a mapping of params keys, e.g. {{'encoder': {{'epochs': 2}}}}; got {overrides!r}"
-        )
-    raw = _read_yaml(path)
-    if overrides and isinstance(raw, dict):
-        raw = merged(raw, overrides)
-    return _checked(raw, f"{path}" + (" with overrides" if overrides else ""))
-
-
-def load_raw(path: str | Path) -> dict[str, Any]:
-    """The validated file as plain data."""
-    return load(path).model_dump(mode="json")
-
-
-def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in, section by section: ``{"encoder": {"epochs": 2}}`` changes
-    one key and keeps the section's others."""
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def find_file(params_file: str | Path) -> Path:
-    """A params file named as a notebook or papermill call names it: an absolute path, or a path relative
-    to the current directory (papermill run from the project), else to the project root (a notebook in
-    JupyterLab runs in ``notebooks/``)."""
-    from ssdlib.project import PROJECT_ROOT
-
-    path = Path(params_file).expanduser()
-    if path.is_absolute() or path.is_file():
-        return path
-    in_project = PROJECT_ROOT / path
-    if in_project.is_file():
-        return in_project
-    raise ParamsError(
-        f"{params_file}: no such params file (looked in {Path.cwd()} and {PROJECT_ROOT}); "
-        "the profiles are in params/, e.g. params_file = 'params/offline.yaml'"
-    )
-
-
-def for_notebook(params_file: str | Path, overrides: dict[str, Any] | None = None) -> Params:
-    """The profile a notebook runs: ``params_file`` (see :func:`find_file`) with ``overrides`` merged
-    over it (:func:`merged`), validated as a file is; ssdlib's messages are shown in the notebook's cells
-    (:mod:`ssdlib.log`)."""
-    from ssdlib.log import to_console
-
-    to_console()
-    return load(find_file(params_file), overrides)

@@ -6,6 +6,7 @@ sits in the project, next to ``params/``, ``notebooks/`` and ``outputs/``.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +24,19 @@ def project_path(path: str | Path, root: Path = PROJECT_ROOT) -> str:
         return path.relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def git_commit(root: Path = PROJECT_ROOT) -> str | None:
+    """The checked-out commit, with '+dirty' when the tree has uncommitted changes; None outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

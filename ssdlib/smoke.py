@@ -19,7 +19,7 @@ the work:
   models cannot meet them. Every other error does.
 
 :func:`prepare` writes the data and weights and returns the overrides; the runner merges them over
-the profile (:func:`ssdlib.params.merged`) and passes them to every notebook.
+the profile (:func:`ssdlib.profiles.merged`) and passes them to every notebook.
 """
 
 from __future__ import annotations

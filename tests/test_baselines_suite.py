@@ -153,6 +153,22 @@ def test_input_space_methods_re_extract_and_the_rest_share_cached_features(cache
     assert cache.represent(odin, "test") is not cache.plain("test")
 
 
-def test_react_on_a_val_split_needs_one(cache):
-    with pytest.raises(ValueError, match="baselines.react fits on the ID split 'val'"):
-        bl.run(["react"], BaselineParams(react={"source": "val"}), cache, [], image_size=SIZE, seed=0)
+def test_react_source_val_takes_the_percentile_on_the_id_validation_hold_out(cache):
+    cache = bl.FeatureCache(cache.model, {k: cache.sets[k] for k in ("train", "test", "uniform")})  # no hold-out yet
+    p = BaselineParams(react={"source": "val"})
+    [scored] = bl.run(["react"], p, cache, ["uniform"], image_size=SIZE, seed=3)
+    # the hold-out by hand: tune_id_fraction (0.1) of the 200 train rows, drawn with the run's seed
+    held = np.sort(np.random.default_rng(3).permutation(200)[:20])
+    train = cache.plain("train").features.astype(np.float64)
+    c_val, c_train = np.percentile(train[held], 90.0), np.percentile(train, 90.0)
+    assert c_val != pytest.approx(c_train)
+    w = cache.model.head.weight.detach().double().numpy()
+    b = cache.model.head.bias.detach().double().numpy()
+    logits = np.minimum(cache.plain("test").features.astype(np.float64), c_val) @ w.T + b
+    expected = np.log(np.exp(logits).sum(axis=1))  # the energy score at T = 1
+    np.testing.assert_allclose(scored.id_scores, expected, rtol=1e-6)
+    assert scored.setting == "react_percentile=90.0, react_source=val"
+    [default] = bl.run(["react"], BaselineParams(), cache, [], image_size=SIZE, seed=3)
+    np.testing.assert_allclose(
+        default.id_scores, ReAct(w, b).fit(cache.plain("train")).score(cache.plain("test")), rtol=1e-12
+    )

@@ -5,7 +5,9 @@ import json
 import torch
 from torch import nn
 
-from ssdlib import bench
+from ssdlib.bench.device import PEAK_BF16, table_peak
+from ssdlib.bench.simclr import flops_per_image
+from ssdlib.bench.sizes import BenchSizes
 from ssdlib.cli import main
 
 
@@ -27,14 +29,14 @@ def test_quick_run_writes_json_and_markdown(tmp_path, capsys):
 def test_flops_per_image_of_a_linear_model_by_hand():
     """A linear map of a 3 x 4 x 4 image to 5 outputs: per view 2*48*5 forward, the same again for the
     weight's gradient (the input needs none); two views per training image."""
-    sizes = bench.BenchSizes(batch_size=3, image_size=4)
+    sizes = BenchSizes(batch_size=3, image_size=4)
     model = nn.Sequential(nn.Flatten(), nn.Linear(48, 5, bias=False))
-    assert bench.flops_per_image(model, sizes, torch.device("cpu")) == 2 * (2 * 48 * 5 + 2 * 48 * 5)
+    assert flops_per_image(model, sizes, torch.device("cpu")) == 2 * (2 * 48 * 5 + 2 * 48 * 5)
 
 
 def test_known_gpus_take_their_datasheet_peak():
-    assert bench.table_peak(torch.device("cpu")) is None
-    assert bench.PEAK_BF16["H200"] == bench.PEAK_BF16["H100"]  # same chip, same tensor cores
+    assert table_peak(torch.device("cpu")) is None
+    assert PEAK_BF16["H200"] == PEAK_BF16["H100"]  # same chip, same tensor cores
 
 
 def test_an_unknown_section_is_refused_before_any_work(tmp_path, capsys):

@@ -78,3 +78,27 @@ def test_an_unreadable_image_in_a_folder_is_named_with_the_fix(tmp_path):
         tensors(next(iter(bundle.ood.values())))
     line = explain(err.value)
     assert "broken.jpg" in line and "remove or replace that file" in line and "\n" not in line
+
+
+def test_flag_choices_are_read_from_the_params_schema():
+    import argparse
+    from typing import Literal
+
+    from ssdlib import params
+    from ssdlib.cli import choices, evaluate, ssod, train
+
+    assert choices(Literal["a", "b"]) == ["a", "b"]
+    assert choices(params.SSDParams, "kmeans") == ["sklearn", "faiss"]
+    with pytest.raises(TypeError, match="not a Literal"):
+        choices(params.Params, "seed")
+    flags = {}
+    for command in (train, evaluate, ssod):
+        parser = argparse.ArgumentParser()
+        command.configure(parser)
+        flags[command.__name__] = {a.dest: a.choices for a in parser._actions if a.choices}
+    assert flags["ssdlib.cli.train"]["arch"] == ["resnet18", "resnet34", "resnet50", "resnet101"]
+    assert flags["ssdlib.cli.train"]["training_mode"] == flags["ssdlib.cli.evaluate"]["training_mode"]
+    assert flags["ssdlib.cli.train"]["training_mode"] == ["SimCLR", "SupCon", "SupCE"]
+    assert flags["ssdlib.cli.train"]["device"] == flags["ssdlib.cli.evaluate"]["device"] == ["auto", "cpu", "cuda"]
+    assert flags["ssdlib.cli.evaluate"]["kmeans"] == ["sklearn", "faiss"]
+    assert flags["ssdlib.cli.ssod"]["balance"] == ["LW", "DR", "LWB"]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ssdlib import params
-from ssdlib.data import get_datasets, preprocessing, tiny
+from ssdlib import profiles
+from ssdlib.data import checksums, get_datasets, preprocessing, tiny
 from ssdlib.data.memory import as_float
 from ssdlib.params import DataParams
 from ssdlib.ssod import runs
@@ -22,7 +22,7 @@ def as_tensor(image: Image.Image) -> torch.Tensor:
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
-    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(checksums.SMOKE_DATA_ENV, str(tmp_path))
     return tmp_path
 
 
@@ -78,7 +78,7 @@ def test_training_crops_come_from_the_full_image(root, framed):
 
 def ssod_params(root, image_size, **ssod):
     data = {"id_dataset": "imagenet", "root": str(root), "image_size": image_size}
-    return params.validate({"profile": "t", "data": data, "ssod": {"val_fraction": 0.25, **ssod}})
+    return profiles.validate({"profile": "t", "data": data, "ssod": {"val_fraction": 0.25, **ssod}})
 
 
 def test_ssod_streams_crops_at_imagenet_scale_and_holds_cifar_scale_in_memory(root):

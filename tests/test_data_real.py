@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from ssdlib.data import DatasetNotFoundError, get_datasets, real, tiny
+from ssdlib.data import DatasetNotFoundError, checksums, get_datasets, real, tiny
 from ssdlib.params import DataParams
 
 CIFAR10_STATS = ((0.491, 0.482, 0.447), (0.202, 0.199, 0.201))
@@ -22,7 +22,7 @@ TARGET = (32, 32)  # folder images at the target size: no resizing, so the pixel
 @pytest.fixture
 def root(tmp_path, monkeypatch):
     """The test's data root, declared as a smoke root so torchvision checks the tiny files' sums."""
-    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(checksums.SMOKE_DATA_ENV, str(tmp_path))
     return tmp_path
 
 

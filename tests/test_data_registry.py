@@ -4,9 +4,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from pydantic import ValidationError
 
-from ssdlib import plots
+from ssdlib import plots, profiles
 from ssdlib.data import ImageTensorDataset, Normalize, get_datasets, ood_names, tensors
 from ssdlib.data.synthetic import SyntheticImages
 from ssdlib.params import DataParams, OfflineBenchmark, ParamsError
@@ -19,6 +18,11 @@ def tiny(**kw) -> DataParams:
     return DataParams(
         offline=OfflineBenchmark(train_per_class=3, test_per_class=2, ood_per_set=8), synthetic_per_set=5, **kw
     )
+
+
+def read(**data):
+    """A profile with this ``data`` section, as the loader reads it."""
+    return profiles.validate({"profile": "t", "data": tiny(**data).model_dump()})
 
 
 @pytest.fixture(autouse=True)
@@ -89,17 +93,17 @@ def test_sizes_table(bundle):
 @pytest.mark.parametrize("id_dataset, name", [("cifar10", "near"), ("offline", "nonsense"), ("offline", "textures ")])
 def test_unknown_names_list_the_valid_ones(id_dataset, name):
     """Refused when the params are read, before any folder exists or any file is opened."""
-    with pytest.raises(ValidationError, match=f"unknown OOD set '{name}'.*valid: .*blobs, gaussian, uniform"):
-        tiny(id_dataset=id_dataset, ood_datasets=[name])
+    with pytest.raises(ParamsError, match=f"unknown OOD set '{name}'.*valid: .*blobs, gaussian, uniform"):
+        read(id_dataset=id_dataset, ood_datasets=[name])
 
 
 def test_name_errors():
-    with pytest.raises(ValidationError, match="unknown ID set 'cifar11'.*cifar10"):
-        tiny(id_dataset="cifar11")
-    with pytest.raises(ValidationError, match="more than once"):
-        tiny(ood_datasets=["blobs", "near", "blobs"])
-    with pytest.raises(ValidationError, match="is the ID set"):
-        tiny(id_dataset="cifar10", ood_datasets=["cifar10"])
+    with pytest.raises(ParamsError, match="unknown ID set 'cifar11'.*cifar10"):
+        read(id_dataset="cifar11")
+    with pytest.raises(ParamsError, match="more than once"):
+        read(ood_datasets=["blobs", "near", "blobs"])
+    with pytest.raises(ParamsError, match="is the ID set"):
+        read(id_dataset="cifar10", ood_datasets=["cifar10"])
 
 
 def test_names_depend_on_the_id_set():

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from ssdlib.data import DatasetNotFoundError, get_datasets, preprocessing, real, tiny
+from ssdlib.data import DatasetNotFoundError, checksums, get_datasets, preprocessing, real, tiny
 from ssdlib.params import DataParams
 
 SIZE = 32
@@ -17,7 +17,7 @@ FOLDER_OOD = "imagefolder:outliers"
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
-    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(checksums.SMOKE_DATA_ENV, str(tmp_path))
     return tmp_path
 
 
@@ -60,13 +60,13 @@ def cifar10(root):
 def test_the_published_sums_hold_outside_the_declared_root(tmp_path, monkeypatch):
     tiny.write_sets(["cifar10"], tmp_path)
     published = datasets.CIFAR10.train_list
-    monkeypatch.delenv(tiny.SMOKE_DATA_ENV, raising=False)
+    monkeypatch.delenv(checksums.SMOKE_DATA_ENV, raising=False)
     with pytest.raises(DatasetNotFoundError, match="corrupted"):  # torchvision's own check
         get_datasets(cifar10(tmp_path))
-    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(checksums.SMOKE_DATA_ENV, str(tmp_path / "elsewhere"))
     with pytest.raises(DatasetNotFoundError, match="corrupted"):
         get_datasets(cifar10(tmp_path))
-    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(checksums.SMOKE_DATA_ENV, str(tmp_path))
     assert len(get_datasets(cifar10(tmp_path)).train) == 6
     assert datasets.CIFAR10.train_list is published  # restored once the set is open
 
@@ -74,8 +74,8 @@ def test_the_published_sums_hold_outside_the_declared_root(tmp_path, monkeypatch
 def test_registered_checksums_are_the_manifests_while_active(tmp_path):
     tiny.write_sets(["svhn"], tmp_path)
     published = datasets.SVHN.split_list
-    manifest = json.loads((tmp_path / tiny.CHECKSUMS_FILE).read_text())
-    with tiny.registered_checksums(tmp_path):
+    manifest = json.loads((tmp_path / checksums.CHECKSUMS_FILE).read_text())
+    with checksums.registered_checksums(tmp_path):
         assert datasets.SVHN.split_list == manifest["SVHN"]["split_list"]
         assert datasets.SVHN.split_list != published
     assert datasets.SVHN.split_list is published
@@ -84,7 +84,7 @@ def test_registered_checksums_are_the_manifests_while_active(tmp_path):
 def test_the_manifest_merges_across_calls(root):
     tiny.write_sets(["cifar10"], root)
     tiny.write_sets(["svhn", "stl10"], root)
-    assert set(json.loads((root / tiny.CHECKSUMS_FILE).read_text())) == {"CIFAR10", "SVHN", "STL10"}
+    assert set(json.loads((root / checksums.CHECKSUMS_FILE).read_text())) == {"CIFAR10", "SVHN", "STL10"}
     bundle = get_datasets(DataParams(id_dataset="cifar10", ood_datasets=["svhn", "stl10"], root=str(root)))
     assert [len(bundle.ood[name]) for name in ("svhn", "stl10")] == [6, 6]
 

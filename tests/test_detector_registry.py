@@ -6,7 +6,7 @@ import torch
 from pydantic import Field
 from test_baselines_suite import SIZE, C, Encoder, coloured
 
-from ssdlib import params
+from ssdlib import params, profiles
 from ssdlib.data.synthetic import SyntheticImages
 from ssdlib.detectors import registry
 from ssdlib.detectors.base import Detector, FeatureSet
@@ -40,11 +40,11 @@ SCALED = Method("scaled", "Scaled", ScaledParams, lambda s, _model: ScaledMaxLog
 
 
 @pytest.fixture
-def scaled(monkeypatch):
+def scaled():
     """The new detector's registration (its file's one call), undone after the test."""
     registry.methods()  # load the package's own detectors first
-    monkeypatch.setitem(registry._METHODS, "scaled", SCALED)
-    return SCALED
+    yield registry.register(SCALED)
+    del registry._METHODS["scaled"], params.DETECTOR_SECTIONS["scaled"]
 
 
 def test_a_new_detector_needs_no_edit_elsewhere(scaled):
@@ -54,7 +54,7 @@ def test_a_new_detector_needs_no_edit_elsewhere(scaled):
         model,
         {"train": coloured(60, 0), "test": coloured(30, 1), "uniform": SyntheticImages("uniform", 20, SIZE, seed=0)},
     )
-    P = params.validate({"profile": "t", "baselines": {"methods": ["msp", "scaled"], "scaled": {"scale": 3.0}}})
+    P = profiles.validate({"profile": "t", "baselines": {"methods": ["msp", "scaled"], "scaled": {"scale": 3.0}}})
     assert P.baselines.scaled.scale == 3.0 and P.baselines.odin.temperature == 1000.0  # defaults fill the rest
     [scored] = bl.run(["scaled"], P.baselines, cache, ["uniform"], image_size=SIZE, seed=0)
     assert scored.method == "Scaled" and scored.setting == "scaled_scale=3.0"
@@ -74,7 +74,7 @@ def test_a_new_detector_needs_no_edit_elsewhere(scaled):
 )
 def test_bad_detector_sections_name_the_key(section, message):
     with pytest.raises(params.ParamsError, match=message):
-        params.validate({"profile": "t", "baselines": section})
+        profiles.validate({"profile": "t", "baselines": section})
 
 
 def test_every_registered_detector_declares_a_valid_default_section():

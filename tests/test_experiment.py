@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ssdlib import experiment, params
+from ssdlib import experiment, params, profiles
 from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.data.normalize import Normalize
 from ssdlib.training import load_checkpoint
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_params(**encoder):
-    return params.validate(
+    return profiles.validate(
         {
             "profile": "tiny",
             "device": "cpu",

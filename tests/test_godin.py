@@ -104,7 +104,7 @@ def test_godin_extract_needs_a_godin_network(images):
 def test_godin_trains_through_the_supce_loop_and_is_reused(tmp_path, capsys):
     """Two colour classes, a width-4 ResNet-18: trained by the shared loop, then loaded, not retrained."""
     from ssdlib.experiment import godin_for
-    from ssdlib.params import validate
+    from ssdlib.profiles import validate
 
     g = torch.Generator().manual_seed(0)
     n = 64

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssdlib import params
+from ssdlib import profiles
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -51,5 +51,5 @@ def test_parameters_cell_names_the_profile_only(path):
 def test_every_profile_names_notebooks_that_exist():
     numbers = {p.name[:2] for p in NOTEBOOKS}
     for profile in sorted((ROOT / "params").glob("*.yaml")):
-        listed = params.load(profile).notebooks
+        listed = profiles.load(profile).notebooks
         assert listed and set(listed) <= numbers, f"{profile.name}: notebooks {listed} vs notebooks/ {sorted(numbers)}"

@@ -3,13 +3,13 @@ ours [paper P, ours - P], the smoke banner, and a mapping that names only method
 
 import pandas as pd
 
-from ssdlib import params
+from ssdlib import profiles
 from ssdlib.evaluation import paper_comparison as pc
 from ssdlib.evaluation import results
 
-SSOD_CIFAR = params.load("params/cifar10_ssod.yaml")
-SSOD_IMAGENET = params.load("params/imagenet_ssod.yaml")
-SSD_CIFAR = params.load("params/cifar10.yaml")
+SSOD_CIFAR = profiles.load("params/cifar10_ssod.yaml")
+SSOD_IMAGENET = profiles.load("params/imagenet_ssod.yaml")
+SSD_CIFAR = profiles.load("params/cifar10.yaml")
 TARGETS = results.paper_targets()
 
 
@@ -193,7 +193,7 @@ def test_the_smoke_banner_is_on_smoke_runs_only():
 
 
 def test_a_profile_covering_no_target_says_so_in_one_line():
-    offline = params.validate({"profile": "offline", "data": {"id_dataset": "offline", "ood_datasets": ["near"]}})
+    offline = profiles.validate({"profile": "offline", "data": {"id_dataset": "offline", "ood_datasets": ["near"]}})
     page = pc.markdown([], offline, smoke=False)
     assert "Profile offline covers no published number: nothing to compare." in page
     assert "##" not in page

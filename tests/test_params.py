@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ssdlib import params
+from ssdlib import params, profiles
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = sorted((ROOT / "params").glob("*.yaml"))
@@ -25,7 +25,7 @@ def offline():
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
 def test_every_profile_validates(path):
-    p = params.load(path)
+    p = profiles.load(path)
     assert p.profile
 
 
@@ -42,7 +42,7 @@ def test_offline_profile_lists_every_key_explicitly():
                 out += missing(getattr(model, name), raw[name], f"{prefix}{name}.")
         return out
 
-    assert missing(params.load(ROOT / "params" / "offline.yaml"), offline()) == []
+    assert missing(profiles.load(ROOT / "params" / "offline.yaml"), offline()) == []
 
 
 def test_misspelt_key_names_the_key_file_and_allowed(tmp_path):
@@ -50,7 +50,7 @@ def test_misspelt_key_names_the_key_file_and_allowed(tmp_path):
     raw["ssd"]["clustres"] = raw["ssd"].pop("clusters")
     path = write(tmp_path, raw)
     with pytest.raises(params.ParamsError) as err:
-        params.load(path)
+        profiles.load(path)
     msg = str(err.value)
     assert str(path) in msg and "ssd.clustres" in msg and "unknown key" in msg and "clusters" in msg
 
@@ -59,64 +59,64 @@ def test_wrong_type_names_the_key(tmp_path):
     raw = offline()
     raw["encoder"]["epochs"] = "ten"
     with pytest.raises(params.ParamsError, match=r"encoder\.epochs"):
-        params.load(write(tmp_path, raw))
+        profiles.load(write(tmp_path, raw))
 
 
 def test_out_of_range_value_names_the_key(tmp_path):
     raw = offline()
     raw["ssod"]["gamma"] = 1.5
     with pytest.raises(params.ParamsError, match=r"ssod\.gamma.*less than 1"):
-        params.load(write(tmp_path, raw))
+        profiles.load(write(tmp_path, raw))
 
 
 def test_bad_literal_lists_choices(tmp_path):
     raw = offline()
     raw["encoder"]["training_mode"] = "simclr"
     with pytest.raises(params.ParamsError, match="SimCLR"):
-        params.load(write(tmp_path, raw))
+        profiles.load(write(tmp_path, raw))
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(params.ParamsError, match="no such params file"):
-        params.load(tmp_path / "nope.yaml")
+        profiles.load(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("profile: [unclosed\n")
     with pytest.raises(params.ParamsError, match="not valid YAML"):
-        params.load(bad)
+        profiles.load(bad)
 
 
 def test_a_notebook_reads_the_file_with_its_overrides_merged_per_key(tmp_path, monkeypatch):
-    p = params.for_notebook(ROOT / "params" / "offline.yaml", {"encoder": {"epochs": 3}, "ssd": {"clusters": [1, 2]}})
+    p = profiles.for_notebook(ROOT / "params" / "offline.yaml", {"encoder": {"epochs": 3}, "ssd": {"clusters": [1, 2]}})
     assert p.encoder.epochs == 3 and p.ssd.clusters == [1, 2]
     assert p.encoder.width == offline()["encoder"]["width"]  # the section's other keys stay the file's
     with pytest.raises(params.ParamsError, match=r"ssd\.kk: unknown key"):
-        params.for_notebook(ROOT / "params" / "offline.yaml", {"ssd": {"kk": 1}})
+        profiles.for_notebook(ROOT / "params" / "offline.yaml", {"ssd": {"kk": 1}})
     with pytest.raises(params.ParamsError, match="overrides must be a mapping"):
-        params.for_notebook(ROOT / "params" / "offline.yaml", [("ssd", 1)])
+        profiles.for_notebook(ROOT / "params" / "offline.yaml", [("ssd", 1)])
 
 
 def test_a_relative_params_file_is_found_from_the_project_or_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT / "notebooks")  # where JupyterLab runs a notebook
-    assert params.find_file("params/offline.yaml") == ROOT / "params" / "offline.yaml"
+    assert profiles.find_file("params/offline.yaml") == ROOT / "params" / "offline.yaml"
     (tmp_path / "mine.yaml").write_text("profile: mine\n")
     monkeypatch.chdir(tmp_path)  # papermill run from the user's folder
-    assert params.for_notebook("mine.yaml").profile == "mine"
+    assert profiles.for_notebook("mine.yaml").profile == "mine"
     with pytest.raises(params.ParamsError, match=r"nope.yaml: no such params file \(looked in .* and "):
-        params.find_file("nope.yaml")
+        profiles.find_file("nope.yaml")
 
 
 def test_merged_replaces_lists_and_values_and_merges_sections():
     base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
-    assert params.merged(base, {"a": {"y": [3]}, "c": {"z": 1}}) == {"a": {"x": 1, "y": [3]}, "b": 2, "c": {"z": 1}}
+    assert profiles.merged(base, {"a": {"y": [3]}, "c": {"z": 1}}) == {"a": {"x": 1, "y": [3]}, "b": 2, "c": {"z": 1}}
     assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2}  # not changed in place
 
 
 def test_notebooks_are_two_digit_numbers():
-    assert params.validate({"profile": "t", "notebooks": ["00", "04"]}).notebooks == ["00", "04"]
-    assert params.validate({"profile": "t"}).notebooks is None  # every notebook
+    assert profiles.validate({"profile": "t", "notebooks": ["00", "04"]}).notebooks == ["00", "04"]
+    assert profiles.validate({"profile": "t"}).notebooks is None  # every notebook
     for bad in (["4"], ["04_ssod"], []):
         with pytest.raises(params.ParamsError, match="notebooks"):
-            params.validate({"profile": "t", "notebooks": bad})
+            profiles.validate({"profile": "t", "notebooks": bad})
 
 
 def test_cli_rejects_bad_params_before_any_work_and_writes_nothing(tmp_path):
@@ -142,7 +142,7 @@ def test_sets_named_by_checks_and_ablations_must_be_loaded(tmp_path):
     def load(extra):
         path = tmp_path / "p.yaml"
         path.write_text(yaml.safe_dump({**raw, **extra}))
-        return params.load(path)
+        return profiles.load(path)
 
     with pytest.raises(params.ParamsError, match=r"checks\.ssod_ood_set: 'places365' not among data\.ood_datasets"):
         load({"checks": {"ssod_ood_set": "places365"}})
@@ -159,27 +159,27 @@ def test_values_are_not_coerced_and_must_be_finite():
         ({"lr": "0.1"}, "valid number"),
     ]:
         with pytest.raises(params.ParamsError, match=rf"encoder\.{next(iter(section))}: Input should be a {message}"):
-            params.validate({"profile": "t", "encoder": section})
+            profiles.validate({"profile": "t", "encoder": section})
     with pytest.raises(params.ParamsError, match="profile: String should match"):
-        params.validate({"profile": ".."})  # would write into the project's root
+        profiles.validate({"profile": ".."})  # would write into the project's root
 
 
 def test_the_set_of_ssods_failure_case_is_optional_and_must_be_loaded(tmp_path):
     """checks.ssod_failure_set (notebook 05's SSOD-trails-KNN check): none by default, refused on reading
     when the profile does not load it; ssd.in_comparison is a plain switch."""
     raw = {"profile": "t", "data": {"ood_datasets": ["svhn"]}}
-    assert params.validate(raw).checks.ssod_failure_set is None
-    assert params.validate(raw).ssd.in_comparison is True
+    assert profiles.validate(raw).checks.ssod_failure_set is None
+    assert profiles.validate(raw).ssd.in_comparison is True
     path = write(tmp_path, {**raw, "checks": {"ssod_failure_set": "textures"}})
     with pytest.raises(params.ParamsError, match=r"checks\.ssod_failure_set: 'textures' not among data\.ood_datasets"):
-        params.load(path)
+        profiles.load(path)
     raw["data"]["ood_datasets"] = ["svhn", "textures"]
-    loaded = params.load(
+    loaded = profiles.load(
         write(tmp_path, {**raw, "checks": {"ssod_failure_set": "textures"}, "ssd": {"in_comparison": False}})
     )
     assert (loaded.checks.ssod_failure_set, loaded.ssd.in_comparison) == ("textures", False)
     with pytest.raises(params.ParamsError, match=r"ssd\.in_comparison: Input should be a valid boolean"):
-        params.validate({"profile": "t", "ssd": {"in_comparison": "no"}})
+        profiles.validate({"profile": "t", "ssd": {"in_comparison": "no"}})
 
 
 # (profile, detector, hyper-parameter) -> the value of the detector's paper for that profile's data,
@@ -213,7 +213,7 @@ def test_each_paper_profile_writes_its_baselines_paper_settings(profile):
     """Written in the file (not left to a schema default, which may be another data set's value), and read
     as written; the methods a profile runs each have their section."""
     path = ROOT / "params" / f"{profile}.yaml"
-    written, P = yaml.safe_load(path.read_text())["baselines"], params.load(path)
+    written, P = yaml.safe_load(path.read_text())["baselines"], profiles.load(path)
     for (name, key, field), value in PAPER_SETTINGS.items():
         if name == profile:
             assert written[key][field] == value, (key, field)

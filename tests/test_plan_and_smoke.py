@@ -7,27 +7,27 @@ import pytest
 import torch
 import yaml
 
-from ssdlib import params, plan, smoke
+from ssdlib import plan, profiles, smoke
 from ssdlib.cli import main
-from ssdlib.data import tiny
+from ssdlib.data import checksums, tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_plan_lists_each_model_once_with_epochs_times_images():
-    P = params.load(ROOT / "params" / "cifar10_ssod.yaml")
+    P = profiles.load(ROOT / "params" / "cifar10_ssod.yaml")
     planned = {m.name: m for m in plan.models(P, ["00", "04"], 50_000)}
     # vanilla, SSOD at alpha 1.5 (also the alphas' and balances' 1.5 / LWB run), 4 more alphas, 2 more balances
     assert len(planned) == 1 + 1 + 4 + 2
     ssod = planned["SSOD resnet18 w64 alpha 1.5, LWB"]
     assert (ssod.epochs, ssod.images, ssod.work) == (300, 50_000, 300 * 50_000)  # selects on test: no hold-out
     assert plan.table(list(planned.values()))["work"].iloc[-1] == 8 * 300 * 50_000
-    held_out = params.validate({"profile": "t", "ssod": {"select": "val_accuracy", "val_fraction": 0.1}})
+    held_out = profiles.validate({"profile": "t", "ssod": {"select": "val_accuracy", "val_fraction": 0.1}})
     assert {m.images for m in plan.models(held_out, ["04"], 50_000)} == {45_000}
 
 
 def test_models_shared_by_notebooks_are_counted_once():
-    P = params.load(ROOT / "params" / "cifar10.yaml")
+    P = profiles.load(ROOT / "params" / "cifar10.yaml")
     planned = {m.name: m for m in plan.models(P, P.notebooks, 50_000)}
     assert planned["SimCLR resnet50 w64"].notebooks == ("01", "02", "03", "05")
     assert planned["SimCLR resnet50 w64"].epochs == 10 + 500  # warm-up + cosine epochs
@@ -36,8 +36,8 @@ def test_models_shared_by_notebooks_are_counted_once():
 
 
 def test_smoke_cuts_sizes_and_keeps_the_rest_of_the_profile():
-    P = params.load(ROOT / "params" / "imagenet_ssod.yaml")
-    cut = params.validate(params.merged(P.model_dump(mode="json"), smoke.overrides(P, Path("/d"), Path("/w"))))
+    P = profiles.load(ROOT / "params" / "imagenet_ssod.yaml")
+    cut = profiles.validate(profiles.merged(P.model_dump(mode="json"), smoke.overrides(P, Path("/d"), Path("/w"))))
     assert (cut.ssod.epochs, cut.ssod.warmup_epochs, cut.ssod.batch_size) == (smoke.EPOCHS, 0, smoke.BATCH)
     assert cut.ssod.pretrained == "/w" and cut.data.root == "/d" and cut.device == "cpu"
     assert cut.checks.enforce is False and cut.baselines.knn.k == smoke.NEIGHBOURS
@@ -49,7 +49,7 @@ def test_smoke_cuts_sizes_and_keeps_the_rest_of_the_profile():
 def test_smoke_weights_load_through_the_profiles_loading_code(tmp_path):
     from ssdlib.models.backbones import backbone, load_pretrained
 
-    P = params.validate(
+    P = profiles.validate(
         {"profile": "t", "ssod": {"backbone": "mobilenet_v3_small", "backbones": [], "pretrained": "x"}}
     )
     folder = smoke.write_weights(P, tmp_path)
@@ -67,7 +67,7 @@ def test_smoke_weights_load_through_the_profiles_loading_code(tmp_path):
 def profile_missing_textures(tmp_path, monkeypatch):
     root = tmp_path / "data"
     tiny.write_sets(["cifar10", "svhn"], root, id_dataset="cifar10")
-    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(root.resolve()))
+    monkeypatch.setenv(checksums.SMOKE_DATA_ENV, str(root.resolve()))
     path = tmp_path / "p.yaml"
     data = {"id_dataset": "cifar10", "ood_datasets": ["svhn", "textures"], "root": str(root)}
     path.write_text(yaml.safe_dump({"profile": "p", "notebooks": ["02"], "data": data}))
@@ -92,19 +92,19 @@ def test_dry_run_prints_the_sets_and_the_plan(profile_missing_textures, caplog):
 
 
 def test_the_imagenet_plan_has_ssod_with_and_without_supcon_and_table_6():
-    P = params.load(ROOT / "params" / "imagenet_ssod.yaml")
+    P = profiles.load(ROOT / "params" / "imagenet_ssod.yaml")
     names = [m.name for m in plan.models(P, P.notebooks, 1_281_167)]
     assert "SSOD resnet50 w64 alpha 1.5, LWB" in names and "SSOD resnet50 w64 alpha 1.5, LWB + SupCon x1" in names
     assert len(names) == 2 + 3  # SSOD w/o and w/, SSOD of three more backbones; the vanilla ones are scored as released
     assert not any("vanilla" in name for name in names)
-    fine_tuned = params.merged(P.model_dump(mode="json"), {"ssod": {"vanilla": "fine_tuned"}})
-    assert len(plan.models(params.validate(fine_tuned), P.notebooks, 1_281_167)) == 3 + 2 * 3  # each with its vanilla
+    fine_tuned = profiles.merged(P.model_dump(mode="json"), {"ssod": {"vanilla": "fine_tuned"}})
+    assert len(plan.models(profiles.validate(fine_tuned), P.notebooks, 1_281_167)) == 3 + 2 * 3  # each with its vanilla
 
 
 def test_the_cifar10_ssod_plan_trains_table_2s_baseline_models_and_no_simclr():
     """Notebook 05 on the SSOD profile: the CE classifier, GODIN's network and KNN+'s SupCon encoder, all
     ResNet-18; SSOD is notebook 04's model; SSD's SimCLR encoder is left out (ssd.in_comparison)."""
-    P = params.load(ROOT / "params" / "cifar10_ssod.yaml")
+    P = profiles.load(ROOT / "params" / "cifar10_ssod.yaml")
     planned = {m.name: m for m in plan.models(P, P.notebooks, 50_000)}
     assert {n: (m.epochs, m.notebooks) for n, m in planned.items() if not n.startswith("SSOD")} == {
         "SupCE resnet18 w64": (100, ("05",)),
@@ -112,13 +112,13 @@ def test_the_cifar10_ssod_plan_trains_table_2s_baseline_models_and_no_simclr():
         "SupCon resnet18 w64": (10 + 490, ("05",)),
     }
     assert planned["SSOD resnet18 w64 alpha 1.5, LWB"].notebooks == ("04", "05")
-    with_ssd = params.validate(params.merged(P.model_dump(mode="json"), {"ssd": {"in_comparison": True}}))
+    with_ssd = profiles.validate(profiles.merged(P.model_dump(mode="json"), {"ssd": {"in_comparison": True}}))
     assert "SimCLR resnet18 w64" in {m.name for m in plan.models(with_ssd, ["05"], 50_000)}
 
 
 def test_smoke_cuts_notebook_05s_models_as_the_others():
-    P = params.load(ROOT / "params" / "cifar10_ssod.yaml")
-    cut = params.validate(params.merged(P.model_dump(mode="json"), smoke.overrides(P, Path("/d"), None)))
+    P = profiles.load(ROOT / "params" / "cifar10_ssod.yaml")
+    cut = profiles.validate(profiles.merged(P.model_dump(mode="json"), smoke.overrides(P, Path("/d"), None)))
     planned = {m.name: m.epochs for m in plan.models(cut, ["05"], 40)}
     assert planned["SupCon resnet18 w64"] == 1 + smoke.EPOCHS  # one warm-up epoch kept
     assert planned["SupCE resnet18 w64"] == planned["GODIN resnet18 w64"] == smoke.EPOCHS

@@ -171,3 +171,18 @@ def test_a_truncated_executed_notebook_never_replaces_a_whole_one(tmp_path):
     partial.write_text('{"cells": [], "done": true}')
     runner._publish(partial, executed)
     assert json.loads(executed.read_text())["done"] and not partial.exists()
+
+
+def test_environment_sets_a_variable_and_restores_it(monkeypatch):
+    import os
+
+    name = "SSDLIB_TEST_ENVIRONMENT"
+    monkeypatch.delenv(name, raising=False)
+    with runner.environment(name, "/tiny"):
+        assert os.environ[name] == "/tiny"
+    assert name not in os.environ
+    monkeypatch.setenv(name, "before")
+    with pytest.raises(RuntimeError), runner.environment(name, "/tiny"):
+        assert os.environ[name] == "/tiny"
+        raise RuntimeError("the run failed")
+    assert os.environ[name] == "before"

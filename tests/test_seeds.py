@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ssdlib import checks
+from ssdlib import checks, profiles
 from ssdlib import params as params_mod
 from ssdlib.cli import reproduce as runner
 from ssdlib.evaluation import paper_comparison, results, spread
@@ -91,7 +91,7 @@ def test_paper_table_shows_the_spread_and_whether_the_paper_lies_inside_it():
 
 def test_seed_lists_are_checked_where_params_are():
     with pytest.raises(params_mod.ParamsError, match="twice"):
-        params_mod.validate({"profile": "p", "seeds": [0, 0]})
+        profiles.validate({"profile": "p", "seeds": [0, 0]})
     with pytest.raises(runner.RunError, match="whole numbers"):
         runner._seed_list("0,one")
     assert runner._seed_list("0, 1,2") == [0, 1, 2]
@@ -113,7 +113,7 @@ def seeded_run(tmp_path, monkeypatch):
     seen = []
 
     def execute(notebook, output_dir, parameters, log_output):
-        P = params_mod.load(profile, parameters["overrides"])
+        P = profiles.load(profile, parameters["overrides"])
         seen.append((P.seed, P.data.offline.seed, P.checks.enforce, output_dir.name))
         _record(output_dir, P.seed, {0: 0.5, 1: 1.0, 2: 0.75}[P.seed], notebook="00")
         c = checks.Checks(output_dir, "00", enforce=P.checks.enforce)
@@ -152,7 +152,7 @@ def test_seeds_from_the_profile_and_a_passing_run_finishes(seeded_run, tmp_path)
     out = runner.reproduce(profile, tmp_path / "out", notebook_dir=notebook_dir)
     assert [s[0] for s in seen] == [1, 2]
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
-    assert not paper_comparison.covered_targets(params_mod.load(profile)).shape[0]  # offline: no paper numbers
+    assert not paper_comparison.covered_targets(profiles.load(profile)).shape[0]  # offline: no paper numbers
 
 
 def test_a_rerun_reuses_the_seeds_it_finished_and_runs_the_others(seeded_run, tmp_path):

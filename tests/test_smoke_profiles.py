@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssdlib import checks, params
+from ssdlib import checks, profiles
 from ssdlib.evaluation import paper_comparison, results
 from ssdlib.experiment import CHECKPOINT_DIR
 
@@ -85,7 +85,7 @@ def test_every_profile_is_covered():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
 def test_profile_runs_end_to_end_in_smoke_mode(path, smoke_runs):
-    P = params.load(path)
+    P = profiles.load(path)
     process, out, log = smoke_runs[path.name]
     code = process.wait(timeout=TIMEOUT)
     assert code == 0, f"ssdlib reproduce --smoke of {path.name} failed:\n" + log.read_text()[-3000:]
@@ -93,7 +93,7 @@ def test_profile_runs_end_to_end_in_smoke_mode(path, smoke_runs):
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "finished" and run["smoke"] is True
     assert [name[:2] for name in run["notebooks"]] == P.notebooks
-    used = params.load(out / "params.yaml")
+    used = profiles.load(out / "params.yaml")
     assert used.checks.enforce is False and used.device == "cpu"
     assert (used.encoder.arch, used.ssod.backbone, used.ssod.input_size, used.ssod.stem) == (
         P.encoder.arch,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssdlib import params
+from ssdlib import params, profiles
 from ssdlib.data.memory import ImageTensorDataset, tensors
 from ssdlib.data.registry import DatasetBundle
 from ssdlib.ssod import runs
@@ -44,7 +44,7 @@ def tiny_params(**ssod) -> params.Params:
         val_fraction=0.25,
         gamma=0.8,
     )
-    return params.validate({"profile": "tiny", "device": "cpu", "ssod": {**cfg, **ssod}})
+    return profiles.validate({"profile": "tiny", "device": "cpu", "ssod": {**cfg, **ssod}})
 
 
 def bundle():

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from ssdlib import data, params
-from ssdlib.data import tiny
+from ssdlib import data, profiles
+from ssdlib.data import checksums, tiny
 from ssdlib.ssod import runs
 
 
@@ -38,7 +38,7 @@ def test_torchrun_trains_an_encoder_and_an_ssod_run_on_two_processes(tmp_path, m
         },
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(profile))
-    env = {**os.environ, tiny.SMOKE_DATA_ENV: str(root.resolve()), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, checksums.SMOKE_DATA_ENV: str(root.resolve()), "OMP_NUM_THREADS": "1"}
 
     torchrun("train", "--params", str(tmp_path / "tiny.yaml"), "--results-dir", str(out), "--exp-name", "enc", env=env)
     assert torch.load(out / "enc" / "checkpoint.pt", weights_only=False)["finished"]
@@ -49,8 +49,8 @@ def test_torchrun_trains_an_encoder_and_an_ssod_run_on_two_processes(tmp_path, m
     state = torch.load(saved, weights_only=False)
     assert state["finished"] and state["epoch"] == 2 and len(state["rng"]) == 2  # one random state per process
 
-    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(root.resolve()))
-    P = params.validate(profile)
+    monkeypatch.setenv(checksums.SMOKE_DATA_ENV, str(root.resolve()))
+    P = profiles.validate(profile)
     said = []
     run = runs.trained(P, data.get_datasets(P.data), out, log=said.append, progress=False)
     assert run.path == saved and said[0].startswith("loaded the SSOD run"), said

@@ -384,17 +384,17 @@ def test_one_step_is_sgd_on_the_contrastive_loss():
 
 
 def test_figures_of_a_history_and_a_2d_projection():
-    from ssdlib.training import figures
+    from ssdlib import plots
 
     g = np.random.default_rng(0)
     plane = g.normal(size=(40, 2)) @ g.normal(size=(2, 6))  # points on a 2-D plane through the origin
-    xy = figures.project_2d(plane, "pca")
+    xy = plots.project_2d(plane, "pca")
     unit = plane / np.linalg.norm(plane, axis=1, keepdims=True)
     np.testing.assert_allclose(
         np.linalg.norm(xy[:, None] - xy[None], axis=-1), np.linalg.norm(unit[:, None] - unit[None], axis=-1), atol=1e-6
     )
     with pytest.raises(ValueError, match="tsne"):
-        figures.project_2d(plane, "umap")
+        plots.project_2d(plane, "umap")
     history = train(
         UnitLinear(),
         tiny_data(16, size=8),
@@ -404,9 +404,9 @@ def test_figures_of_a_history_and_a_2d_projection():
         progress=True,
         log=lambda _m: None,
     )
-    fig = figures.training_curves(history)
+    fig = plots.training_curves(history)
     assert len(fig.axes) == 4 and len(history.step_lr) == 6  # loss, lr (+ momentum twin), monitor; 3 epochs x 2 steps
-    assert len(figures.embedding_2d(xy, np.arange(40) % 3, ["a", "b", "c"]).axes[0].collections) == 3
+    assert len(plots.embedding_2d(xy, np.arange(40) % 3, ["a", "b", "c"]).axes[0].collections) == 3
 
 
 def _trace(read_every, augment=None):

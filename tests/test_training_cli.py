@@ -139,11 +139,11 @@ def test_ssds_command_lines_train_and_evaluate_on_cifar_files(tmp_path, monkeypa
     """SSD's train.py and eval_ssd.py flags, nothing else: CIFAR-10 from ./datasets where the command was
     typed, and eval_ssd.py's OOD sets (CIFAR-100, SVHN, Textures, blobs), on tiny files in their real formats."""
     from ssdlib.cli import CALLER_DIR, main, ssd_defaults
-    from ssdlib.data import tiny
+    from ssdlib.data import checksums, tiny
 
     root = tmp_path / "datasets"
     tiny.write_sets(["cifar100", "svhn", "textures"], root, id_dataset="cifar10", per_class=4)
-    monkeypatch.setenv(tiny.SMOKE_DATA_ENV, str(root.resolve()))
+    monkeypatch.setenv(checksums.SMOKE_DATA_ENV, str(root.resolve()))
     monkeypatch.setenv(CALLER_DIR, str(tmp_path))
     monkeypatch.delenv("SSDLIB_DATA", raising=False)
     monkeypatch.setitem(ssd_defaults.DATA, "synthetic_per_set", 20)  # SSD's blobs are 10 000 images

@@ -13,6 +13,7 @@ import errno
 import importlib
 import os
 import sys
+import typing
 
 from ssdlib.log import get as get_logger
 from ssdlib.log import to_console
@@ -40,6 +41,19 @@ def from_caller(args: argparse.Namespace, caller: str | None = None) -> argparse
         if value is not None and not os.path.isabs(value):
             setattr(args, name, type(value)(os.path.join(caller, value)))
     return args
+
+
+def choices(schema: typing.Any, field: str | None = None) -> list[str]:
+    """The values a flag may take, read from the params schema so the CLI never copies a list of names.
+
+    ``schema`` is a ``Literal`` of ``ssdlib.params`` (``choices(params.Arch)``), or a section class
+    with the name of one of its ``Literal`` fields (``choices(params.SSDParams, "kmeans")``).
+    """
+    annotation = schema.model_fields[field].annotation if field is not None else schema
+    values = typing.get_args(annotation)
+    if typing.get_origin(annotation) is not typing.Literal or not values:
+        raise TypeError(f"{annotation!r} is not a Literal of names: a flag's choices come from one")
+    return list(values)
 
 
 def explain(err: BaseException) -> str:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ssdlib import params as params_mod
-from ssdlib.cli import ssd_defaults
+from ssdlib import profiles
+from ssdlib.cli import choices, ssd_defaults
 from ssdlib.detectors.ssd import SSD
 from ssdlib.evaluation.results import record, row
 from ssdlib.evaluation.rows import method_name
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
 LOG = get_logger(__name__)
 
-MODES = ("SimCLR", "SupCon", "SupCE")
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="resnet50", choices=list(ARCHS))
@@ -45,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--training-mode",
         required=True,
-        choices=MODES,
+        choices=choices(params_mod.EncoderParams, "training_mode"),
         help="how the checkpoint was trained (SupCon: SSD+; SupCE with --clusters > 1 clusters by class)",
     )
     parser.add_argument("--ckpt", required=True, help="checkpoint: SSD, SupContrast or ssdlib format")
@@ -68,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clusters", type=int, default=1, help="k-means clusters of the ID train features")
     parser.add_argument(
         "--kmeans",
-        choices=["faiss", "sklearn"],
+        choices=choices(params_mod.SSDParams, "kmeans"),
         default="faiss",
         help="k-means for --clusters > 1: faiss as eval_ssd.py (default), or scikit-learn's k-means++",
     )
@@ -77,13 +76,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exp-name", default="temp_eval_ssd")
     parser.add_argument("--results-dir", default="./eval_results")
     parser.add_argument("--seed", type=int, default=12345, help="seeds k-means and SSD_k's choice and views")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=choices(params_mod.Params, "device"))
 
 
 def eval_params(args: argparse.Namespace) -> params_mod.Params:
     """The profile of ``--params`` (else SSD's defaults: ``ssdlib.cli.ssd_defaults``, eval_ssd.py's OOD sets
     included) with the command line's data, arch and width."""
-    raw = params_mod.load_raw(args.params) if args.params else ssd_defaults.profile("cli", args.dataset, ood=True)
+    raw = profiles.load_raw(args.params) if args.params else ssd_defaults.profile("cli", args.dataset, ood=True)
     flags = {
         "id_dataset": args.dataset,
         "root": args.data_dir if args.params else ssd_defaults.data_root(args.data_dir),
@@ -93,7 +92,7 @@ def eval_params(args: argparse.Namespace) -> params_mod.Params:
     }
     data = {**raw.get("data", {}), **{k: v for k, v in flags.items() if v is not None}}
     encoder = {**raw.get("encoder", {}), "arch": args.arch, "width": args.width, "training_mode": args.training_mode}
-    return params_mod.validate(
+    return profiles.validate(
         {**raw, "data": data, "encoder": encoder, "seed": args.seed, "device": args.device},
         f"ssdlib eval ({args.params or 'command line'})",
     )

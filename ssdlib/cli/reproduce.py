@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,11 +27,11 @@ from pathlib import Path
 import yaml
 
 import ssdlib
-from ssdlib import checks, locks, progress
+from ssdlib import atomic, checks, locks, profiles, progress
 from ssdlib import params as params_mod
 from ssdlib.evaluation import results
 from ssdlib.log import get as get_logger
-from ssdlib.project import NOTEBOOK_DIR, OUTPUTS_DIR, PROJECT_ROOT, project_path
+from ssdlib.project import NOTEBOOK_DIR, OUTPUTS_DIR, git_commit, project_path
 
 LOG = get_logger(__name__)
 
@@ -73,22 +74,6 @@ def profile_notebooks(P: params_mod.Params, notebook_dir: Path, only: list[str] 
     return find_notebooks(notebook_dir, only or P.notebooks)
 
 
-def git_commit(root: Path = PROJECT_ROOT) -> str | None:
-    """The checked-out commit, with '+dirty' when the tree has uncommitted changes; None outside git."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 def _read_run(output_dir: Path) -> dict:
     path = output_dir / RUN_FILE
     try:
@@ -99,13 +84,7 @@ def _read_run(output_dir: Path) -> dict:
 
 def _write_run(output_dir: Path, info: dict) -> None:
     """Replace run.json atomically: a failed write (a full disk) leaves the previous one."""
-    tmp = output_dir / (RUN_FILE + ".tmp")
-    try:
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
-        tmp.replace(output_dir / RUN_FILE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write(output_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
 
 
 def prepare_output(output_dir: Path, overwrite: bool) -> None:
@@ -164,15 +143,17 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
 
 
 def _publish(partial: Path, executed: Path) -> None:
-    """Move papermill's output into place if it is a whole notebook; drop it otherwise."""
+    """Put papermill's output in place (``ssdlib.atomic.write``) if it is a whole notebook; drop it otherwise."""
     if not partial.exists():
         return
     try:
-        json.loads(partial.read_text())
+        notebook = partial.read_bytes()
+        json.loads(notebook)
     except (OSError, ValueError):
         partial.unlink(missing_ok=True)
         return
-    partial.replace(executed)
+    atomic.write(executed, notebook)
+    partial.unlink()
 
 
 def _source_cell_number(executed: Path, index: int) -> int:
@@ -232,7 +213,7 @@ def dry_run(params_file: Path, only: list[str] | None = None, notebook_dir: Path
     from ssdlib import plan
     from ssdlib.data import get_datasets
 
-    P = params_mod.load(params_file)
+    P = profiles.load(params_file)
     notebooks = profile_notebooks(P, notebook_dir, only)
     _announce(P, notebooks, get_datasets(P.data), smoke=False)
     for line in plan.weights_status(P):
@@ -259,10 +240,10 @@ def reproduce(
     epochs (:mod:`ssdlib.smoke`), into ``outputs/<profile>_smoke`` unless ``output_dir`` is given.
     ``seeds`` (default: the profile's ``seeds``): one run per seed (:func:`_run_seeds`).
     """
-    P = params_mod.load(params_file)  # fails before anything is written
+    P = profiles.load(params_file)  # fails before anything is written
     seeds = seeds or P.seeds
     if seeds is not None:
-        P = params_mod.load(params_file, {"seeds": seeds})  # the seed list checked as a file's would be
+        P = profiles.load(params_file, {"seeds": seeds})  # the seed list checked as a file's would be
     notebooks = profile_notebooks(P, notebook_dir, only)
     default_dir = OUTPUTS_DIR / (f"{P.profile}_smoke" if smoke else P.profile)
     output_dir = Path(output_dir or default_dir).resolve()
@@ -270,7 +251,7 @@ def reproduce(
         overrides: dict = {}
         if smoke:
             overrides = _smoke_setup(P, stack)
-            P = params_mod.load(params_file, overrides)  # as the notebooks will read it
+            P = profiles.load(params_file, overrides)  # as the notebooks will read it
         from ssdlib.data import get_datasets
 
         planned = _announce(P, notebooks, get_datasets(P.data), smoke=smoke)
@@ -320,8 +301,8 @@ def _run_seeds(
     for i, seed in enumerate(seeds, 1):
         folder = spread.seed_folder(output_dir, seed)
         LOG.info(f"[ssdlib] seed {seed} ({i}/{len(seeds)}) -> {folder}")
-        seed_params = params_mod.merged(overrides, seed_overrides(seed))
-        seed_P = params_mod.load(params_file, seed_params)
+        seed_params = profiles.merged(overrides, seed_overrides(seed))
+        seed_P = profiles.load(params_file, seed_params)
         try:
             if not overwrite and _finished_alike(folder, seed_P, notebooks):
                 LOG.info(f"[ssdlib] seed {seed}: {folder} holds this seed's finished run with these params: reused")
@@ -378,20 +359,33 @@ def _finished_alike(folder: Path, P: params_mod.Params, notebooks: list[Path]) -
     )
 
 
+@contextlib.contextmanager
+def environment(name: str, value: str) -> Iterator[None]:
+    """Set the environment variable ``name`` to ``value`` while active (for this process and the
+    notebook kernels it starts), then restore its previous value, or remove it if it had none."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
 def _smoke_setup(P: params_mod.Params, stack: contextlib.ExitStack) -> dict:
     """Write the tiny data and weights of a smoke run into a temporary folder (removed when the run
     ends) and let torchvision accept the tiny files there; return the overrides."""
-    import os
     import tempfile
-    from unittest import mock
 
     from ssdlib import smoke
-    from ssdlib.data.tiny import SMOKE_DATA_ENV
+    from ssdlib.data.checksums import SMOKE_DATA_ENV
 
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ssdlib-smoke-")))
     overrides = smoke.prepare(P, root)
     # the notebook kernels inherit the environment
-    stack.enter_context(mock.patch.dict(os.environ, {SMOKE_DATA_ENV: str((root / "data").resolve())}))
+    stack.enter_context(environment(SMOKE_DATA_ENV, str((root / "data").resolve())))
     LOG.info(f"[ssdlib] smoke data and weights written under {root} (removed at the end)")
     return overrides
 

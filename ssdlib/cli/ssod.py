@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ssdlib import data
+from ssdlib import data, profiles
 from ssdlib import params as params_mod
+from ssdlib.cli import choices
 from ssdlib.log import get as get_logger
 from ssdlib.training import distributed as dist
 
@@ -30,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--output-dir", type=Path, help="where checkpoints/ goes (default: outputs/<profile>/, as ssdlib reproduce)")
     add("--supcon", action="store_true", help="SSOD (w/): add the profile's SupCon term (ssod.supcon_weight)")
     add("--alpha", type=float, help="weight of the OOD loss (0: the vanilla classifier)")
-    add("--balance", choices=["LW", "DR", "LWB"], help="ID/OOD balance scheme")
+    add("--balance", choices=choices(params_mod.Balance), help="ID/OOD balance scheme")
     add("--backbone", help="backbone of the run, e.g. resnet50, mobilenet_v3_large")
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ssdlib.ssod import runs
 
     try:
-        P = params_mod.load(args.params)
+        P = profiles.load(args.params)
         overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
         runs.settings(P, supcon=args.supcon, **overrides)  # a bad value stops here, before any data is read
         dist.init_from_env()

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from ssdlib import data, locks
+from ssdlib import data, locks, profiles
 from ssdlib import params as params_mod
-from ssdlib.cli import ssd_defaults
+from ssdlib.cli import choices, ssd_defaults
 from ssdlib.log import get as get_logger
 from ssdlib.training import CheckpointError, NonFiniteLossError, load_checkpoint, train
 from ssdlib.training import distributed as dist
@@ -64,8 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--results-dir", type=Path, default=Path("runs"), help="parent of the run folder (default: runs)")
     add("--exp-name", default="temp", help="run folder name under --results-dir (default: temp)")
     add("--resume", action="store_true", help="continue the stopped run in <results-dir>/<exp-name>")
-    add("--training-mode", choices=["SimCLR", "SupCon", "SupCE"])
-    add("--arch", choices=["resnet18", "resnet34", "resnet50", "resnet101"])
+    add("--training-mode", choices=choices(params_mod.EncoderParams, "training_mode"))
+    add("--arch", choices=choices(params_mod.Arch))
     add("--width", type=int, help="channels of the first stage (64: the standard ResNet)")
     add("--dataset", help="ID training set, e.g. cifar10 (the default without --params), cifar100, svhn, offline")
     add("--data-dir", help="dataset root (else the profile's data.root, else $SSDLIB_DATA, else ./datasets)")
@@ -85,14 +85,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--temperature", type=float)
     add("--save-freq", type=int, help="epochs between checkpoints")
     add("--seed", type=int)
-    add("--device", choices=["auto", "cpu", "cuda"])
+    add("--device", choices=choices(params_mod.Params, "device"))
 
 
 def effective_params(args: argparse.Namespace) -> params_mod.Params:
     """The profile (or SSD's defaults: ``ssdlib.cli.ssd_defaults``) with the given flags applied, validated;
     no OOD sets are loaded."""
     if args.params:
-        raw = params_mod.load_raw(args.params)
+        raw = profiles.load_raw(args.params)
     else:  # SSD's train.py defaults (ssdlib.cli.ssd_defaults)
         raw = ssd_defaults.profile("train", args.dataset, ood=False)
         raw["data"]["root"] = ssd_defaults.data_root(args.data_dir)
@@ -101,7 +101,7 @@ def effective_params(args: argparse.Namespace) -> params_mod.Params:
         if value is not None:
             (raw.setdefault(section, {}) if section else raw)[key] = value
     raw.setdefault("data", {})["ood_datasets"] = []  # training needs only the ID set
-    return params_mod.validate(raw, f"{args.params or 'SSD defaults'} + command-line flags")
+    return profiles.validate(raw, f"{args.params or 'SSD defaults'} + command-line flags")
 
 
 def _logger(run_dir: Path) -> logging.Logger:

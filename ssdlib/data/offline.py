@@ -30,6 +30,7 @@ generator's parameters and :data:`VERSION`; an unreadable cache file is rebuilt.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -40,10 +41,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
+from ssdlib import atomic
 from ssdlib.data import photos, shapes
+from ssdlib.data.luma import grayscale
 from ssdlib.data.memory import ImageTensorDataset
 from ssdlib.params import OfflineBenchmark
-from ssdlib.training.augment import grayscale
 
 VERSION = 5  # bump whenever the generator's code changes its output, so stale caches are not reused
 OOD_SETS = ("near", "textures", "digits", "scenes")
@@ -254,10 +256,10 @@ def _read_cache(path: Path, key: str):
 
 
 def _write_cache(path: Path, key: str, sets) -> None:
-    from ssdlib.training.checkpoint import save_atomic  # a reader never sees half a file
-
+    serialised = io.BytesIO()
+    torch.save({"key": key, "sets": sets}, serialised)
     try:
-        save_atomic({"key": key, "sets": sets}, path)
+        atomic.write(path, serialised.getvalue())  # a reader never sees half a file
     except OSError as err:
         warnings.warn(
             f"could not cache the offline benchmark at {path} ({err}); it will be generated again next time",

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from ssdlib.data.checksums import registered_checksums, smoke_root_active, torchvision_dataset
 from ssdlib.data.preprocessing import evaluation_transform
 
 
@@ -52,36 +53,30 @@ class RealSet:
     expected: dict[str, int] = field(default_factory=dict)  # images per split of the published set ("": no splits)
 
 
-def _torchvision(name: str):
-    """A torchvision dataset class, imported on first use: importing torchvision takes seconds,
-    which the offline profile need not pay."""
-    from torchvision import datasets
-
-    return getattr(datasets, name)
-
-
 def _cifar(cls: str):
-    return lambda path, split, tf, download: _torchvision(cls)(
+    return lambda path, split, tf, download: torchvision_dataset(cls)(
         str(path), train=split == "train", transform=tf, download=download
     )
 
 
 def _split_arg(cls: str):
-    return lambda path, split, tf, download: _torchvision(cls)(str(path), split=split, transform=tf, download=download)
+    return lambda path, split, tf, download: torchvision_dataset(cls)(
+        str(path), split=split, transform=tf, download=download
+    )
 
 
 def _image_folder(path: Path, split: str, tf, download: bool) -> Dataset:
-    return _torchvision("ImageFolder")(str(path / split if split else path), transform=tf)
+    return torchvision_dataset("ImageFolder")(str(path / split if split else path), transform=tf)
 
 
 def _textures(path: Path, split: str, tf, download: bool) -> Dataset:
     """SSD's ``dtd/images``, else torchvision's ``dtd/dtd/images`` (which ``download`` creates)."""
     for images in (path / "images", path / "dtd" / "images"):
         if images.is_dir():
-            return _torchvision("ImageFolder")(str(images), transform=tf)
+            return torchvision_dataset("ImageFolder")(str(images), transform=tf)
     if download:
-        _torchvision("DTD")(str(path.parent), download=True)
-        return _torchvision("ImageFolder")(str(path / "dtd" / "images"), transform=tf)
+        torchvision_dataset("DTD")(str(path.parent), download=True)
+        return torchvision_dataset("ImageFolder")(str(path / "dtd" / "images"), transform=tf)
     raise FileNotFoundError(f"neither {path / 'images'} nor {path / 'dtd' / 'images'} exists")
 
 
@@ -230,11 +225,9 @@ def expected_count(name: str, split: str) -> int | None:
 
 def _smoke_checksums(root: str | None):
     """torchvision's md5 lists as the tiny files' while a smoke run reads its own root, else untouched."""
-    from ssdlib.data import tiny  # on use: it imports this module
-
     chosen = root or os.environ.get("SSDLIB_DATA")
-    if chosen and tiny.smoke_root_active(chosen):
-        return tiny.registered_checksums(chosen)
+    if chosen and smoke_root_active(chosen):
+        return registered_checksums(chosen)
     return contextlib.nullcontext()
 
 

@@ -7,22 +7,15 @@ ship as, only with a few images each. :func:`write_sets` writes them in the layo
 :mod:`ssdlib.data.real` reads.
 
 torchvision checks the CIFAR, SVHN and STL-10 files against the published archives' md5 sums, which
-tiny files cannot match. :func:`write_sets` records the sums of the files it writes in
-``root / CHECKSUMS_FILE``; :func:`registered_checksums` puts them in torchvision's lists while it is
-active, so torchvision's own check runs on the tiny files. :mod:`ssdlib.data.real` does so only when
-``$SSDLIB_SMOKE_DATA`` names the root being read (:func:`smoke_root_active`), so a real run keeps the
-published sums.
+tiny files cannot match: :func:`write_sets` records the sums of the files it writes in the root's
+manifest, which :mod:`ssdlib.data.checksums` hands to torchvision while a smoke run reads that root.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import pickle
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -32,9 +25,8 @@ import scipy.io
 from PIL import Image
 
 from ssdlib.data import offline, real
+from ssdlib.data.checksums import Checksums, merge_manifest, torchvision_dataset
 
-CHECKSUMS_FILE = "tiny-checksums.json"  # torchvision class name -> md5 list attribute -> value
-SMOKE_DATA_ENV = "SSDLIB_SMOKE_DATA"  # the tiny root a smoke run reads (set by its runner)
 FOLDER_IMAGE_SIZE = (40, 48)  # (height, width) of the folder sets' images: unlike any target, so all are resized
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -60,9 +52,6 @@ class Split(NamedTuple):
 
     images: np.ndarray
     labels: list[int]
-
-
-Checksums = dict[str, dict]  # torchvision class name -> {md5 list attribute: value}
 
 
 @dataclass
@@ -92,12 +81,6 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _torchvision(name: str):
-    from torchvision import datasets
-
-    return getattr(datasets, name)
-
-
 def _pickle_to(path: Path, obj: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(obj))
@@ -114,7 +97,7 @@ def _write_cifar(name: str, folder: Path, plan: _Plan) -> tuple[dict[str, Split]
     """The python pickles: rows of 3072 bytes (channels, rows, columns), the train split spread over
     torchvision's train files (CIFAR-10's 5 batches), and the class names in the meta file."""
     cls_name, label_key, class_names = _CIFAR[name]
-    cls = _torchvision(cls_name)
+    cls = torchvision_dataset(cls_name)
     base = folder / cls.base_folder
     written = {split: plan.split(len(class_names), 32) for split in ("train", "test")}
     lists = {}
@@ -133,7 +116,7 @@ def _write_cifar(name: str, folder: Path, plan: _Plan) -> tuple[dict[str, Split]
 def _write_svhn(folder: Path, plan: _Plan) -> tuple[dict[str, Split], Checksums]:
     """``<split>_32x32.mat``: X [32, 32, 3, N], y [N, 1] with 10 standing for the digit 0."""
     folder.mkdir(parents=True, exist_ok=True)
-    split_list = {split: list(entry) for split, entry in _torchvision("SVHN").split_list.items()}
+    split_list = {split: list(entry) for split, entry in torchvision_dataset("SVHN").split_list.items()}
     written = {}
     for split in ("train", "test"):
         written[split] = plan.split(SVHN_DIGITS, 32)
@@ -147,7 +130,7 @@ def _write_svhn(folder: Path, plan: _Plan) -> tuple[dict[str, Split], Checksums]
 def _write_stl10(folder: Path, plan: _Plan) -> tuple[dict[str, Split], Checksums]:
     """``stl10_binary``: uint8 images stored column-major, labels 1-10, the class names, and the
     unlabelled split (which ssdlib does not read, but torchvision checks)."""
-    cls = _torchvision("STL10")
+    cls = torchvision_dataset("STL10")
     base = folder / cls.base_folder
     base.mkdir(parents=True, exist_ok=True)
     written = {split: plan.split(len(STL10_CLASSES), 96) for split in ("train", "test")}
@@ -242,8 +225,8 @@ def write_sets(
     ``classes`` of their labels each, and their real class names; folder sets get ``classes`` class
     folders of ``per_class`` images of ``image_size`` (height, width), train and test/val for the ID
     set, else only what ``open_ood`` reads. Returns set name -> split name (as ``open_id`` and
-    ``open_ood`` name them, "" for none) -> :class:`Split`. The md5 sums go to ``root / CHECKSUMS_FILE``,
-    merged with those already there.
+    ``open_ood`` name them, "" for none) -> :class:`Split`. The md5 sums go to the root's manifest
+    (:mod:`ssdlib.data.checksums`), merged with those already there.
     """
     root = Path(root).expanduser()
     written: dict[str, dict[str, Split]] = {}
@@ -255,38 +238,5 @@ def write_sets(
         plan = _Plan(per_class, classes, image_size, rng)
         written[name], sums = _write_set(name, _folder_of(name, root), name == id_dataset, plan)
         checksums.update(sums)
-    _merge_manifest(root, checksums)
+    merge_manifest(root, checksums)
     return written
-
-
-def _read_manifest(root: Path) -> Checksums:
-    path = root / CHECKSUMS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _merge_manifest(root: Path, checksums: Checksums) -> None:
-    if checksums:
-        root.mkdir(parents=True, exist_ok=True)
-        merged = {**_read_manifest(root), **checksums}
-        (root / CHECKSUMS_FILE).write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-
-
-@contextmanager
-def registered_checksums(root: str | Path) -> Iterator[None]:
-    """While active, torchvision's md5 lists hold the sums of the tiny files under ``root`` (none if it
-    has no manifest), so its integrity check accepts them; the published lists are restored after."""
-    manifest = _read_manifest(Path(root).expanduser())
-    published = {(cls, attr): getattr(_torchvision(cls), attr) for cls, lists in manifest.items() for attr in lists}
-    try:
-        for cls, attr in published:
-            setattr(_torchvision(cls), attr, manifest[cls][attr])
-        yield
-    finally:
-        for (cls, attr), value in published.items():
-            setattr(_torchvision(cls), attr, value)
-
-
-def smoke_root_active(root: str | Path) -> bool:
-    """Whether ``root`` is the tiny data root that ``$SSDLIB_SMOKE_DATA`` declares for this run."""
-    declared = os.environ.get(SMOKE_DATA_ENV)
-    return bool(declared) and Path(declared).expanduser().resolve() == Path(root).expanduser().resolve()

@@ -10,9 +10,11 @@ model and a data loader into the FeatureSet that the method scores.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
+
+from ssdlib.feature_set import FeatureSet, MissingInputError
+from ssdlib.features import extract
 
 L2_EPS = 1e-10  # SSD's and knn-ood's epsilon: z / (||z|| + 1e-10)
 
@@ -24,36 +26,11 @@ def l2_normalize(features: np.ndarray) -> np.ndarray:
     return unit
 
 
+__all__ = ["Detector", "FeatureSet", "MissingInputError", "NotFittedError", "l2_normalize"]
+
+
 class NotFittedError(RuntimeError):
     """Raised when a detector scores before it was fitted: call ``fit()`` first."""
-
-
-class MissingInputError(ValueError):
-    """Raised when a FeatureSet lacks what a detector needs (e.g. logits for MSP)."""
-
-
-@dataclass
-class FeatureSet:
-    """Representations of one dataset: penultimate features [N, D], logits [N, M], labels [N]."""
-
-    features: np.ndarray | None = None
-    logits: np.ndarray | None = None
-    labels: np.ndarray | None = None
-
-    def require(self, name: str, detector: str) -> np.ndarray:
-        value = getattr(self, name)
-        if value is None:
-            raise MissingInputError(
-                f"{detector} needs {name}, but this FeatureSet has none: extract with a model that "
-                f"provides {name} (see ssdlib.features.extract)"
-            )
-        return value
-
-    def __len__(self) -> int:
-        for v in (self.features, self.logits, self.labels):
-            if v is not None:
-                return len(v)
-        return 0
 
 
 class Detector(ABC):
@@ -88,6 +65,4 @@ class Detector(ABC):
 
     def extract(self, model, loader, device="cpu") -> FeatureSet:
         """Representations of ``loader`` under ``model``; input-space methods override this."""
-        from ssdlib.features import extract
-
         return extract(model, loader, device=device)

@@ -4,8 +4,9 @@ h~ = min(h, c) clips the penultimate features at c, the ``percentile``-th percen
 default) of all ID activations of the set ``fit`` is given, and the score is the energy
 logsumexp(W h~ + b) of the classifier's linear head. Which ID split sets c differs between codes:
 ReAct's own code and OpenOOD take an ID *validation* split, pytorch-ood the training data it is
-fitted on. ``ssdlib.evaluation.baselines`` passes train or the bundle's val split as
-``baselines.react.source`` says, and records it.
+fitted on. ``ssdlib.evaluation.baselines`` passes the train features or, for ``val``, those of the
+ID validation hold-out (the ``baselines.tune_id_fraction`` share of ID train that no detector is
+fitted on and tuning scores on) as ``baselines.react.source`` says, and records it.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ class ReActParams(MethodParams):
     percentile: float = Field(90.0, gt=0, le=100, description="clip at this percentile of ID activations")
     source: Literal["train", "val"] = Field(
         "train",
-        description="ID split the percentile is taken on: train "
-        "(pytorch-ood) or the bundle's val split (ReAct's code, OpenOOD)",
+        description="ID split the percentile is taken on: train (pytorch-ood) or val, the "
+        "baselines.tune_id_fraction hold-out of ID train (ReAct's code, OpenOOD: ID validation data)",
     )
     grid: dict[str, list] = Field(default_factory=lambda: {"percentile": [85.0, 90.0, 95.0, 99.0]})
 

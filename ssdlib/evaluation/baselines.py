@@ -10,7 +10,8 @@ Protocol (what every row of the results table means):
   (ODIN, GODIN, Mahalanobis with eps > 0) then *score* through their own
   ``extract``, which preprocesses each test image; the others score cached plain features.
 - **ReAct's percentile** is taken on ``baselines.react.source``: the train features (pytorch-ood)
-  or the bundle's ID validation split (ReAct's code, OpenOOD).
+  or ID validation data (ReAct's code, OpenOOD), which here is the ``tune_id_fraction`` hold-out
+  of ID train that tuning scores on (``id_val``), held out of every detector's fit.
 - **Tuning** (``baselines.tune``): each grid point is fitted on train minus a random
   ``tune_id_fraction`` hold-out and scored on that hold-out (ID validation) against a fresh
   draw of the synthetic set ``tune_on`` (OOD validation, seeded apart from every test set, so
@@ -172,7 +173,7 @@ def tune(method: str, params: BaselineParams, cache: FeatureCache) -> tuple[Base
         candidate = section.model_copy(update=point)
         if not candidate.applies(cache.plain("fit")):
             continue
-        detector = spec.build(candidate, cache.model).fit(_fit_data(method, cache, "fit"))
+        detector = spec.build(candidate, cache.model).fit(_fit_data(method, cache, fit_set(candidate, tuning=True)))
         id_scores = detector.score(cache.represent(detector, "id_val"))
         columns = {f"{method}_{n}": v for n, v in point.items()}
         if candidate.tune_criterion == "mean ID score":
@@ -187,6 +188,20 @@ def tune(method: str, params: BaselineParams, cache: FeatureCache) -> tuple[Base
     grid = pd.DataFrame(records)
     best = grid.iloc[int(grid["value"].to_numpy().argmax())]  # the first of equal bests
     return params.with_section(method, **{n: best[f"{method}_{n}"].item() for n in points[0]}), grid
+
+
+def fit_set(section, *, tuning: bool = False) -> str:
+    """The cached set a detector with params ``section`` is fitted on.
+
+    Its ``fit_split`` ``train`` is all of ID train (``fit``, train minus the hold-out, while tuning);
+    ``val`` is the ID validation hold-out ``id_val`` of :func:`add_validation`, in tuning and after.
+    """
+    split = section.fit_split()
+    if split == "val":
+        return "id_val"
+    if split == "train":
+        return "fit" if tuning else "train"
+    raise ValueError(f"fit_split() must be 'train' or 'val', got {split!r}")
 
 
 def _fit_data(method: str, cache: FeatureCache, name: str) -> FeatureSet:
@@ -230,12 +245,9 @@ def run(
             add_validation(cache, params, image_size, seed)
             p, grid = tune(method, params, cache)
             tuned = tuple(points[0])
-        fit_on = p.section(method).fit_split()
-        if fit_on not in cache.sets:
-            raise ValueError(
-                f"baselines.{method} fits on the ID split {fit_on!r}, which this data has not: "
-                f"choose the train split in baselines.{method}"
-            )
+        fit_on = fit_set(p.section(method))
+        if fit_on == "id_val":
+            add_validation(cache, params, image_size, seed)
         detector = build(method, p, cache.model).fit(_fit_data(method, cache, fit_on))
         scores = {name: detector.score(cache.represent(detector, name)) for name in ood_sets}
         out.append(

@@ -31,10 +31,7 @@ if TYPE_CHECKING:
 
 
 def _sets(bundle: DatasetBundle) -> dict:
-    sets = {"train": bundle.train, "test": bundle.test, **bundle.ood}
-    if getattr(bundle, "val", None) is not None:
-        sets["val"] = bundle.val
-    return sets
+    return {"train": bundle.train, "test": bundle.test, **bundle.ood}  # ID val: a train hold-out (bl.add_validation)
 
 
 def _with_info(scored: list[bl.Scored], **info) -> list[bl.Scored]:

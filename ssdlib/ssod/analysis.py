@@ -86,11 +86,11 @@ def embedding(
     model: SSODNet, id_set, ood_set, device, n: int = 300, method: str = "tsne", seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fig. 2: 2-D coordinates [2n, 2] of the pooled features of the first ``n`` images of an ID
-    and an OOD set (t-SNE or PCA, ``ssdlib.training.figures.project_2d``), and which are ID."""
+    and an OOD set (t-SNE or PCA, ``ssdlib.plots.project_2d``), and which are ID."""
     from torch.utils.data import Subset
 
     from ssdlib.features import extract
-    from ssdlib.training.figures import project_2d
+    from ssdlib.plots import project_2d
 
     parts = [extract(model, Subset(s, range(min(n, len(s)))), device=device).features for s in (id_set, ood_set)]
     points = project_2d(np.concatenate(parts), method=method, seed=seed)

@@ -7,7 +7,6 @@
 - :mod:`~ssdlib.training.checkpoint`: atomic checkpoints with every random state
 - :mod:`~ssdlib.training.monitor`: kNN and top-1 monitors
 - :mod:`~ssdlib.training.distributed`: torchrun / DDP helpers
-- :mod:`~ssdlib.training.figures`: training curves and 2-D embeddings (notebook 01)
 """
 
 from ssdlib.training.checkpoint import CheckpointError

@@ -26,7 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-LUMA = (0.2989, 0.587, 0.114)  # ITU-R 601 weights, as in torchvision's rgb_to_grayscale
+from ssdlib.data.luma import grayscale
+
 CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its central fallback
 
 
@@ -47,12 +48,6 @@ def _randint(high: torch.Tensor | int, n: int, generator, device) -> torch.Tenso
     high = torch.as_tensor(high, device=device)
     u = _uniform(n, 0, 1, generator, device)
     return torch.minimum((u * high).long(), high - 1)  # guard: float rounding can give u * high == high
-
-
-def grayscale(x: torch.Tensor) -> torch.Tensor:
-    """Luma [B, 1, H, W] of RGB images."""
-    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Atomic training checkpoints and the random-number state that makes a resume exact.
 
-A checkpoint is written to a temporary file in the same folder, flushed to disk (fsync) and moved
-over the old file with ``os.replace``, so a run killed while saving leaves the previous
+A checkpoint is serialised in memory, then written by ``ssdlib.atomic.write`` (a temporary file in
+the same folder, fsync, ``os.replace``), so a run killed while saving leaves the previous
 checkpoint intact, never a truncated one. It holds everything a resumed run needs to reach the
 same weights as an uninterrupted one: model, optimizer, schedule, grad scaler, completed epochs,
 the history, every random state (torch CPU and CUDA, numpy, the shuffle and augmentation
@@ -12,8 +12,7 @@ with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ssdlib import atomic
 from ssdlib.models.load import CheckpointError, read_checkpoint
 from ssdlib.training import batches
 
@@ -28,35 +28,13 @@ FORMAT = "ssdlib-train-1"
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` so that readers only ever see the old or the complete new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    """Write ``state`` to ``path`` so that readers only ever see the old or the complete new file.
 
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    ``torch.save`` runs first, into memory: a state that cannot be serialised never touches the disk.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic.write(path, buffer.getvalue())
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never a part of either.
+
+The data goes to a temporary file in the target's own folder (a rename is atomic only within one
+file system), is flushed to disk (fsync) and moved over the target with ``os.replace``; the folder
+is then fsynced so that the rename itself survives a power cut (POSIX). On any error, a full disk
+or a kill included, the temporary file is removed and the target is left as it was. Used for
+training checkpoints, ``checks.json``, ``run.json`` and executed notebooks; imports nothing of
+ssdlib.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def write(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; return ``path``.
+
+    The folder is created if missing. The new file gets the usual permissions (0o666 less the umask).
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _open_temp(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _open_temp(path: Path) -> tuple[int, Path]:
+    """A new hidden ``.<name>.<random>.tmp`` beside ``path``, opened for writing (mode 0o666 less the
+    umask, unlike ``tempfile.mkstemp``'s 0o600, so the result reads as any other file of the run)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path}: remove its stale .*.tmp files")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
