@@ -11,23 +11,32 @@ ssdlib.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 def write(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; return ``path``.
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; return ``path``."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    return write_with(path, lambda fh: fh.write(payload))
+
+
+def write_with(path: str | Path, dump: Callable[[BinaryIO], object]) -> Path:
+    """Atomically write whatever ``dump(file)`` writes into the binary ``file`` (e.g. ``torch.save``
+    streaming a checkpoint, with no copy of it in memory); return ``path``.
 
     The folder is created if missing. The new file gets the usual permissions (0o666 less the umask).
+    If ``dump`` raises, the target is left as it was.
     """
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            dump(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

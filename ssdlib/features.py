@@ -90,7 +90,6 @@ def extract(
     image tensor. Labels are None when the data carries none. ``num_workers``: DataLoader workers for
     a Dataset; ``amp``: bf16 (or fp16) autocast on CUDA (ignored on the CPU).
     """
-
     device = torch.device(device)
     autocast, _ = autocast_for(device, amp)
     classify = getattr(model, "classify", None)

@@ -361,6 +361,11 @@ class BaselineParams(_Section):
 
     def section(self, key: str):
         """The section of detector ``key`` (a :class:`MethodParams`)."""
+        if key not in DETECTOR_SECTIONS:
+            raise ParamsError(
+                f"no detector {key!r} is registered (known: {', '.join(DETECTOR_SECTIONS) or 'none yet'}); "
+                "detectors register when ssdlib.detectors is imported, which ssdlib.profiles does"
+            )
         return getattr(self, key)
 
     def with_section(self, key: str, **values: Any) -> BaselineParams:

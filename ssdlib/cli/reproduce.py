@@ -143,17 +143,16 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
 
 
 def _publish(partial: Path, executed: Path) -> None:
-    """Put papermill's output in place (``ssdlib.atomic.write``) if it is a whole notebook; drop it otherwise."""
+    """Move papermill's output into place if it is a whole notebook (a rename in one folder: atomic);
+    drop it otherwise."""
     if not partial.exists():
         return
     try:
-        notebook = partial.read_bytes()
-        json.loads(notebook)
+        json.loads(partial.read_text())
     except (OSError, ValueError):
         partial.unlink(missing_ok=True)
         return
-    atomic.write(executed, notebook)
-    partial.unlink()
+    partial.replace(executed)
 
 
 def _source_cell_number(executed: Path, index: int) -> int:

@@ -30,10 +30,10 @@ generator's parameters and :data:`VERSION`; an unreadable cache file is rebuilt.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -256,10 +256,8 @@ def _read_cache(path: Path, key: str):
 
 
 def _write_cache(path: Path, key: str, sets) -> None:
-    serialised = io.BytesIO()
-    torch.save({"key": key, "sets": sets}, serialised)
     try:
-        atomic.write(path, serialised.getvalue())  # a reader never sees half a file
+        atomic.write_with(path, partial(torch.save, {"key": key, "sets": sets}))  # a reader never sees half a file
     except OSError as err:
         warnings.warn(
             f"could not cache the offline benchmark at {path} ({err}); it will be generated again next time",

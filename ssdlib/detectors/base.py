@@ -16,6 +16,8 @@ import numpy as np
 from ssdlib.feature_set import FeatureSet, MissingInputError
 from ssdlib.features import extract
 
+__all__ = ["Detector", "FeatureSet", "MissingInputError", "NotFittedError", "l2_normalize"]
+
 L2_EPS = 1e-10  # SSD's and knn-ood's epsilon: z / (||z|| + 1e-10)
 
 
@@ -24,9 +26,6 @@ def l2_normalize(features: np.ndarray) -> np.ndarray:
     unit = np.array(features, dtype=np.float64)
     unit /= np.sqrt(np.einsum("ij,ij->i", unit, unit))[:, None] + L2_EPS  # no [N, D] temporary
     return unit
-
-
-__all__ = ["Detector", "FeatureSet", "MissingInputError", "NotFittedError", "l2_normalize"]
 
 
 class NotFittedError(RuntimeError):

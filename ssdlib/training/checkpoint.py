@@ -1,7 +1,7 @@
 """Atomic training checkpoints and the random-number state that makes a resume exact.
 
-A checkpoint is serialised in memory, then written by ``ssdlib.atomic.write`` (a temporary file in
-the same folder, fsync, ``os.replace``), so a run killed while saving leaves the previous
+A checkpoint is written by ``ssdlib.atomic.write_with`` (streamed into a temporary file in the same
+folder, fsync, ``os.replace``), so a run killed while saving leaves the previous
 checkpoint intact, never a truncated one. It holds everything a resumed run needs to reach the
 same weights as an uninterrupted one: model, optimizer, schedule, grad scaler, completed epochs,
 the history, every random state (torch CPU and CUDA, numpy, the shuffle and augmentation
@@ -12,7 +12,7 @@ with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import hashlib
-import io
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,8 @@ FORMAT = "ssdlib-train-1"
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` so that readers only ever see the old or the complete new file.
-
-    ``torch.save`` runs first, into memory: a state that cannot be serialised never touches the disk.
-    """
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return atomic.write(path, buffer.getvalue())
+    """Write ``state`` to ``path`` so that readers only ever see the old or the complete new file."""
+    return atomic.write_with(path, partial(torch.save, state))
 
 
 def load(path: str | Path) -> dict[str, Any]:
