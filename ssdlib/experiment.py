@@ -22,6 +22,7 @@ from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
 from ssdlib.project import FIGURES_DIR
 from ssdlib.training import History, Recipe, load_checkpoint, train
+from ssdlib.training import methods as training_methods
 from ssdlib.training.checkpoint import data_differences, data_fingerprint
 
 if TYPE_CHECKING:
@@ -68,74 +69,52 @@ def checkpoint_path(P: Params, output_dir: str | Path, mode: str | None = None) 
 
 
 def build_model(P: Params, bundle: DatasetBundle, mode: str) -> torch.nn.Module:
-    """A freshly initialised network (seeded with ``P.seed``) of ``P.encoder``'s arch and width:
-    ``SSLNet`` for SimCLR / SupCon, ``SupNet`` for SupCE, ``GODINNet`` for GODIN; normalisation from the
-    ID set is its first layer."""
-    from ssdlib.models.godin import GODINNet
-    from ssdlib.models.heads import SSLNet, SupNet
-    from ssdlib.models.resnet import resnet
-
+    """A freshly initialised network (seeded with ``P.seed``) of the training method ``mode``
+    (:mod:`ssdlib.training.methods`): ``SSLNet`` for SimCLR / SupCon, ``SupNet`` for SupCE, ``GODINNet``
+    for GODIN, of ``P.encoder``'s arch and width; normalisation from the ID set is its first layer."""
     torch.manual_seed(P.seed)
-    stem = "cifar" if P.data.image_size <= 96 else "imagenet"
-    encoder = resnet(P.encoder.arch, width=P.encoder.width, stem=stem)
-    if mode == "SupCE":
-        return SupNet(encoder, bundle.num_classes, normalize=bundle.normalize())
-    if mode == "GODIN":
-        return GODINNet(
-            encoder, bundle.num_classes, normalize=bundle.normalize(), similarity=P.baselines.godin.similarity
-        )
-    return SSLNet(encoder, normalize=bundle.normalize())
+    return training_methods.get(mode).build(P, bundle.num_classes, bundle.normalize())
+
+
+def model_for(P: Params, bundle: DatasetBundle, output_dir: str | Path, mode: str) -> torch.nn.Module:
+    """The network of training method ``mode`` trained with its params section (:func:`recipe_for`), once
+    per output folder (:func:`load_or_train`); in eval mode. SSOD's runs: ``ssdlib.ssod.runs.trained``."""
+    method = training_methods.get(mode)
+    identity = method.identity(P) if method.identity else None
+    return load_or_train(P, bundle, output_dir, build_model(P, bundle, mode), recipe_for(P, mode), identity=identity)
 
 
 def encoder_for(P: Params, bundle: DatasetBundle, output_dir: str | Path, mode: str | None = None) -> torch.nn.Module:
-    """The trained SSD network of ``mode`` (default ``P.encoder.training_mode``), in eval mode.
+    """The trained SSD network of ``mode`` (default ``P.encoder.training_mode``), in eval mode:
+    ``model.features(x)`` gives the penultimate features SSD scores (SupCE: :func:`classifier_for`)."""
+    return model_for(P, bundle, output_dir, mode or P.encoder.training_mode)
 
-    SimCLR / SupCon give an ``SSLNet`` trained with ``P.encoder`` (:func:`encoder_recipe`); SupCE gives the
-    classifier of
-    :func:`classifier_for`. ``model.features(x)`` gives the penultimate features SSD scores.
-    """
-    mode = mode or P.encoder.training_mode
-    if mode == "SupCE":
-        return classifier_for(P, bundle, output_dir)
-    return load_or_train(P, bundle, output_dir, build_model(P, bundle, mode), encoder_recipe(P, mode))
+
+def recipe_for(P: Params, mode: str, section: Any = None) -> Recipe:
+    """How training method ``mode`` trains on profile ``P``: with ``section`` (default: the method's own,
+    ``encoder`` for SSD's encoders, ``classifier`` for SupCE and GODIN), the run's seed and determinism;
+    the encoder section's epochs for ``mode`` (SupCon may train fewer)."""
+    section = section if section is not None else getattr(P, training_methods.get(mode).section)
+    epochs = section.epochs_for(mode) if hasattr(section, "epochs_for") else section.epochs
+    return Recipe.from_section(section, seed=P.seed, deterministic=P.deterministic, mode=mode, epochs=epochs)
 
 
 def encoder_recipe(P: Params, mode: str | None = None) -> Recipe:
-    """How ``P.encoder`` trains an encoder with ``mode`` (default ``P.encoder.training_mode``)."""
-    mode = mode or P.encoder.training_mode
-    return recipe_from(P, P.encoder, mode=mode, epochs=P.encoder.epochs_for(mode))
-
-
-def recipe_from(P: Params, section: Any, **overrides: Any) -> Recipe:
-    """The :class:`Recipe` of a params section (``P.encoder`` or ``P.classifier``) with the run's seed
-    and determinism; ``overrides`` replace any field."""
-    return Recipe.from_section(section, seed=P.seed, deterministic=P.deterministic, **overrides)
+    """How ``P.encoder`` trains a network with ``mode`` (default ``P.encoder.training_mode``), as SSD's
+    ``train.py`` trains every mode with one set of arguments (``ssdlib train``)."""
+    return recipe_for(P, mode or P.encoder.training_mode, P.encoder)
 
 
 def classifier_for(P: Params, bundle: DatasetBundle, output_dir: str | Path) -> torch.nn.Module:
     """The supervised CE classifier (``SupNet``) of ``P.encoder``'s arch and width, trained with
     ``P.classifier``; in eval mode. MSP and the post-hoc baselines score it."""
-    return load_or_train(
-        P,
-        bundle,
-        output_dir,
-        build_model(P, bundle, "SupCE"),
-        recipe_from(P, P.classifier, mode="SupCE"),
-    )
+    return model_for(P, bundle, output_dir, "SupCE")
 
 
 def godin_for(P: Params, bundle: DatasetBundle, output_dir: str | Path) -> torch.nn.Module:
-    """The GODIN network of ``P.encoder``'s arch and width, trained by the SupCE loop with
-    ``P.classifier`` (kept as ``GODIN_<arch>_w<width>.pt``, reused while its similarity stays the same)."""
-    return load_or_train(
-        P,
-        bundle,
-        output_dir,
-        build_model(P, bundle, "GODIN"),
-        recipe_from(P, P.classifier, mode="SupCE"),
-        name="GODIN",
-        identity={"similarity": P.baselines.godin.similarity},
-    )
+    """The GODIN network of ``P.encoder``'s arch and width, trained by the CE loop with ``P.classifier``
+    (kept as ``GODIN_<arch>_w<width>.pt``, reused while its similarity stays the same)."""
+    return model_for(P, bundle, output_dir, "GODIN")
 
 
 def training_history(P: Params, output_dir: str | Path, mode: str | None = None) -> History:
@@ -159,9 +138,9 @@ def load_or_train(
     """``model`` (freshly initialised with ``P.seed``) trained with ``recipe`` on ``bundle.train``, in eval mode.
 
     Kept as ``<output_dir>/checkpoints/<name>_<arch>_w<width>.pt`` (``name`` defaults to the recipe's
-    mode) and reused while the arch, width, recipe (monitoring aside), ``identity`` (whatever else
-    defines the model) and ID data stay the same; a stopped run is resumed. While it trains, the
-    checkpoint is locked (:mod:`ssdlib.locks`): a second process wanting it stops at once.
+    mode) and reused while the arch, width, recipe (its whole params section, monitoring aside),
+    ``identity`` (whatever else defines the model) and ID data stay the same; a stopped run is resumed.
+    While it trains, the checkpoint is locked (:mod:`ssdlib.locks`): a second process wanting it stops at once.
     """
     name = name or recipe.mode
     path = checkpoint_path(P, output_dir, name)

@@ -89,7 +89,11 @@ class EncoderParams(_Section):
 
     arch: Arch = "resnet50"
     width: int = Field(64, ge=4, le=256, description="channels of the first stage; 64 is the standard ResNet")
-    training_mode: Literal["SimCLR", "SupCon", "SupCE"] = "SimCLR"
+    training_mode: str = Field(
+        "SimCLR",
+        description="a training method whose features SSD scores: SimCLR, SupCon or SupCE "
+        "(ssdlib.training.methods; the loader checks the name)",
+    )
     epochs: int = Field(500, ge=1)
     supcon_epochs: int | None = Field(
         None,

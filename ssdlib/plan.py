@@ -1,7 +1,7 @@
 """What a run of a profile will train, said before it starts: each model, its epochs and images.
 
 A paper profile means days of GPU time, so ``ssdlib reproduce`` (and ``--dry-run``) prints this
-first. It follows what each notebook asks of ``ssdlib.experiment`` and ``ssdlib.ssod.runs``; each
+first. It reads what each notebook trains from ``ssdlib.needs``; each
 model is trained once per output folder, whichever notebook asks first, so a model several
 notebooks use is listed once. The smoke test of every profile checks this list against the
 checkpoints the run leaves.
@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ssdlib import needs
+from ssdlib.experiment import recipe_for
 from ssdlib.params import Params
+from ssdlib.ssod.build import released, settings
 
 
 @dataclass(frozen=True)
@@ -31,32 +34,15 @@ class Model:
         return self.epochs * self.images
 
 
-def _encoders(P: Params, modes: list[str]) -> list[tuple[str, int, str]]:
-    """(name, epochs, kind) of SSD's encoders and the SupCE classifier of ``P.encoder``'s arch."""
-    e, out = P.encoder, []
-    for mode in modes:
-        if mode in ("SupCE", "GODIN"):
-            out.append((f"{mode} {e.arch} w{e.width}", P.classifier.warmup_epochs + P.classifier.epochs, "encoder"))
-        else:
-            out.append((f"{mode} {e.arch} w{e.width}", e.warmup_epochs + e.epochs_for(mode), "encoder"))
-    return out
-
-
-def _ssod_variants(P: Params, notebook: str) -> list[dict]:
-    """The SSOD settings (overrides of ``P.ssod``) a notebook trains."""
-    if notebook == "05":
-        return [{}]
-    variants = [{"alpha": 0.0}, {}] + ([{"supcon": True}] if P.ssod.supcon_weight else [])  # SSOD (w/)
-    variants += [{"alpha": a} for a in P.ssod.alphas] + [{"balance": b} for b in P.ssod.balances]
-    return variants + [v for b in P.ssod.backbones for v in ({"backbone": b}, {"backbone": b, "alpha": 0.0})]
+def _loop_model(P: Params, mode: str) -> tuple[str, int, str]:
+    """(name, epochs, kind) of a model the shared loop trains, from its recipe (``experiment.recipe_for``)."""
+    return f"{mode} {P.encoder.arch} w{P.encoder.width}", recipe_for(P, mode).total_epochs, "encoder"
 
 
 def _ssod(P: Params, notebook: str) -> list[tuple[str, int, str]]:
     """The SSOD models a notebook trains; the vanilla classifier scored as released trains none."""
-    from ssdlib.ssod.runs import released, settings
-
     out = []
-    for overrides in _ssod_variants(P, notebook):
+    for overrides in needs.ssod_variants(P, notebook):
         cfg = settings(P, **overrides)
         if released(cfg):
             continue
@@ -67,19 +53,9 @@ def _ssod(P: Params, notebook: str) -> list[tuple[str, int, str]]:
 
 
 def _per_notebook(P: Params, notebook: str) -> list[tuple[str, int, str]]:
-    if notebook == "01":
-        return _encoders(P, [P.encoder.training_mode])
-    if notebook == "02":
-        return _encoders(P, ["SimCLR", "SupCon", "SupCE"])
-    if notebook == "03":
-        return _encoders(P, ["SimCLR"])
-    if notebook == "04":
-        return _ssod(P, notebook)
-    if notebook == "05":
-        godin = ["GODIN"] if "godin" in P.baselines.methods else []
-        simclr = ["SimCLR"] if P.ssd.in_comparison else []  # SSD's encoder
-        return _encoders(P, ["SupCE", *godin, "SupCon", *simclr]) + _ssod(P, notebook)
-    return []
+    """What ``ssdlib.needs`` declares for the notebook, as (name, epochs, kind)."""
+    loop = [_loop_model(P, mode) for mode in needs.of(P, notebook) if mode != "SSOD"]
+    return loop + _ssod(P, notebook)
 
 
 def models(P: Params, notebooks: list[str], train_images: int) -> list[Model]:

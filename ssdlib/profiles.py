@@ -2,7 +2,8 @@
 
 The schema (:mod:`ssdlib.params`) checks keys, types and ranges; what only the layers above it know is
 checked here, before any output folder exists or any file is opened: dataset names (the data
-registry), detector keys in ``baselines.methods`` (the detector registry) and set names that the
+registry), detector keys in ``baselines.methods`` (the detector registry), ``encoder.training_mode``
+(the training-method registry) and set names that the
 ``checks`` and ``ssod`` sections refer to. Notebooks read their profile with :func:`for_notebook` (the
 file plus an optional ``overrides`` mapping), the runner and the CLIs with :func:`load`.
 """
@@ -19,10 +20,11 @@ from ssdlib.detectors.registry import methods
 from ssdlib.log import to_console
 from ssdlib.params import Params, ParamsError, invalid, parse
 from ssdlib.project import PROJECT_ROOT
+from ssdlib.training.methods import encoder_modes
 
 
 def registry_problems(P: Params) -> list[str]:
-    """Names in ``P`` that no registry holds: datasets and detectors."""
+    """Names in ``P`` that no registry holds: datasets, detectors and training methods."""
     problems = []
     try:
         check_names(P.data)
@@ -33,6 +35,12 @@ def registry_problems(P: Params) -> list[str]:
     if bad:
         problems.append(
             f"baselines: methods: unknown detector(s) {', '.join(map(repr, bad))}; registered: {', '.join(known)}"
+        )
+    modes = encoder_modes()
+    if P.encoder.training_mode not in modes:
+        problems.append(
+            f"encoder.training_mode: {P.encoder.training_mode!r} is not a training method SSD scores; "
+            f"choose one of {', '.join(map(repr, modes))}"
         )
     return problems
 

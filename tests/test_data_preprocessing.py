@@ -11,7 +11,7 @@ from ssdlib import profiles
 from ssdlib.data import checksums, get_datasets, preprocessing, tiny
 from ssdlib.data.memory import as_float
 from ssdlib.params import DataParams
-from ssdlib.ssod import runs
+from ssdlib.ssod import build, runs
 
 BORDER = 24  # px of the red frame of a 512 px image: inside the 32 px (16 px after resizing) that the centre crop drops
 
@@ -86,11 +86,11 @@ def test_ssod_streams_crops_at_imagenet_scale_and_holds_cifar_scale_in_memory(ro
     P = ssod_params(root, 224, supcon_weight=1.0)
     bundle = get_datasets(P.data)
     for supcon, views in [(False, 1), (True, 2)]:  # SSOD (w/) crops every image twice
-        train, val = runs.training_data(P, runs.settings(P, supcon=supcon), bundle)
+        train, val = runs.training_data(P, build.settings(P, supcon=supcon), bundle)
         assert (len(train), len(val)) == (3, 1) and not set(train.indices) & set(val.indices)
         assert train[0][0].shape == (views, 3, 224, 224)
         assert torch.equal(val[0][0], bundle.train[val.indices[0]][0])  # held out as evaluated
 
     small = ssod_params(root, 32)
-    train, val = runs.training_data(small, runs.settings(small), get_datasets(small.data))
+    train, val = runs.training_data(small, build.settings(small), get_datasets(small.data))
     assert train[0].shape == (3, 3, 32, 32) and val[0].shape == (1, 3, 32, 32)  # tensors, cropped on the device

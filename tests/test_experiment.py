@@ -155,7 +155,7 @@ def test_supcon_epochs_apply_to_supcon_only():
 
 def test_the_run_s_seed_and_determinism_reach_every_recipe():
     P = tiny_params(epochs=7).model_copy(update={"seed": 5, "deterministic": True})
-    for recipe in (experiment.encoder_recipe(P), experiment.recipe_from(P, P.classifier, mode="SupCE")):
+    for recipe in (experiment.encoder_recipe(P), experiment.recipe_for(P, "SupCE")):
         assert recipe.seed == 5 and recipe.deterministic
     assert not experiment.encoder_recipe(tiny_params(epochs=7)).deterministic
 

@@ -12,7 +12,7 @@ from conftest import assert_refused
 
 from ssdlib.models.backbones import BACKBONES, TORCHVISION, backbone, load_pretrained
 from ssdlib.params import Backbone, SSODParams
-from ssdlib.ssod import runs
+from ssdlib.ssod import build
 
 TV_OUT_DIM = {
     "densenet121": 1024,
@@ -96,7 +96,7 @@ def test_pretrained_mobilenet_v3_is_torchvisions_network_classifier_included(tmp
     tv = torchvision.models.mobilenet_v3_large().eval()
     torch.save(tv.state_dict(), tmp_path / "mobilenet_v3_large.pth")
     cfg = SSODParams(backbone="mobilenet_v3_large", pretrained=str(tmp_path), input_size=224)
-    model = runs.new_ssod_net(cfg, 1000, None).eval()
+    model = build.new_ssod_net(cfg, 1000, None).eval()
     x = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(model(x), tv(x))

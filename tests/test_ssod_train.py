@@ -9,7 +9,7 @@ import torch
 from ssdlib import params, profiles
 from ssdlib.data.memory import ImageTensorDataset, tensors
 from ssdlib.data.registry import DatasetBundle
-from ssdlib.ssod import runs
+from ssdlib.ssod import ablations, build, runs, scoring
 from ssdlib.ssod.train import SSODTrainer, lr_at, split_validation
 from ssdlib.training.skeleton import NonFiniteLossError
 
@@ -62,7 +62,7 @@ def bundle():
 
 
 def trainer_for(P, seed=0):
-    model = runs.new_ssod_net(P.ssod, 2, None, seed)
+    model = build.new_ssod_net(P.ssod, 2, None, seed)
     return SSODTrainer(model, P.ssod, seed=seed, log=lambda _m: None, progress=False)
 
 
@@ -157,7 +157,7 @@ def test_evaluate_rows_name_method_and_setting(tmp_path):
     P, data = tiny_params(), bundle()
     ssod = runs.trained(P, data, tmp_path, log=lambda _m: None, progress=False)
     vanilla = runs.trained(P, data, tmp_path, log=lambda _m: None, progress=False, alpha=0.0)
-    (row,) = runs.evaluate(ssod, P, data, setting="alpha=1.5")
+    (row,) = scoring.evaluate(ssod, P, data, setting="alpha=1.5")
     assert (row["method"], row["training_mode"], row["ood_dataset"], row["setting"]) == (
         "SSOD",
         "SSOD",
@@ -165,17 +165,17 @@ def test_evaluate_rows_name_method_and_setting(tmp_path):
         "alpha=1.5",
     )
     assert 0 <= row["fpr95"] <= 1 and 0 <= row["id_accuracy"] <= 1
-    (row,) = runs.evaluate(vanilla, P, data)
+    (row,) = scoring.evaluate(vanilla, P, data)
     assert (row["method"], row["training_mode"], row["setting"]) == ("MSP", "CE", "vanilla")
 
 
 def test_backbone_ablation_pairs_ssod_with_its_vanilla_classifier(tmp_path):
     P, data = tiny_params(backbones=["resnet18"], ablation_ood="noise"), bundle()
-    rows = runs.ablation(P, data, tmp_path, "backbone", log=lambda _m: None, progress=False)
-    table = runs.ablation_table(rows, "backbone")
+    rows = ablations.ablation(P, data, tmp_path, "backbone", log=lambda _m: None, progress=False)
+    table = ablations.ablation_table(rows, "backbone")
     assert table[["backbone", "method"]].values.tolist() == [["resnet18", "SSOD"], ["resnet18", "MSP"]]
     with pytest.raises(ValueError, match="data.ood_datasets"):
-        runs.ablation(tiny_params(ablation_ood="places365"), data, tmp_path, "alpha")
+        ablations.ablation(tiny_params(ablation_ood="places365"), data, tmp_path, "alpha")
 
 
 def test_ssod_with_supcon_trains_beside_ssod_without_it(tmp_path):
@@ -189,14 +189,14 @@ def test_ssod_with_supcon_trains_beside_ssod_without_it(tmp_path):
     assert supcon.path != without.path and hasattr(supcon.model, "projection")
     assert all(math.isfinite(v) for v in supcon.history.step_supcon)
     assert all(math.isnan(v) for v in without.history.step_supcon)
-    (row,) = runs.evaluate(supcon, with_, data)
+    (row,) = scoring.evaluate(supcon, with_, data)
     assert (row["method"], row["training_mode"], row["setting"]) == (
         "SSOD+",
         "SSOD+SupCon",
         "alpha=1.5,balance=LWB,supcon=0.5",
     )
     with pytest.raises(ValueError, match="supcon_weight > 0"):
-        runs.settings(plain, supcon=True)
+        build.settings(plain, supcon=True)
 
 
 def test_ssod_with_supcon_starts_from_a_supcon_checkpoint(tmp_path):
@@ -209,12 +209,12 @@ def test_ssod_with_supcon_starts_from_a_supcon_checkpoint(tmp_path):
     state = {k.replace("encoder.", "encoder.module.", 1): v for k, v in pretrained.state_dict().items()}
     torch.save({"model": state, "epoch": 100}, tmp_path / "supcon.pth")
     P = tiny_params(supcon_weight=1.0, supcon_checkpoint=str(tmp_path / "supcon.pth"))
-    model = runs.new_ssod_net(runs.settings(P, supcon=True), 2, None, seed=0)
+    model = build.new_ssod_net(build.settings(P, supcon=True), 2, None, seed=0)
     for k, v in pretrained.encoder.state_dict().items():
         assert torch.equal(model.encoder.state_dict()[k], v), k
     with pytest.raises(Exception, match="does not fit"):
-        runs.new_ssod_net(
-            runs.settings(
+        build.new_ssod_net(
+            build.settings(
                 tiny_params(supcon_weight=1.0, supcon_checkpoint=str(tmp_path / "supcon.pth"), width=8), supcon=True
             ),
             2,
@@ -257,7 +257,7 @@ def test_released_vanilla_is_the_pretrained_network_scored_as_it_is(tmp_path):
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(run.model(x), tv(x))
-    (row,) = runs.evaluate(run, P, data)
+    (row,) = scoring.evaluate(run, P, data)
     assert (row["method"], row["training_mode"], row["setting"]) == ("MSP", "CE", "vanilla")
 
     torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "resnet18.pth")

@@ -21,8 +21,8 @@ from ssdlib.training import CheckpointError, NonFiniteLossError, Recipe, Trainer
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training.distributed import shard_batches
 from ssdlib.training.losses import contrastive_loss
+from ssdlib.training.methods import get as training_method
 from ssdlib.training.monitor import knn_per_class, knn_predict
-from ssdlib.training.objectives import objective_for
 from ssdlib.training.schedule import ETA_MIN, WarmupCosine
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,8 +136,11 @@ def test_knn_predict_hand_case_and_tie_goes_to_smallest_label():
 def test_original_loss_scale_multiplies_the_loss_by_T_over_0_07():
     torch.manual_seed(0)
     model, x, y = UnitLinear(), torch.rand(6, 3, 8, 8), torch.tensor([0, 1, 0, 1, 2, 2])
-    plain = objective_for("SupCon", 0.5, False, identity_augment)(model, x, y, None, torch.no_grad)
-    scaled = objective_for("SupCon", 0.5, True, identity_augment)(model, x, y, None, torch.no_grad)
+    supcon = training_method("SupCon").objective
+    plain = supcon(Recipe(mode="SupCon", temperature=0.5), identity_augment)(model, x, y, None, torch.no_grad)
+    scaled = supcon(Recipe(mode="SupCon", temperature=0.5, original_loss_scale=True), identity_augment)(
+        model, x, y, None, torch.no_grad
+    )
     z = model(x)
     assert plain.item() == pytest.approx(contrastive_loss(torch.stack([z, z], 1), y, 0.5).item(), rel=1e-6)
     assert scaled.item() == pytest.approx(plain.item() * 0.5 / 0.07, rel=1e-6)

@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ssdlib.bench.simclr import random_images
 from ssdlib.bench.sizes import BenchSizes
 from ssdlib.params import SSODParams
-from ssdlib.ssod.runs import new_ssod_net
+from ssdlib.ssod.build import new_ssod_net
 from ssdlib.ssod.train import SSODTrainer
 
 

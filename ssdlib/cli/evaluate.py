@@ -31,6 +31,7 @@ from ssdlib.features import extract_splits
 from ssdlib.log import get as get_logger
 from ssdlib.models.load import CheckpointError
 from ssdlib.models.resnet import ARCHS
+from ssdlib.training.methods import encoder_modes
 
 if TYPE_CHECKING:
     from ssdlib.data.registry import DatasetBundle
@@ -44,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--training-mode",
         required=True,
-        choices=choices(params_mod.EncoderParams, "training_mode"),
+        choices=encoder_modes(),
         help="how the checkpoint was trained (SupCon: SSD+; SupCE with --clusters > 1 clusters by class)",
     )
     parser.add_argument("--ckpt", required=True, help="checkpoint: SSD, SupContrast or ssdlib format")

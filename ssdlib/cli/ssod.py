@@ -37,12 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ssdlib.project import OUTPUTS_DIR
-    from ssdlib.ssod import runs
+    from ssdlib.ssod import build, runs
 
     try:
         P = profiles.load(args.params)
         overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
-        runs.settings(P, supcon=args.supcon, **overrides)  # a bad value stops here, before any data is read
+        build.settings(P, supcon=args.supcon, **overrides)  # a bad value stops here, before any data is read
         dist.init_from_env()
         bundle = data.get_datasets(P.data)
     except (params_mod.ParamsError, ValueError, data.DatasetNotFoundError, data.UnknownDatasetError) as err:

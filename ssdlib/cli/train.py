@@ -32,6 +32,7 @@ from ssdlib.training import CheckpointError, NonFiniteLossError, load_checkpoint
 from ssdlib.training import distributed as dist
 from ssdlib.training.checkpoint import data_fingerprint
 from ssdlib.training.loop import resume_problems
+from ssdlib.training.methods import encoder_modes
 
 LOG = get_logger(__name__)
 
@@ -64,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--results-dir", type=Path, default=Path("runs"), help="parent of the run folder (default: runs)")
     add("--exp-name", default="temp", help="run folder name under --results-dir (default: temp)")
     add("--resume", action="store_true", help="continue the stopped run in <results-dir>/<exp-name>")
-    add("--training-mode", choices=choices(params_mod.EncoderParams, "training_mode"))
+    add("--training-mode", choices=encoder_modes())
     add("--arch", choices=choices(params_mod.Arch))
     add("--width", type=int, help="channels of the first stage (64: the standard ResNet)")
     add("--dataset", help="ID training set, e.g. cifar10 (the default without --params), cifar100, svhn, offline")

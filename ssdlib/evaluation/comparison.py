@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ssdlib import needs
 from ssdlib.detectors.ssd import SSD
 from ssdlib.evaluation import baselines as bl
 from ssdlib.params import Params
@@ -52,61 +53,58 @@ def _ssd(name: str, cache: bl.FeatureCache, ood: list[str], mode: str, arch: str
 
 
 def _ssod(P: Params, bundle: DatasetBundle, output_dir, ood: list[str]) -> bl.Scored:
-    from ssdlib.ssod import runs
+    from ssdlib.ssod import runs, scoring
 
     run = runs.trained(P, bundle, output_dir)
-    detector, id_scores, ood_scores, accuracy = runs.scores(run, P, bundle, sets=ood)
+    detector, id_scores, ood_scores, accuracy = scoring.scores(run, P, bundle, sets=ood)
     name = detector.name if run.cfg.alpha else "SSOD alpha=0 (MSP)"  # alpha 0 trains no OOD head
     return bl.Scored(
         name,
         run.label,
         id_scores,
         ood_scores,
-        info={"training_mode": runs.training_mode(run), "arch": run.cfg.backbone, "id_accuracy": accuracy},
+        info={"training_mode": scoring.training_mode(run), "arch": run.cfg.backbone, "id_accuracy": accuracy},
     )
 
 
 def score_all(P: Params, bundle: DatasetBundle, output_dir: str | Path, *, ssod: bool = True) -> list[bl.Scored]:
-    """Scores of every method (see the module docstring) on ``bundle.test`` and each of ``bundle.ood``."""
+    """Scores of every method (see the module docstring) on ``bundle.test`` and each of ``bundle.ood``, on
+    the models ``ssdlib.needs`` declares for notebook 05 (SSOD's only with ``ssod``)."""
     from ssdlib import experiment
 
     device = experiment.resolve_device(P.device)
     ood, arch, seed, size = list(bundle.ood), P.encoder.arch, P.seed, P.data.image_size
-    methods = list(P.baselines.methods)
-    out: list[bl.Scored] = []
+    trains = needs.comparison(P)
 
-    classifier = bl.FeatureCache(
-        experiment.classifier_for(P, bundle, output_dir), _sets(bundle), device, P.data.batch_size
-    )
-    posthoc = [m for m in methods if m != "godin"]
-    out += _with_info(
+    def cache(mode: str) -> bl.FeatureCache:
+        return bl.FeatureCache(
+            experiment.model_for(P, bundle, output_dir, mode), _sets(bundle), device, P.data.batch_size
+        )
+
+    classifier = cache("SupCE")
+    posthoc = [m for m in P.baselines.methods if m != "godin"]
+    out = _with_info(
         bl.run(posthoc, P.baselines, classifier, ood, image_size=size, seed=seed),
         training_mode="SupCE",
         arch=arch,
         id_accuracy=bl.id_accuracy(classifier),
     )
-    if "godin" in methods:
-        godin = bl.FeatureCache(experiment.godin_for(P, bundle, output_dir), _sets(bundle), device, P.data.batch_size)
+    if "GODIN" in trains:
+        godin = cache("GODIN")
         out += _with_info(
             bl.run(["godin"], P.baselines, godin, ood, image_size=size, seed=seed),
             training_mode="GODIN",
             arch=arch,
             id_accuracy=bl.id_accuracy(godin),
         )
-
-    supcon = bl.FeatureCache(
-        experiment.encoder_for(P, bundle, output_dir, mode="SupCon"), _sets(bundle), device, P.data.batch_size
-    )
+    supcon = cache("SupCon")
     out += _with_info(
         bl.run(["knn"], P.baselines, supcon, ood, image_size=size, seed=seed, names={"knn": "KNN+"}),
         training_mode="SupCon",
         arch=arch,
     )
-    if P.ssd.in_comparison:
-        simclr = bl.FeatureCache(
-            experiment.encoder_for(P, bundle, output_dir, mode="SimCLR"), _sets(bundle), device, P.data.batch_size
-        )
-        out.append(_ssd("SSD", simclr, ood, "SimCLR", arch))
+    if "SimCLR" in trains:
+        out.append(_ssd("SSD", cache("SimCLR"), ood, "SimCLR", arch))
         out.append(_ssd("SSD+", supcon, ood, "SupCon", arch))
     if ssod:
         out.append(_ssod(P, bundle, output_dir, ood))

@@ -13,15 +13,17 @@ from ssdlib.detectors.base import Detector, FeatureSet
 from ssdlib.detectors.ssd import SSD
 from ssdlib.detectors.ssdk import SSDk, evaluate_ssdk
 from ssdlib.evaluation.results import row
-
-METHOD_NAMES = {"SimCLR": "SSD", "SupCon": "SSD+", "SupCE": "SSD (SupCE)"}
+from ssdlib.training import methods as training_methods
+from ssdlib.training.methods import encoder_modes
 
 
 def method_name(training_mode: str) -> str:
-    """The paper's name of SSD on an encoder of ``training_mode``: SSD (SimCLR), SSD+ (SupCon)."""
-    if training_mode not in METHOD_NAMES:
-        raise ValueError(f"unknown training mode {training_mode!r}; choose one of {', '.join(METHOD_NAMES)}")
-    return METHOD_NAMES[training_mode]
+    """The paper's name of SSD on an encoder of ``training_mode``: SSD (SimCLR), SSD+ (SupCon), as each
+    training method declares it (:mod:`ssdlib.training.methods`)."""
+    name = training_methods.get(training_mode).ssd_name
+    if name is None:
+        raise ValueError(f"SSD does not score {training_mode} features; choose one of {', '.join(encoder_modes())}")
+    return name
 
 
 def split_scores(detector: Detector, features) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -22,7 +22,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,10 @@ from ssdlib import progress as progress_report
 from ssdlib.training import batches as reading
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training import distributed as dist
+from ssdlib.training import methods as training_methods
 from ssdlib.training.batches import Images
 from ssdlib.training.monitor import classifier_accuracy, has_features, knn_accuracy
-from ssdlib.training.objectives import Augment, objective_for
+from ssdlib.training.objectives import Augment
 from ssdlib.training.schedule import WarmupCosine
 from ssdlib.training.skeleton import RunLog, TrainerSkeleton
 
@@ -63,6 +63,8 @@ class Recipe:
     ``compile``: ``torch.compile`` the model and the SimCLR views on CUDA (ignored on the CPU).
     ``deterministic``: deterministic kernels only, and no ``torch.compile`` (whose generated kernels
     make no such promise), so that a GPU run repeats bit for bit (``skeleton.set_determinism``).
+    ``section``: every other value of the params section the recipe was read from, so that a key the
+    loop does not read still counts in a checkpoint's identity (a changed value trains a new model).
     """
 
     mode: str = "SimCLR"
@@ -82,21 +84,29 @@ class Recipe:
     seed: int = 0
     compile: bool = True
     deterministic: bool = False
+    section: dict[str, Any] = field(default_factory=dict)
 
     # Changing these does not change the trained weights (compile, deterministic: beyond float
     # rounding), so a checkpoint stays valid.
     MONITORING = ("save_every", "knn_k", "monitor_every", "compile", "deterministic")
+    # Section keys read into other fields: training_mode (mode, unless overridden), recipe (the
+    # original_* switches) and supcon_epochs (SupCon's epochs, given by the caller).
+    READ_INTO_FIELDS = ("training_mode", "recipe", "supcon_epochs")
 
     @classmethod
     def from_section(cls, section: Any, *, seed: int, **overrides: Any) -> Recipe:
-        """A recipe from a params section (``P.encoder`` or ``P.classifier``): every field they share.
+        """A recipe from a params section (``P.encoder`` or ``P.classifier``): every field they share,
+        and the section's other values in ``section`` (nothing is dropped silently).
 
         The section's ``training_mode`` gives ``mode``; ``overrides`` replace any field.
         """
-        values = {f.name: getattr(section, f.name) for f in fields(cls) if hasattr(section, f.name)}
-        if hasattr(section, "training_mode"):
+        names = {f.name for f in fields(cls)}
+        dumped = section.model_dump(mode="json")
+        values = {k: getattr(section, k) for k in dumped if k in names}
+        values["section"] = {k: v for k, v in dumped.items() if k not in names and k not in cls.READ_INTO_FIELDS}
+        if "training_mode" in dumped:
             values["mode"] = section.training_mode
-        values.update(NAMED_RECIPES.get(getattr(section, "recipe", None), {}))  # params: encoder.recipe
+        values.update(NAMED_RECIPES.get(dumped.get("recipe"), {}))  # params: encoder.recipe
         return cls(**{**values, "seed": seed, **overrides})
 
     @property
@@ -176,7 +186,10 @@ class Trainer(TrainerSkeleton):
             weight_decay=recipe.weight_decay,
             **self.optimizer_options(),
         )
-        self.eager_objective = objective_for(recipe.mode, recipe.temperature, recipe.original_loss_scale, augment)
+        self.method = training_methods.get(recipe.mode)
+        if self.method.objective is None:
+            raise ValueError(f"{recipe.mode} trains with a trainer of its own, not this loop (ssdlib.training.methods)")
+        self.eager_objective = self.method.objective(recipe, augment or self.method.augment(False))
         self._compile_pending = self.cuda and recipe.compile and not recipe.deterministic  # compiled on step 1
         self.objective, self.step_net = (
             self._compiled(augment) if self._compile_pending else (self.eager_objective, self.net)
@@ -192,13 +205,9 @@ class Trainer(TrainerSkeleton):
         return self.history.step_loss.pop()
 
     def _compiled(self, augment: Augment | None):
-        """The objective with the SimCLR views compiled (when SSD's augmentation is used) and the compiled net."""
-        from ssdlib.training import augment as aug
-
-        r = self.recipe
-        if augment is None and r.mode != "SupCE":
-            augment = partial(aug.simclr_augment, views=torch.compile(aug.simclr_views, dynamic=False))
-        return objective_for(r.mode, r.temperature, r.original_loss_scale, augment), torch.compile(self.net)
+        """The objective with the method's views compiled (where it has a compiled variant and no
+        augmentation was given) and the compiled net."""
+        return self.method.objective(self.recipe, augment or self.method.augment(True)), torch.compile(self.net)
 
     def _loss_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One SGD step; the loss averaged over ranks stays on the device (no wait for the GPU)."""
@@ -254,7 +263,7 @@ class Trainer(TrainerSkeleton):
         """Train for ``recipe.total_epochs`` epochs on ``train`` = (images in [0,1], labels) tensors, or a
         Dataset of equal-sized images, streamed.
 
-        ``test`` feeds the monitors (kNN accuracy; top-1 accuracy for SupCE). Checkpoints go to
+        ``test`` feeds the method's monitors (kNN accuracy, top-1 accuracy). Checkpoints go to
         ``checkpoint`` every ``save_every`` epochs and at the end, with ``params`` stored beside the
         weights. With ``resume=True`` an existing checkpoint of the same recipe is continued.
         """
@@ -333,7 +342,8 @@ class Trainer(TrainerSkeleton):
         return (reading.on_device(x, y, self.device) for x, y in read)
 
     def _monitor(self, train: Images, test: Images | None) -> None:
-        """kNN accuracy (and top-1 for SupCE) on rank 0, every ``monitor_every`` epochs and at the end."""
+        """The method's monitors (kNN accuracy, top-1 accuracy) on rank 0, every ``monitor_every`` epochs
+        and at the end."""
         r, h = self.recipe, self.history
         due = (
             test is not None
@@ -342,9 +352,9 @@ class Trainer(TrainerSkeleton):
             and (self.epoch % r.monitor_every == 0 or self.epoch == r.total_epochs)
         )
         knn = top1 = math.nan
-        if due and r.knn_k and has_features(self.model):
+        if due and "knn" in self.method.monitors and r.knn_k and has_features(self.model):
             knn = knn_accuracy(self.model, train, test, k=r.knn_k, **self._reading())
-        if due and r.mode == "SupCE":
+        if due and "top1" in self.method.monitors:
             top1 = classifier_accuracy(self.model, test, **self._reading())
         h.knn_accuracy.append(knn)
         h.test_accuracy.append(top1)

@@ -1,4 +1,4 @@
-"""What differs between the three training modes: the views, the model output and the loss.
+"""The losses of the shared training loop; each training method (``ssdlib.methods``) picks one with its views.
 
 - SimCLR / SupCon (SSD ``trainers.ssl``): two independent SimCLR views of each image are
   concatenated into one batch of 2B and forwarded once (one batch-norm batch), the unit
@@ -59,20 +59,3 @@ class CrossEntropy:
         with autocast():
             logits = model(inputs)
         return F.cross_entropy(logits.float(), y)
-
-
-def objective_for(
-    mode: str, temperature: float, original_loss_scale: bool, augment: Augment | None = None
-) -> Contrastive | CrossEntropy:
-    """The objective of ``mode`` (SimCLR, SupCon or SupCE), with SSD's augmentations unless given."""
-    if mode not in ("SimCLR", "SupCon", "SupCE"):
-        raise ValueError(f"unknown training mode {mode!r}; choose SimCLR, SupCon or SupCE")
-    if augment is None:
-        from ssdlib.training import augment as aug
-
-        augment = aug.supce_augment if mode == "SupCE" else aug.simclr_augment
-    if mode == "SupCE":
-        return CrossEntropy(augment)
-    return Contrastive(
-        augment, supervised=mode == "SupCon", temperature=temperature, original_loss_scale=original_loss_scale
-    )
