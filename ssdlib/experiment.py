@@ -3,27 +3,26 @@
 Trained models live in ``<output_dir>/checkpoints/``: ``<mode>_<arch>_w<width>.pt`` for SSD's
 encoders (SimCLR, SupCon) and ``SupCE_<arch>_w<width>.pt`` for the supervised classifier of the
 same size (which SSD's SupCE mode and the post-hoc baselines share). A checkpoint is reused when
-it was trained with the same training params, seed and ID data; a partial one (a killed run) is
+it was trained with the same identity (:mod:`ssdlib.train_once`); a partial one (a killed run) is
 resumed; otherwise the model is trained now. So each model is trained once per output folder,
 whichever notebook asks first.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ssdlib import locks
+from ssdlib import train_once
+from ssdlib.data import held_or_streamed
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
 from ssdlib.project import FIGURES_DIR
 from ssdlib.training import History, Recipe, load_checkpoint, train
 from ssdlib.training import methods as training_methods
-from ssdlib.training.checkpoint import data_differences, data_fingerprint
 
 if TYPE_CHECKING:
     from ssdlib.data.registry import DatasetBundle
@@ -138,66 +137,44 @@ def load_or_train(
     """``model`` (freshly initialised with ``P.seed``) trained with ``recipe`` on ``bundle.train``, in eval mode.
 
     Kept as ``<output_dir>/checkpoints/<name>_<arch>_w<width>.pt`` (``name`` defaults to the recipe's
-    mode) and reused while the arch, width, recipe (its whole params section, monitoring aside),
-    ``identity`` (whatever else defines the model) and ID data stay the same; a stopped run is resumed.
-    While it trains, the checkpoint is locked (:mod:`ssdlib.locks`): a second process wanting it stops at once.
+    mode) and reused, resumed or trained afresh by the identity rule of :mod:`ssdlib.train_once`: the
+    arch, width, recipe (its whole params section, monitoring aside), ``identity`` (whatever else defines
+    the model) and the ID data.
     """
     name = name or recipe.mode
     path = checkpoint_path(P, output_dir, name)
-    data = P.data.model_dump(mode="json", include={"id_dataset", "image_size", "normalize", "offline"})
-    kept = {k: v for k, v in asdict(recipe).items() if k not in Recipe.MONITORING}
-    identity = {"arch": P.encoder.arch, "width": P.encoder.width, "recipe": kept, "data": data, **(identity or {})}
-    device = resolve_device(P.device)
-
-    with locks.holding(locks.checkpoint_lock(path), f"training {name} into {path}"):  # one trainer per file
-        return _restore_or_train(P, bundle, model, recipe, path, identity, name, device)
-
-
-def _restore_or_train(
-    P: Params,
-    bundle: DatasetBundle,
-    model: torch.nn.Module,
-    recipe: Recipe,
-    path: Path,
-    identity: dict[str, Any],
-    name: str,
-    device: torch.device,
-) -> torch.nn.Module:
-    """:func:`load_or_train` once it holds the checkpoint's lock."""
-    from ssdlib.data import held_or_streamed
-
     train_set = held_or_streamed(bundle.train)
-    resume = False
-    if path.is_file():
-        state = load_checkpoint(path)
-        other_data = data_differences(state.get("data"), data_fingerprint(train_set))
-        if state["params"].get("identity") != identity or other_data:
-            why = f"other data ({'; '.join(other_data)})" if other_data else "other params"
-            kept = path.with_name(f"{path.stem}.other-params-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
-            path.replace(kept)  # never discard a trained model: it stays, under a name that says why
-            LOG.info(f"{path} was trained with {why}; kept it as {kept.name} and training a new one")
-        elif state["finished"]:
+    kept = {k: v for k, v in asdict(recipe).items() if k not in Recipe.MONITORING}
+    identity = {
+        "arch": P.encoder.arch,
+        "width": P.encoder.width,
+        "recipe": kept,
+        "data": train_once.data_identity(P, train_set),
+        **(identity or {}),
+    }
+    device = resolve_device(P.device)
+    with train_once.slot(path, identity, f"training {name} into {path}", LOG.info) as state:
+        if state is not None and state["finished"]:
             model.load_state_dict(state["model"])
             LOG.info(f"loaded the trained {name} model from {path}")
             return model.to(device).eval()
-        else:
-            resume = True
+        if state is not None:
             LOG.info(f"{path} holds a run stopped after epoch {state['epoch']}/{state['total_epochs']}; resuming it")
-    if not resume:
-        LOG.info(
-            f"training a quick {name} {P.encoder.arch} (width {P.encoder.width}) for "
-            f"{recipe.total_epochs} epochs on {device}; checkpoints go to {path}"
+        else:
+            LOG.info(
+                f"training a quick {name} {P.encoder.arch} (width {P.encoder.width}) for "
+                f"{recipe.total_epochs} epochs on {device}; checkpoints go to {path}"
+            )
+        train(
+            model,
+            train_set,
+            recipe,
+            test=held_or_streamed(bundle.test),
+            device=device,
+            checkpoint=path,
+            resume=state is not None,
+            params={"identity": identity, "params": P.model_dump(mode="json")},
+            name=f"{name} {P.encoder.arch} w{P.encoder.width}",
+            num_workers=P.data.num_workers,
         )
-    train(
-        model,
-        train_set,
-        recipe,
-        test=held_or_streamed(bundle.test),
-        device=device,
-        checkpoint=path,
-        resume=resume,
-        params={"identity": identity, "params": P.model_dump(mode="json")},
-        name=f"{name} {P.encoder.arch} w{P.encoder.width}",
-        num_workers=P.data.num_workers,
-    )
     return model.eval()

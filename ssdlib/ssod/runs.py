@@ -5,9 +5,8 @@ overridden (``alpha=0.0`` is the vanilla classifier of the same backbone, ``bala
 ablation run). With ``vanilla: released`` the vanilla classifier is the pretrained network scored as
 it is, as the SSOD paper's Table 6 compares (nothing trains; :func:`released`); with ``fine_tuned`` it
 is trained like any run. Each run is kept in ``<output_dir>/checkpoints/ssod_<backbone>_<hash>.pt``, where
-the hash covers everything that determines its weights (the training fields of the section, the
-seed and the ID data), so a finished run is loaded, a killed one resumed, and a changed one
-trained afresh.
+the hash covers its identity (:mod:`ssdlib.train_once`: the training fields of the section, the seed
+and the ID data), so a finished run is loaded, a killed one resumed, and a changed one trained afresh.
 
 The CE-only warm-up (``warmup_epochs``) does not depend on alpha, the balance scheme or the
 number of epochs, so runs that differ only in those share it: its end state, random state
@@ -29,7 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from ssdlib import locks, metrics
+from ssdlib import metrics, train_once
+from ssdlib.data import held_or_streamed, preprocessing
 from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.feature_set import FeatureSet
 from ssdlib.log import get as get_logger
@@ -69,8 +69,8 @@ class SSODRun:
         return label + (f",supcon={c.supcon_weight:g}" if c.supcon_weight else "")
 
 
-def _identity(P: Params, cfg: SSODParams, exclude: set[str]) -> dict[str, Any]:
-    data = P.data.model_dump(mode="json", include={"id_dataset", "image_size", "normalize", "offline", "root"})
+def _identity(P: Params, cfg: SSODParams, exclude: set[str], data: dict[str, Any]) -> dict[str, Any]:
+    """The run's identity (:mod:`ssdlib.train_once`): its section less ``exclude``, the seed and the data."""
     exclude = exclude if cfg.supcon_weight else exclude | SUPCON  # SSOD (w/o): as before SSOD (w/) existed
     return {"ssod": cfg.model_dump(mode="json", exclude=exclude), "seed": P.seed, "data": data}
 
@@ -103,7 +103,9 @@ def trained(
         model = new_ssod_net(cfg, bundle.num_classes, bundle.normalize(), P.seed)
         log(f"vanilla: released: {cfg.backbone} with the weights {cfg.pretrained} as they are, not trained")
         return SSODRun(cfg, model.to(resolve_device(P.device)).eval(), SSODHistory(), None)
-    identity, warm_identity = _identity(P, cfg, NOT_TRAINING), _identity(P, cfg, NOT_WARMUP)
+    train_set, val = training_data(P, cfg, bundle)
+    data = train_once.data_identity(P, held_or_streamed(bundle.train))
+    identity, warm_identity = _identity(P, cfg, NOT_TRAINING, data), _identity(P, cfg, NOT_WARMUP, data)
     folder = Path(output_dir) / CHECKPOINT_DIR
     path = folder / f"ssod_{cfg.backbone}_{_digest(identity)}.pt"
     warm_path = folder / f"ssod-warmup_{cfg.backbone}_{_digest(warm_identity)}.pt"
@@ -122,13 +124,12 @@ def trained(
         deterministic=P.deterministic,
     )
 
-    with locks.holding(locks.checkpoint_lock(path), f"training SSOD into {path}"):  # one trainer per file
-        state = ckpt.load(path) if path.is_file() else None
-        if state is not None and state["finished"] and state["params"].get("identity") == identity:
+    with train_once.slot(path, identity, f"training SSOD into {path}", log) as state:
+        if state is not None and state["finished"]:
             model.load_state_dict(_selected_weights(state, cfg))
             log(f"loaded the SSOD run ({cfg.backbone}, alpha {cfg.alpha:g}, {cfg.balance}) from {path}")
             return SSODRun(cfg, model.to(device).eval(), SSODHistory.from_dict(state["history"]), path)
-        if state is not None and state["params"].get("identity") == identity:
+        if state is not None:
             trainer.load_state_dict(state)
             log(f"resuming {path} after epoch {trainer.epoch}/{cfg.epochs}")
         elif cfg.warmup_epochs and warm_path.is_file():
@@ -139,8 +140,6 @@ def trained(
                 f"training SSOD ({cfg.backbone}, width {cfg.width}, alpha {cfg.alpha:g}, {cfg.balance}) for "
                 f"{cfg.epochs} epochs on {device}; checkpoints go to {path}"
             )
-
-        train_set, val = training_data(P, cfg, bundle)
         selection = _test_fpr95(bundle, device, cfg, P) if cfg.select == "test_fpr95" else None
         history = trainer.fit(
             train_set,
@@ -159,8 +158,6 @@ def training_data(P: Params, cfg: SSODParams, bundle: DatasetBundle) -> tuple[Im
     per image for SSOD (w/)), and the held-out ones as evaluated (:mod:`ssdlib.data.preprocessing`);
     else the set is held as one tensor (streamed when larger than ``ssdlib.data.held_or_streamed``
     allows) and cropped on the device."""
-    from ssdlib.data import held_or_streamed, preprocessing
-
     if preprocessing.crops_in_loader(P.data.id_dataset, P.data.image_size):
         kept, val = split_validation(bundle.train, cfg.val_fraction, P.seed)
         views = 2 if cfg.supcon_weight else 1
