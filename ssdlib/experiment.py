@@ -93,9 +93,12 @@ def recipe_for(P: Params, mode: str, section: Any = None) -> Recipe:
     """How training method ``mode`` trains on profile ``P``: with ``section`` (default: the method's own,
     ``encoder`` for SSD's encoders, ``classifier`` for SupCE and GODIN), the run's seed and determinism;
     the encoder section's epochs for ``mode`` (SupCon may train fewer)."""
-    section = section if section is not None else getattr(P, training_methods.get(mode).section)
+    method = training_methods.get(mode)
+    section = section if section is not None else getattr(P, method.section)
     epochs = section.epochs_for(mode) if hasattr(section, "epochs_for") else section.epochs
-    return Recipe.from_section(section, seed=P.seed, deterministic=P.deterministic, mode=mode, epochs=epochs)
+    return Recipe.from_section(
+        section, seed=P.seed, deterministic=P.deterministic, mode=mode, epochs=epochs, scoring=method.scoring_keys
+    )
 
 
 def encoder_recipe(P: Params, mode: str | None = None) -> Recipe:

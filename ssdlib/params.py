@@ -263,6 +263,37 @@ class SSODParams(_Section):
         return self
 
 
+class CSIParams(_Section):
+    """CSI (Tack et al. 2020): SimCLR where the 4 rotations of an image are separate instances, plus a
+    rotation-classification head. Defaults are the alinlab/CSI repository's (``common/common.py``,
+    and its README's CIFAR-10 evaluation: ``--ood_samples 10 --resize_factor 0.54 --resize_fix``). It
+    trains with LARS; ssdlib's shared loop uses SGD with momentum and the same warm-up and cosine."""
+
+    epochs: int = Field(1000, ge=1)
+    batch_size: int = Field(128, ge=2, description="images per step (the repository: 32 on each of 4 GPUs)")
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-6, ge=0)
+    warmup_epochs: int = Field(10, ge=0)
+    temperature: float = Field(0.5, gt=0)
+    crop_scale: tuple[float, float] = Field(
+        (0.08, 1.0), strict=False, description="training views' RandomResizedCrop area range (resize_factor 0.08)"
+    )
+    ood_samples: int = Field(10, ge=1, description="score: augmented views averaged per shift (a scoring key)")
+    score_crop: float = Field(0.54, gt=0, le=1, description="score: the views' fixed crop area (a scoring key)")
+    amp: bool = True
+    save_every: int = Field(50, ge=1)
+    knn_k: int = Field(20, ge=0, description="neighbours of the kNN monitor (0: off)")
+    monitor_every: int = Field(1, ge=0, description="epochs between monitor runs (0: never)")
+
+    @model_validator(mode="after")
+    def _crop(self) -> CSIParams:
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {list(self.crop_scale)}")
+        return self
+
+
 class MethodParams(BaseModel):
     """A detector's section of ``baselines``: its hyper-parameters and ``grid``, the values tried per
     hyper-parameter when ``baselines.tune`` is on. Subclasses declare the fields and the default grid,
@@ -463,6 +494,7 @@ class Params(_Section):
     classifier: ClassifierParams = ClassifierParams()
     ssd: SSDParams = SSDParams()
     ssod: SSODParams = SSODParams()
+    csi: CSIParams = CSIParams()
     baselines: BaselineParams = Field(default_factory=BaselineParams)  # built on use: the detectors register first
     checks: CheckParams = CheckParams()
 

@@ -59,17 +59,18 @@ TOY = register(
 
 def test_the_built_in_methods_and_their_sections():
     known = training_methods.methods()
-    assert {k: known[k].section for k in ("SimCLR", "SupCon", "SupCE", "GODIN", "SSOD")} == {
+    assert {k: known[k].section for k in ("SimCLR", "SupCon", "SupCE", "GODIN", "SSOD", "CSI")} == {
         "SimCLR": "encoder",
         "SupCon": "encoder",
         "SupCE": "classifier",
         "GODIN": "classifier",
         "SSOD": "ssod",
+        "CSI": "csi",
     }
     assert training_methods.encoder_modes() == ["SimCLR", "SupCon", "SupCE"]  # what encoder.training_mode takes
     assert known["SSOD"].objective is None  # its own trainer
-    with pytest.raises(ValueError, match="unknown training method 'CSI'; registered: .*SimCLR"):
-        training_methods.get("CSI")
+    with pytest.raises(ValueError, match="unknown training method 'NoSuch'; registered: .*SimCLR"):
+        training_methods.get("NoSuch")
 
 
 def test_a_key_is_registered_once_and_a_method_needs_objective_and_views_together():

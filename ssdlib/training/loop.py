@@ -94,16 +94,18 @@ class Recipe:
     READ_INTO_FIELDS = ("training_mode", "recipe", "supcon_epochs")
 
     @classmethod
-    def from_section(cls, section: Any, *, seed: int, **overrides: Any) -> Recipe:
+    def from_section(cls, section: Any, *, seed: int, scoring: tuple[str, ...] = (), **overrides: Any) -> Recipe:
         """A recipe from a params section (``P.encoder`` or ``P.classifier``): every field they share,
-        and the section's other values in ``section`` (nothing is dropped silently).
+        and the section's other values in ``section`` (nothing is dropped silently) but ``scoring``, the
+        keys that only score a trained model.
 
         The section's ``training_mode`` gives ``mode``; ``overrides`` replace any field.
         """
         names = {f.name for f in fields(cls)}
         dumped = section.model_dump(mode="json")
         values = {k: getattr(section, k) for k in dumped if k in names}
-        values["section"] = {k: v for k, v in dumped.items() if k not in names and k not in cls.READ_INTO_FIELDS}
+        skipped = set(cls.READ_INTO_FIELDS) | set(scoring)
+        values["section"] = {k: v for k, v in dumped.items() if k not in names and k not in skipped}
         if "training_mode" in dumped:
             values["mode"] = section.training_mode
         values.update(NAMED_RECIPES.get(dumped.get("recipe"), {}))  # params: encoder.recipe

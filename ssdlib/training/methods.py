@@ -44,6 +44,7 @@ class TrainingMethod:
     - ``encoder_mode``: SSD may score its features, so it is a valid ``encoder.training_mode``.
     - ``ssd_name``: the name of SSD's result rows on its features (SSD, SSD+, ...).
     - ``identity(P)``: what else defines its network beyond its section (e.g. GODIN's similarity).
+    - ``scoring_keys``: keys of its section that only score a trained network, left out of its identity.
     """
 
     key: str
@@ -55,6 +56,7 @@ class TrainingMethod:
     encoder_mode: bool = False
     ssd_name: str | None = None
     identity: Callable[[Params], dict[str, Any]] | None = None
+    scoring_keys: tuple[str, ...] = ()
 
 
 _METHODS: dict[str, TrainingMethod] = {}
