@@ -294,6 +294,34 @@ class CSIParams(_Section):
         return self
 
 
+class MOSParams(_Section):
+    """MOS (Huang & Li 2021): the CE classifier's last layer replaced by a group-softmax head (one softmax
+    per group of classes, each with an "others" class) and fine-tuned alone. Defaults are the
+    deeplearning-wisc/large_scale_ood repository's (``finetune.py``: SGD with momentum 0.9, no weight
+    decay, a zero-initialised head; ``utils/hyperrule.py``: lr 0.003 with its step schedule;
+    ``scripts/finetune_group_softmax.sh``: batch 512)."""
+
+    groups: list[list[int]] | None = Field(
+        None,
+        description="class indices of each group (every class in one group); the paper: ImageNet's 8 WordNet "
+        "super-classes; null: MOS cannot run on this profile",
+    )
+    batch_size: int = Field(512, ge=2)
+    lr: float = Field(0.003, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    steps: list[int] | None = Field(
+        None,
+        description="the schedule's supports [warm-up end, lr / 10 after each middle one, end], in steps; "
+        "null: the repository's rule by training-set size (< 20 000 images: 100, 200, 300, 400, 500)",
+    )
+
+    @model_validator(mode="after")
+    def _schedule(self) -> MOSParams:
+        if self.steps is not None and (len(self.steps) < 2 or self.steps != sorted(set(self.steps))):
+            raise ValueError(f"steps must rise strictly, from the warm-up's end to the last step; got {self.steps}")
+        return self
+
+
 class MethodParams(BaseModel):
     """A detector's section of ``baselines``: its hyper-parameters and ``grid``, the values tried per
     hyper-parameter when ``baselines.tune`` is on. Subclasses declare the fields and the default grid,
@@ -495,6 +523,7 @@ class Params(_Section):
     ssd: SSDParams = SSDParams()
     ssod: SSODParams = SSODParams()
     csi: CSIParams = CSIParams()
+    mos: MOSParams = MOSParams()
     baselines: BaselineParams = Field(default_factory=BaselineParams)  # built on use: the detectors register first
     checks: CheckParams = CheckParams()
 
