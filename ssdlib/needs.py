@@ -23,6 +23,7 @@ def comparison(P: Params) -> list[str]:
     return ["SupCE", *godin, "SupCon", *simclr, "SSOD"]
 
 
+ENCODER_SECTION_METHODS = ("SimCLR", "SupCon")  # trained with P.encoder; SupCE and GODIN with P.classifier
 NOTEBOOKS: dict[str, Callable[[Params], list[str]]] = {
     "01": lambda P: [P.encoder.training_mode],
     "02": lambda P: ["SimCLR", "SupCon", "SupCE"],
@@ -35,6 +36,11 @@ NOTEBOOKS: dict[str, Callable[[Params], list[str]]] = {
 def of(P: Params, notebook: str) -> list[str]:
     """The training methods notebook ``notebook`` ("01" ... "05") trains; none for the others."""
     return NOTEBOOKS[notebook](P) if notebook in NOTEBOOKS else []
+
+
+def encoders(P: Params, notebook: str) -> list[str]:
+    """The SSD encoders among a notebook's needs (methods trained with the ``encoder`` section)."""
+    return [m for m in of(P, notebook) if m in ENCODER_SECTION_METHODS]
 
 
 def ssod_variants(P: Params, notebook: str) -> list[dict[str, Any]]:

@@ -121,6 +121,7 @@ def test_the_recipe_carries_the_whole_section_into_the_identity():
 def test_the_plan_lists_what_the_needs_declare():
     P = tiny_params()
     assert needs.of(P, "02") == ["SimCLR", "SupCon", "SupCE"] and needs.of(P, "00") == []
+    assert needs.encoders(P, "02") == ["SimCLR", "SupCon"] and needs.encoders(P, "03") == ["SimCLR"]
     assert needs.of(P, "05") == ["SupCE", "SupCon", "SimCLR", "SSOD"]
     with_godin = P.model_copy(update={"baselines": P.baselines.model_copy(update={"methods": ["msp", "godin"]})})
     assert needs.of(with_godin, "05") == ["SupCE", "GODIN", "SupCon", "SimCLR", "SSOD"]
