@@ -20,7 +20,7 @@ from ssdlib import train_once
 from ssdlib.data import held_or_streamed
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
-from ssdlib.project import FIGURES_DIR
+from ssdlib.project import FIGURES_DIR, OUTPUTS_DIR
 from ssdlib.training import History, Recipe, load_checkpoint, train
 from ssdlib.training import methods as training_methods
 
@@ -48,8 +48,6 @@ def output_folder(output_dir: str | Path | None, P: Params) -> Path:
     """A notebook's output folder: ``output_dir`` as given (``ssdlib reproduce`` passes
     ``outputs/<profile>/``), or ``outputs/interactive/<profile>/`` in the project for a notebook run by
     hand, so that runs of different profiles never share checkpoints."""
-    from ssdlib.project import OUTPUTS_DIR
-
     return Path(output_dir) if output_dir is not None else OUTPUTS_DIR / "interactive" / P.profile
 
 

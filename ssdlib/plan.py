@@ -10,8 +10,10 @@ checkpoints the run leaves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
+import torch
 
 from ssdlib import needs
 from ssdlib.experiment import recipe_for
@@ -90,10 +92,7 @@ def backbones(P: Params) -> list[str]:
 def weights_status(P: Params) -> list[str]:
     """For each SSOD backbone that starts from pretrained weights: where they come from and whether
     they are here (a GPU job without network must not find out after its data loading)."""
-    from pathlib import Path
-
-    import torch
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # local: importing torchvision takes seconds
 
     pretrained = P.ssod.pretrained
     if pretrained == "none":

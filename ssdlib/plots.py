@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
+from ssdlib.detectors.base import l2_normalize
 from ssdlib.metrics import auroc
 
 if TYPE_CHECKING:
@@ -256,10 +257,8 @@ def training_curves(history: History, *, title: str = ""):
 def project_2d(features: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
     """2-D coordinates of features [N, D]: PCA, or t-SNE (van der Maaten & Hinton 2008) on the
     L2-normalised features (SSD's geometry) after PCA to at most 50 dimensions."""
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
-    from ssdlib.detectors.base import l2_normalize
+    from sklearn.decomposition import PCA  # local: slow to import, only the 2-D projection needs it
+    from sklearn.manifold import TSNE  # local: slow to import, only the 2-D projection needs it
 
     x = l2_normalize(features)
     if method == "pca":

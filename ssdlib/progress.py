@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tqdm import tqdm
+
 ENV_VAR = "SSDLIB_PROGRESS_FILE"
 LOGGER = "ssdlib.progress"
 PROGRESS_FILE = "progress.log"
@@ -91,8 +93,6 @@ def follow(
     started in the block. The lines written before the block are skipped; the last ones are passed
     on when the block ends, even when it fails."""
     if write is None:
-        from tqdm import tqdm
-
         write = lambda line: tqdm.write(line, file=sys.stdout)  # noqa: E731 (keeps papermill's bar intact)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

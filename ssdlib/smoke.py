@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from ssdlib import plan
+from ssdlib.data import offline, tiny
 from ssdlib.params import Params
 
 PER_CLASS = 3  # images per class of each tiny OOD set
@@ -107,7 +108,7 @@ def write_weights(P: Params, folder: Path, num_classes: int = TORCHVISION_CLASSE
     """Random weights of each backbone of ``P`` as torchvision's full network (its classifier for
     ``num_classes`` classes), saved as torchvision's files are (a state dict), named ``<backbone>.pth``
     in ``folder``."""
-    from torchvision import models
+    from torchvision import models  # local: importing torchvision takes seconds
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in plan.backbones(P):
@@ -118,8 +119,6 @@ def write_weights(P: Params, folder: Path, num_classes: int = TORCHVISION_CLASSE
 
 def prepare(P: Params, root: Path) -> dict[str, Any]:
     """Write the tiny data sets and random weights of ``P`` under ``root``; return the overrides."""
-    from ssdlib.data import offline, tiny
-
     data_root = root / "data"
     sets = dict(per_class=PER_CLASS, classes=CLASSES, seed=P.seed)
     id_set = tiny.write_sets(

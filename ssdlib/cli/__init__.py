@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 import typing
+from urllib.error import URLError
 
 from ssdlib.log import get as get_logger
 from ssdlib.log import to_console
@@ -58,9 +59,7 @@ def choices(schema: typing.Any, field: str | None = None) -> list[str]:
 
 def explain(err: BaseException) -> str:
     """One line for a failure no command handled itself: what went wrong and what to do."""
-    from urllib.error import URLError
-
-    from PIL import UnidentifiedImageError
+    from PIL import UnidentifiedImageError  # local: PIL is heavy, and `ssdlib --help` imports this module
 
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         return (

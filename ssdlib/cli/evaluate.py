@@ -24,12 +24,15 @@ import numpy as np
 from ssdlib import params as params_mod
 from ssdlib import profiles
 from ssdlib.cli import choices, ssd_defaults
+from ssdlib.data import get_datasets
 from ssdlib.detectors.ssd import SSD
+from ssdlib.detectors.ssdk import SSDk, evaluate_ssdk
 from ssdlib.evaluation.results import record, row
 from ssdlib.evaluation.rows import method_name
+from ssdlib.experiment import build_model, resolve_device
 from ssdlib.features import extract_splits
 from ssdlib.log import get as get_logger
-from ssdlib.models.load import CheckpointError
+from ssdlib.models.load import CheckpointError, load_checkpoint
 from ssdlib.models.resnet import ARCHS
 from ssdlib.training.methods import encoder_modes
 
@@ -119,9 +122,6 @@ def results_line(id_dataset: str, ood_dataset: str, clusters: int, r: dict) -> s
 
 def _load_model(P: params_mod.Params, bundle: DatasetBundle, args: argparse.Namespace, device):
     """The network of ``--training-mode`` with the checkpoint's encoder (SSD scores encoder features only)."""
-    from ssdlib.experiment import build_model
-    from ssdlib.models.load import load_checkpoint
-
     model = build_model(P, bundle, args.training_mode)
     load_checkpoint(args.ckpt, model, trust=args.trust_checkpoint, encoder_only=True)
     return model.to(device).eval()
@@ -143,8 +143,6 @@ def _ssd_scores(args, train, id_test, ood_features) -> tuple[dict[str, tuple[np.
 def _ssdk_scores(
     args, model, bundle: DatasetBundle, train, id_test, ood_features, device, batch_size: int
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from ssdlib.detectors.ssdk import SSDk, evaluate_ssdk
-
     LOG.info("Using ledoit-wolf covariance estimator.")
     detector = SSDk().fit(train)
     out = {}
@@ -170,9 +168,6 @@ def _ssdk_scores(
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssdlib.data import get_datasets
-    from ssdlib.experiment import resolve_device
-
     try:
         check_args(args)
         P = eval_params(args)

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -27,9 +28,11 @@ from pathlib import Path
 import yaml
 
 import ssdlib
-from ssdlib import atomic, checks, locks, profiles, progress
+from ssdlib import atomic, checks, locks, plan, profiles, progress, smoke
 from ssdlib import params as params_mod
-from ssdlib.evaluation import results
+from ssdlib.data import DatasetNotFoundError, UnknownDatasetError, get_datasets, real
+from ssdlib.data.checksums import SMOKE_DATA_ENV
+from ssdlib.evaluation import paper_comparison, results, spread
 from ssdlib.log import get as get_logger
 from ssdlib.project import NOTEBOOK_DIR, OUTPUTS_DIR, git_commit, project_path
 
@@ -115,7 +118,7 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
     prefixed with the notebook's name. papermill writes to a hidden partial file, which replaces the
     executed copy only when it is a whole notebook: a full disk never leaves a truncated one.
     """
-    import papermill as pm
+    import papermill as pm  # local: papermill is heavy and only executing a notebook needs it
 
     start = time.perf_counter()
     executed, partial = output_dir / notebook.name, output_dir / f".{notebook.stem}.partial.ipynb"
@@ -157,7 +160,7 @@ def _publish(partial: Path, executed: Path) -> None:
 
 def _source_cell_number(executed: Path, index: int) -> int:
     """1-based number of executed cell ``index`` in the source notebook (without papermill's injected cell)."""
-    import nbformat
+    import nbformat  # local: nbformat is heavy and only a failed notebook's report needs it
 
     cells = nbformat.read(executed, as_version=4).cells
     injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
@@ -166,7 +169,7 @@ def _source_cell_number(executed: Path, index: int) -> int:
 
 def declared_parameters(notebook: Path) -> set[str]:
     """Names assigned in the notebook's ``parameters`` cell: the only ones worth injecting."""
-    import papermill as pm
+    import papermill as pm  # local: papermill is heavy and only executing a notebook needs it
 
     return set(pm.inspect_notebook(str(notebook)))
 
@@ -174,8 +177,6 @@ def declared_parameters(notebook: Path) -> set[str]:
 def _announce(P: params_mod.Params, notebooks: list[Path], bundle, *, smoke: bool) -> list:
     """Say up front what the run will do: the notebooks, the data, and each model's epochs x images
     (returned, as :class:`ssdlib.plan.Model`)."""
-    from ssdlib import plan
-
     kind = "smoke run (tiny generated files, cut epochs; checks reported, not enforced)" if smoke else "run"
     LOG.info(f"[ssdlib] profile '{P.profile}', {kind}: notebooks {', '.join(nb.stem for nb in notebooks)}")
     LOG.info(f"[ssdlib] data: {data_summary(bundle)}")
@@ -189,7 +190,6 @@ def _announce(P: params_mod.Params, notebooks: list[Path], bundle, *, smoke: boo
 def data_summary(bundle) -> str:
     """Each set and its number of images, with the published count where it differs (a subset, or
     files missing)."""
-    from ssdlib.data import real
 
     def expected(name: str, split: str | None) -> int | None:
         entry = real.REAL_SETS.get(name)
@@ -209,9 +209,6 @@ def data_summary(bundle) -> str:
 def dry_run(params_file: Path, only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> None:
     """Validate the params and the data (every set present, its size) and print the plan; train nothing,
     write nothing."""
-    from ssdlib import plan
-    from ssdlib.data import get_datasets
-
     P = profiles.load(params_file)
     notebooks = profile_notebooks(P, notebook_dir, only)
     _announce(P, notebooks, get_datasets(P.data), smoke=False)
@@ -251,8 +248,6 @@ def reproduce(
         if smoke:
             overrides = _smoke_setup(P, stack)
             P = profiles.load(params_file, overrides)  # as the notebooks will read it
-        from ssdlib.data import get_datasets
-
         planned = _announce(P, notebooks, get_datasets(P.data), smoke=smoke)
         stack.enter_context(locks.holding(locks.folder_lock(output_dir), f"ssdlib reproduce into {output_dir}"))
         info = {"profile": P.profile, "params_file": project_path(params_file), "smoke": smoke}
@@ -289,8 +284,6 @@ def _run_seeds(
     other run of it, and a seed whose folder holds its finished run with the same params and notebooks
     is not run again (unless ``overwrite``). With ``checks.enforce``, a check that fails on the mean or on
     any seed fails the run, after every table is written."""
-    from ssdlib.evaluation import paper_comparison, spread
-
     prepare_output(output_dir, overwrite)
     (output_dir / "params.yaml").write_text(yaml.safe_dump(P.model_dump(mode="json"), sort_keys=False))
     info = {"status": "running", **about, "seeds": seeds, "git_commit": git_commit(), "runs": {}}
@@ -376,11 +369,6 @@ def environment(name: str, value: str) -> Iterator[None]:
 def _smoke_setup(P: params_mod.Params, stack: contextlib.ExitStack) -> dict:
     """Write the tiny data and weights of a smoke run into a temporary folder (removed when the run
     ends) and let torchvision accept the tiny files there; return the overrides."""
-    import tempfile
-
-    from ssdlib import smoke
-    from ssdlib.data.checksums import SMOKE_DATA_ENV
-
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ssdlib-smoke-")))
     overrides = smoke.prepare(P, root)
     # the notebook kernels inherit the environment
@@ -401,8 +389,6 @@ def _run(
 ) -> None:
     """Execute ``notebooks`` into ``output_dir`` (held locked) and write the tables; ``about`` (profile,
     params file, smoke, plan) goes into run.json."""
-    from ssdlib.evaluation import paper_comparison
-
     prepare_output(output_dir, overwrite)
     raw = P.model_dump(mode="json")
     (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -488,8 +474,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssdlib.data import DatasetNotFoundError, UnknownDatasetError
-
     only = [s.strip().zfill(2) for s in args.only.split(",")] if args.only else None
     try:
         if args.dry_run:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ssdlib.cli import CALLER_DIR
+
 DATA_DIR = "./datasets"  # train.py / eval_ssd.py's --data-dir
 OOD_SETS = ("cifar10", "cifar100", "svhn", "textures", "blobs")  # eval_ssd.py, less the ID set
 DATA = {"id_dataset": "cifar10", "image_size": 32, "batch_size": 256, "normalize": False}
@@ -21,8 +23,6 @@ DATA = {"id_dataset": "cifar10", "image_size": 32, "batch_size": 256, "normalize
 def data_root(flag: str | None) -> str:
     """``--data-dir``, else ``$SSDLIB_DATA``, else SSD's ``./datasets`` in the folder the command was
     typed in."""
-    from ssdlib.cli import CALLER_DIR
-
     return (
         flag
         or os.environ.get("SSDLIB_DATA")

@@ -19,6 +19,8 @@ from ssdlib import data, profiles
 from ssdlib import params as params_mod
 from ssdlib.cli import choices
 from ssdlib.log import get as get_logger
+from ssdlib.project import OUTPUTS_DIR
+from ssdlib.ssod import build, runs
 from ssdlib.training import distributed as dist
 
 LOG = get_logger(__name__)
@@ -36,9 +38,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssdlib.project import OUTPUTS_DIR
-    from ssdlib.ssod import build, runs
-
     try:
         P = profiles.load(args.params)
         overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from ssdlib import data, locks, profiles
+from ssdlib import data, experiment, locks, profiles
 from ssdlib import params as params_mod
 from ssdlib.cli import choices, ssd_defaults
 from ssdlib.log import get as get_logger
@@ -123,8 +123,6 @@ def _close(log: logging.Logger) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssdlib import experiment
-
     try:
         P = effective_params(args)
         run_dir = args.results_dir / args.exp_name
@@ -159,8 +157,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(P, args, bundle, train_set, run_dir: Path, checkpoint: Path, device) -> int:
     """:func:`run` once the run folder is locked and every check has passed."""
-    from ssdlib import experiment
-
     rank0 = dist.rank() == 0
     if rank0:
         run_dir.mkdir(parents=True, exist_ok=True)

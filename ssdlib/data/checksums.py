@@ -26,7 +26,7 @@ Checksums = dict[str, dict]  # torchvision class name -> {md5 list attribute: va
 def torchvision_dataset(name: str):
     """A torchvision dataset class, imported on first use: importing torchvision takes seconds,
     and a run that reads no real set never needs it."""
-    from torchvision import datasets
+    from torchvision import datasets  # local: importing torchvision takes seconds
 
     return getattr(datasets, name)
 

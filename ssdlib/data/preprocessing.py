@@ -41,7 +41,7 @@ def crops_in_loader(id_dataset: str, size: int) -> bool:
 
 def evaluation_transform(size: int):
     """Shorter side to ``size`` (ImageNet scale: to ``size * 256 / 224``), centre crop ``size`` x ``size``."""
-    from torchvision import transforms
+    from torchvision import transforms  # local: importing torchvision takes seconds
 
     shorter = round(size * IMAGENET_RESIZE / IMAGENET_CROP) if imagenet_scale(size) else size
     return transforms.Compose([transforms.Resize(shorter), transforms.CenterCrop(size), transforms.ToTensor()])
@@ -56,7 +56,7 @@ class RandomCrops:
     """
 
     def __init__(self, size: int, scale: tuple[float, float], views: int) -> None:
-        from torchvision import transforms
+        from torchvision import transforms  # local: importing torchvision takes seconds
 
         self.crop = transforms.Compose([transforms.RandomResizedCrop(size, scale=scale), transforms.PILToTensor()])
         self.views = views

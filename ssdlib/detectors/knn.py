@@ -44,7 +44,7 @@ def kth_distance_exact(bank: np.ndarray, queries: np.ndarray, k: int, chunk: int
 
 def kth_distance_faiss(bank: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """The same with faiss ``IndexFlatL2`` (exact L2 search in float32; it returns squared distances)."""
-    import faiss
+    import faiss  # local: faiss is optional
 
     index = faiss.IndexFlatL2(bank.shape[1])
     index.add(np.ascontiguousarray(bank, dtype=np.float32))

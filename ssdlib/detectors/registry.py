@@ -65,7 +65,7 @@ def methods() -> dict[str, Method]:
     """Every registered detector by key, after importing each module of ``ssdlib.detectors``."""
     global _LOADED
     if not _LOADED:
-        import ssdlib.detectors as package
+        import ssdlib.detectors as package  # local: plugin discovery; the package's modules import this one
 
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package.__name__}.{module.name}")

@@ -65,7 +65,7 @@ def _namespace(x: Array):
 def _faiss():
     """The faiss module, with a message saying how to get it (it is only needed for ``kmeans="faiss"``)."""
     try:
-        import faiss
+        import faiss  # local: faiss is optional
     except ImportError as e:
         raise ImportError("SSD(kmeans='faiss') needs faiss: pip install faiss-cpu (or use kmeans='sklearn')") from e
     return faiss

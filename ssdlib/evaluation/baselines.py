@@ -33,10 +33,11 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ssdlib.data.synthetic import SyntheticImages
 from ssdlib.detectors.base import Detector, FeatureSet
 from ssdlib.detectors.registry import methods as registered
 from ssdlib.evaluation.rows import ood_rows
-from ssdlib.features import extract
+from ssdlib.features import extract, subset
 from ssdlib.metrics import accuracy, auroc
 from ssdlib.params import BaselineParams
 
@@ -81,8 +82,6 @@ class FeatureCache:
         """Features (and logits, labels) of set ``name`` by ``ssdlib.features.extract``."""
         if name not in self._plain:
             if name in self._subsets:
-                from ssdlib.features import subset
-
                 parent, index = self._subsets[name]
                 self._plain[name] = subset(self.plain(parent), index)
             else:
@@ -130,8 +129,6 @@ class Scored:
 
 def validation_ood(kind: str, n: int, image_size: int, seed: int) -> Dataset:
     """A fresh draw of the synthetic set ``kind``, seeded apart from the test sets (seed + offset)."""
-    from ssdlib.data.synthetic import SyntheticImages
-
     if kind not in SYNTHETIC:
         raise ValueError(
             f"baselines.tune_on = {kind!r}: tuning must not see a test set; use a synthetic kind "

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ssdlib import needs
+from ssdlib import experiment, needs
 from ssdlib.detectors.ssd import SSD
 from ssdlib.evaluation import baselines as bl
 from ssdlib.params import Params
+from ssdlib.ssod import runs, scoring
 
 if TYPE_CHECKING:
     from ssdlib.data.registry import DatasetBundle
@@ -53,8 +54,6 @@ def _ssd(name: str, cache: bl.FeatureCache, ood: list[str], mode: str, arch: str
 
 
 def _ssod(P: Params, bundle: DatasetBundle, output_dir, ood: list[str]) -> bl.Scored:
-    from ssdlib.ssod import runs, scoring
-
     run = runs.trained(P, bundle, output_dir)
     detector, id_scores, ood_scores, accuracy = scoring.scores(run, P, bundle, sets=ood)
     name = detector.name if run.cfg.alpha else "SSOD alpha=0 (MSP)"  # alpha 0 trains no OOD head
@@ -70,8 +69,6 @@ def _ssod(P: Params, bundle: DatasetBundle, output_dir, ood: list[str]) -> bl.Sc
 def score_all(P: Params, bundle: DatasetBundle, output_dir: str | Path, *, ssod: bool = True) -> list[bl.Scored]:
     """Scores of every method (see the module docstring) on ``bundle.test`` and each of ``bundle.ood``, on
     the models ``ssdlib.needs`` declares for notebook 05 (SSOD's only with ``ssod``)."""
-    from ssdlib import experiment
-
     device = experiment.resolve_device(P.device)
     ood, arch, seed, size = list(bundle.ood), P.encoder.arch, P.seed, P.data.image_size
     trains = needs.comparison(P)

@@ -103,7 +103,7 @@ def markdown(table: pd.DataFrame, extra: list[str] = ()) -> str:
 def figure(table: pd.DataFrame):
     """AUROC per method with error bars (± std over the seeds), a panel per OOD set, for the notebook that
     compares the most methods (notebook 05's table in the offline profile)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local: only the figure needs matplotlib
 
     counts = table.groupby("notebook")["method"].nunique()
     notebook = counts.idxmax()
@@ -138,7 +138,7 @@ def figure(table: pd.DataFrame):
 def write(output_dir: str | Path, folders: dict[int, Path], extra: list[str] = ()) -> list[Path]:
     """Write ``results.csv``, ``results.md`` (``extra`` lines under its legend) and
     ``figures/auroc_over_seeds.png`` of the runs in ``folders`` into ``output_dir``; return their paths."""
-    from ssdlib import plots
+    from ssdlib import plots  # local: plots imports matplotlib, which only the figure needs
 
     output_dir = Path(output_dir)
     table = summary(gather(folders))

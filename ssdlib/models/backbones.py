@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssdlib.models.resnet import ARCHS, resnet
+from ssdlib.models.load import load_state_dict_strict
+from ssdlib.models.resnet import ARCHS, resnet, torchvision_state_dict, torchvision_to_ssd_keys
 
 TORCHVISION = ("densenet121", "regnet_y_800mf", "mobilenet_v3_large", "mobilenet_v3_small")
 BACKBONES = (*ARCHS, *TORCHVISION)
@@ -64,7 +65,7 @@ class TorchvisionBackbone(nn.Module):
 
 
 def _densenet121(scale: float, stem: str) -> TorchvisionBackbone:
-    from torchvision.models import DenseNet
+    from torchvision.models import DenseNet  # local: importing torchvision takes seconds
 
     net = DenseNet(
         growth_rate=max(1, round(32 * scale)), block_config=(6, 12, 24, 16), num_init_features=max(1, round(64 * scale))
@@ -76,7 +77,7 @@ def _densenet121(scale: float, stem: str) -> TorchvisionBackbone:
 
 
 def _regnet_y_800mf(scale: float, stem: str) -> TorchvisionBackbone:
-    from torchvision.models.regnet import BlockParams, RegNet
+    from torchvision.models.regnet import BlockParams, RegNet  # local: importing torchvision takes seconds
 
     p = BlockParams.from_init_params(depth=14, w_0=56, w_a=38.84, w_m=2.4, group_width=16, se_ratio=0.25)
     if scale != 1:  # scale the stage widths, keeping each a multiple of its (scaled) group width
@@ -93,7 +94,7 @@ def _regnet_y_800mf(scale: float, stem: str) -> TorchvisionBackbone:
 
 
 def _mobilenet_v3(arch: str, scale: float, stem: str) -> TorchvisionBackbone:
-    from torchvision import models
+    from torchvision import models  # local: importing torchvision takes seconds
 
     net = getattr(models, arch)(width_mult=scale)
     if stem == "cifar":
@@ -130,7 +131,7 @@ def classifier(name: str, in_dim: int, num_classes: int, width: int = STANDARD_W
     scaled with ``width`` and initialised as torchvision initialises it."""
     if not name.startswith("mobilenet_v3"):
         return nn.Linear(in_dim, num_classes)
-    from torchvision import models
+    from torchvision import models  # local: importing torchvision takes seconds
 
     return getattr(models, name)(width_mult=width / STANDARD_WIDTH, num_classes=num_classes).classifier
 
@@ -156,9 +157,6 @@ def load_pretrained(model: nn.Module, name: str, pretrained: str | Path) -> dict
     MobileNetV3's MLP's ``{"0.weight", ..., "3.bias"}``), which fits :func:`classifier`, so a model
     with the same classes can start from it whole.
     """
-    from ssdlib.models.load import load_state_dict_strict
-    from ssdlib.models.resnet import torchvision_state_dict, torchvision_to_ssd_keys
-
     state = torchvision_state_dict(name, "DEFAULT" if pretrained == "torchvision" else pretrained)
     prefix = _CLASSIFIER_KEYS["resnet" if name in ARCHS else name] + "."
     head = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

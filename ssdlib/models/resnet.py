@@ -143,7 +143,7 @@ def torchvision_state_dict(arch: str, weights) -> dict[str, torch.Tensor]:
     named ``<arch>.pth`` (one per architecture, for runs that build several). Names are fetched
     through torchvision's cache ($TORCH_HOME), which needs network access the first time.
     """
-    from torchvision.models import WeightsEnum, get_model_weights  # importing torchvision takes seconds
+    from torchvision.models import WeightsEnum, get_model_weights  # local: importing torchvision takes seconds
 
     enum = get_model_weights(arch)
     if isinstance(weights, str) and weights.split(".")[-1] in enum.__members__:

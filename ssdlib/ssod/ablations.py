@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from ssdlib.params import Params
 from ssdlib.ssod.runs import trained
 from ssdlib.ssod.scoring import evaluate
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from ssdlib.data.registry import DatasetBundle
 
 
@@ -61,8 +61,6 @@ def ablation(
 def ablation_table(rows: list[dict[str, Any]], field: str) -> pd.DataFrame:
     """The rows of one ablation as a table: the ablated value (column ``field``), method, FPR95,
     AUROC and ID accuracy, in the order the runs were made."""
-    import pandas as pd
-
     table = pd.DataFrame(rows)
     table = table[table["setting"].str.startswith(f"{field}=")].copy()
     values = table["setting"].str.split("=", n=1).str[1]

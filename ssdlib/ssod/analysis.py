@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
+from ssdlib.features import extract
+from ssdlib.plots import project_2d
 from ssdlib.ssod.model import SSODNet
 from ssdlib.ssod.sampler import ID, OOD, location_labels, target_confidence
 from ssdlib.training import batches
@@ -87,11 +90,6 @@ def embedding(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fig. 2: 2-D coordinates [2n, 2] of the pooled features of the first ``n`` images of an ID
     and an OOD set (t-SNE or PCA, ``ssdlib.plots.project_2d``), and which are ID."""
-    from torch.utils.data import Subset
-
-    from ssdlib.features import extract
-    from ssdlib.plots import project_2d
-
     parts = [extract(model, Subset(s, range(min(n, len(s)))), device=device).features for s in (id_set, ood_set)]
     points = project_2d(np.concatenate(parts), method=method, seed=seed)
     return points, np.arange(len(points)) < len(parts[0])

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ssdlib.models.backbones import backbone, classifier, load_pretrained
+from ssdlib.models.load import canonical_keys, load_state_dict_strict, read_checkpoint, state_dict_of
 from ssdlib.params import Params, SSODParams
 from ssdlib.ssod.model import SSODNet
 
@@ -23,8 +25,6 @@ def new_ssod_net(cfg: SSODParams, num_classes: int, normalize: torch.nn.Module |
     SSOD (w/) (``supcon_weight`` > 0) has a projection head, and with ``supcon_checkpoint`` its
     backbone starts from that SupCon-pretrained encoder.
     """
-    from ssdlib.models.backbones import backbone, classifier, load_pretrained
-
     torch.manual_seed(seed)
     encoder = backbone(cfg.backbone, width=cfg.width, stem=cfg.stem)
     head = classifier(cfg.backbone, encoder.out_dim, num_classes, cfg.width)
@@ -60,8 +60,6 @@ def load_encoder(model: SSODNet, path: str) -> None:
     """The backbone of a SupCon-pretrained checkpoint (SupContrast's or KNN's layout: ``encoder.*``,
     DataParallel's ``module.`` dropped) into ``model.encoder``, which it must fit exactly; the file's
     own heads are not SSOD's and are left out."""
-    from ssdlib.models.load import canonical_keys, load_state_dict_strict, read_checkpoint, state_dict_of
-
     state = canonical_keys(state_dict_of(read_checkpoint(path), path), model.state_dict())
     encoder = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
     load_state_dict_strict(model.encoder, encoder, f"{path} (its encoder.* weights)")

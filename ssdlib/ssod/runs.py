@@ -30,6 +30,7 @@ from torch.utils.data import Subset
 
 from ssdlib import metrics, train_once
 from ssdlib.data import held_or_streamed, preprocessing
+from ssdlib.detectors.ssod import SSOD
 from ssdlib.experiment import CHECKPOINT_DIR, resolve_device
 from ssdlib.feature_set import FeatureSet
 from ssdlib.log import get as get_logger
@@ -169,7 +170,6 @@ def training_data(P: Params, cfg: SSODParams, bundle: DatasetBundle) -> tuple[Im
 
 def _test_fpr95(bundle: DatasetBundle, device, cfg: SSODParams, P: Params) -> Callable[[SSODNet], float]:
     """The paper's selection (App. B): minus the mean FPR95 over the test OOD sets. It selects on test data."""
-    from ssdlib.detectors.ssod import SSOD
 
     def selection(model: SSODNet) -> float:
         det = SSOD.from_model(model, cfg.score).fit(FeatureSet())

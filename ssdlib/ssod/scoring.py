@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ssdlib import metrics
+from ssdlib.detectors.msp import MSP
+from ssdlib.detectors.ssod import SSOD
 from ssdlib.evaluation import results
 from ssdlib.experiment import resolve_device
 from ssdlib.feature_set import FeatureSet
+from ssdlib.features import extract as extract_features
 from ssdlib.params import Params
 from ssdlib.ssod.model import SSODNet
 
@@ -24,8 +27,6 @@ def ssod_features(
 ) -> FeatureSet:
     """Pooled features, logits and labels of a dataset (see ``ssdlib.features.extract``); ``amp``: autocast
     on CUDA, as SSOD trains (its scores are a sigmoid and a softmax, not a covariance)."""
-    from ssdlib.features import extract as extract_features
-
     return extract_features(
         model, data, device=device, batch_size=batch_size, desc="SSOD features", num_workers=num_workers, amp=amp
     )
@@ -34,9 +35,6 @@ def ssod_features(
 def detector_for(run: SSODRun, score: str | None = None):
     """The score of a run: SSOD's OOD head (``score``, default ``cfg.score``), or MSP for the
     vanilla classifier (alpha 0), whose OOD head was never trained."""
-    from ssdlib.detectors.msp import MSP
-    from ssdlib.detectors.ssod import SSOD
-
     return (MSP() if run.cfg.alpha == 0 else SSOD.from_model(run.model, score or run.cfg.score)).fit(FeatureSet())
 
 

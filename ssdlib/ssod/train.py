@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
@@ -89,8 +90,6 @@ class SSODHistory(RunLog):
 
     def steps(self):
         """Per-step log as a pandas DataFrame (columns lr, epoch, ce, ce_ood, n_id, n_ood)."""
-        import pandas as pd
-
         return pd.DataFrame({k[len("step_") :]: v for k, v in asdict(self).items() if k.startswith("step_")})
 
 

@@ -19,6 +19,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 def is_distributed() -> bool:
@@ -54,8 +55,6 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` in DistributedDataParallel when a process group is initialised, else unchanged."""
     if not is_distributed():
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import nullcontext
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -118,8 +119,6 @@ def knn_per_class(
 ):
     """Per test class: the kNN monitor's accuracy, and the class its images are most often taken for
     (with that share). It says which classes the features sort and which they still confuse."""
-    import pandas as pd
-
     bank, queries = torch.as_tensor(bank), torch.as_tensor(queries)
     predicted = knn_predict(bank, torch.as_tensor(bank_labels), queries, k, num_classes=len(class_names)).cpu()
     confusion = torch.zeros(len(class_names), len(class_names), dtype=torch.long)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ssdlib.training.distributed import gather
+from ssdlib.training.losses import contrastive_loss
 
 ORIGINAL_BASE_TEMPERATURE = 0.07  # SupContrast's SupConLoss default, kept by SSD
 Augment = Callable[..., torch.Tensor]
@@ -28,8 +29,6 @@ class Contrastive:
     """SimCLR (``supervised=False``) or SupCon loss on two views, negatives from the global batch."""
 
     def __init__(self, augment: Augment, *, supervised: bool, temperature: float, original_loss_scale: bool) -> None:
-        from ssdlib.training.losses import contrastive_loss
-
         self.augment, self.supervised, self.loss = augment, supervised, contrastive_loss
         self.temperature = temperature
         self.base_temperature = ORIGINAL_BASE_TEMPERATURE if original_loss_scale else None
