@@ -144,13 +144,12 @@ def load_or_train(
     """
     name = name or recipe.mode
     path = checkpoint_path(P, output_dir, name)
-    train_set = held_or_streamed(bundle.train)
     kept = {k: v for k, v in asdict(recipe).items() if k not in Recipe.MONITORING}
     identity = {
         "arch": P.encoder.arch,
         "width": P.encoder.width,
         "recipe": kept,
-        "data": train_once.data_identity(P, train_set),
+        "data": train_once.data_identity(P, bundle.train),  # a sample's fingerprint: no copy of the set
         **(identity or {}),
     }
     device = resolve_device(P.device)
@@ -168,7 +167,7 @@ def load_or_train(
             )
         train(
             model,
-            train_set,
+            held_or_streamed(bundle.train),
             recipe,
             test=held_or_streamed(bundle.test),
             device=device,

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from ssdlib import train_once
-from ssdlib.data import held_or_streamed
 from ssdlib.detectors.mos import check_groups, group_loss, targets
 from ssdlib.experiment import CHECKPOINT_DIR, classifier_for, recipe_for, resolve_device
 from ssdlib.features import extract
@@ -74,8 +73,7 @@ def trained(P: Params, bundle, output_dir: str | Path, *, log=None) -> nn.Module
     nn.init.zeros_(model.head.weight)
     nn.init.zeros_(model.head.bias)
     device = resolve_device(P.device)
-    train = held_or_streamed(bundle.train)
-    identity = _identity(P, train)
+    identity = _identity(P, bundle.train)
     path = Path(output_dir) / CHECKPOINT_DIR / f"MOS_{P.encoder.arch}_w{P.encoder.width}.pt"
     with train_once.slot(path, identity, f"training MOS into {path}", log) as state:
         if state is not None:  # a MOS head is saved once, finished

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ssdlib.params import Params
+from ssdlib.training import methods as training_methods
 
 
 def comparison(P: Params) -> list[str]:
@@ -23,7 +24,6 @@ def comparison(P: Params) -> list[str]:
     return ["SupCE", *godin, "SupCon", *simclr, "SSOD"]
 
 
-ENCODER_SECTION_METHODS = ("SimCLR", "SupCon")  # trained with P.encoder; SupCE and GODIN with P.classifier
 NOTEBOOKS: dict[str, Callable[[Params], list[str]]] = {
     "01": lambda P: [P.encoder.training_mode],
     "02": lambda P: ["SimCLR", "SupCon", "SupCE"],
@@ -39,8 +39,8 @@ def of(P: Params, notebook: str) -> list[str]:
 
 
 def encoders(P: Params, notebook: str) -> list[str]:
-    """The SSD encoders among a notebook's needs (methods trained with the ``encoder`` section)."""
-    return [m for m in of(P, notebook) if m in ENCODER_SECTION_METHODS]
+    """The SSD encoders among a notebook's needs: the methods its registry entry trains with ``encoder``."""
+    return [m for m in of(P, notebook) if training_methods.get(m).section == "encoder"]
 
 
 def ssod_variants(P: Params, notebook: str) -> list[dict[str, Any]]:

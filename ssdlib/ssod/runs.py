@@ -104,8 +104,7 @@ def trained(
         model = new_ssod_net(cfg, bundle.num_classes, bundle.normalize(), P.seed)
         log(f"vanilla: released: {cfg.backbone} with the weights {cfg.pretrained} as they are, not trained")
         return SSODRun(cfg, model.to(resolve_device(P.device)).eval(), SSODHistory(), None)
-    train_set, val = training_data(P, cfg, bundle)
-    data = train_once.data_identity(P, held_or_streamed(bundle.train))
+    data = train_once.data_identity(P, bundle.train)  # a sample's fingerprint: the set is not copied to do it
     identity, warm_identity = _identity(P, cfg, NOT_TRAINING, data), _identity(P, cfg, NOT_WARMUP, data)
     folder = Path(output_dir) / CHECKPOINT_DIR
     path = folder / f"ssod_{cfg.backbone}_{_digest(identity)}.pt"
@@ -141,6 +140,7 @@ def trained(
                 f"training SSOD ({cfg.backbone}, width {cfg.width}, alpha {cfg.alpha:g}, {cfg.balance}) for "
                 f"{cfg.epochs} epochs on {device}; checkpoints go to {path}"
             )
+        train_set, val = training_data(P, cfg, bundle)
         selection = _test_fpr95(bundle, device, cfg, P) if cfg.select == "test_fpr95" else None
         history = trainer.fit(
             train_set,
