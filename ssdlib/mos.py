@@ -16,12 +16,14 @@ import copy
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from ssdlib import train_once
 from ssdlib.detectors.mos import check_groups, group_loss, targets
 from ssdlib.experiment import CHECKPOINT_DIR, classifier_for, recipe_for, resolve_device
+from ssdlib.feature_set import FeatureSet
 from ssdlib.features import extract
 from ssdlib.log import get as get_logger
 from ssdlib.params import Params, ParamsError
@@ -87,6 +89,15 @@ def trained(P: Params, bundle, output_dir: str | Path, *, log=None) -> nn.Module
         state = {"head": model.head.state_dict(), "finished": True, "loss": losses, "params": {"identity": identity}}
         ckpt.save_atomic({"format": ckpt.FORMAT, **state}, path)
     return model.to(device).eval()
+
+
+def on_features(model: nn.Module, frozen: FeatureSet) -> FeatureSet:
+    """``frozen`` (features of the CE classifier MOS was built on) with the group head's logits: the
+    encoder is the classifier's, frozen, so its features need no second pass over the images."""
+    head = model.head
+    weight, bias = head.weight.detach().cpu().double(), head.bias.detach().cpu().double()
+    logits = torch.from_numpy(np.asarray(frozen.features, dtype=np.float64)) @ weight.T + bias
+    return FeatureSet(features=frozen.features, logits=logits.numpy(), labels=frozen.labels)
 
 
 def _fit_head(head: nn.Linear, frozen, P: Params, supports: list[int], device) -> list[float]:

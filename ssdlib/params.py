@@ -285,6 +285,9 @@ class CSIParams(_Section):
     save_every: int = Field(50, ge=1)
     knn_k: int = Field(20, ge=0, description="neighbours of the kNN monitor (0: off)")
     monitor_every: int = Field(1, ge=0, description="epochs between monitor runs (0: never)")
+    in_comparison: bool = Field(
+        False, description="notebook 05 trains CSI's network and scores CSI beside the other methods"
+    )
 
     @model_validator(mode="after")
     def _crop(self) -> CSIParams:
@@ -304,7 +307,7 @@ class MOSParams(_Section):
     groups: list[list[int]] | None = Field(
         None,
         description="class indices of each group (every class in one group); the paper: ImageNet's 8 WordNet "
-        "super-classes; null: MOS cannot run on this profile",
+        "super-classes; null: MOS is not run (set: notebook 05 fine-tunes and scores it)",
     )
     batch_size: int = Field(512, ge=2)
     lr: float = Field(0.003, gt=0)

@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ssdlib import needs
+from ssdlib import mos, needs
 from ssdlib.experiment import recipe_for
 from ssdlib.params import Params
 from ssdlib.ssod.build import released, settings
+from ssdlib.training import methods as training_methods
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,19 @@ def _ssod(P: Params, notebook: str) -> list[tuple[str, int, str]]:
     return out
 
 
-def _per_notebook(P: Params, notebook: str) -> list[tuple[str, int, str]]:
-    """What ``ssdlib.needs`` declares for the notebook, as (name, epochs, kind)."""
-    loop = [_loop_model(P, mode) for mode in needs.of(P, notebook) if mode != "SSOD"]
-    return loop + _ssod(P, notebook)
+def _mos(P: Params, train_images: int) -> tuple[str, int, str]:
+    """MOS's group head: one pass of the frozen CE classifier over the images, then its steps on the
+    features (``ssdlib.mos``), which cost little beside that pass."""
+    steps = mos.schedule(train_images, P.mos.steps)[-1]
+    return f"MOS head on SupCE {P.encoder.arch} w{P.encoder.width} ({steps} steps on frozen features)", 1, "encoder"
+
+
+def _per_notebook(P: Params, notebook: str, train_images: int) -> list[tuple[str, int, str]]:
+    """What ``ssdlib.needs`` declares for the notebook, as (name, epochs, kind): the shared loop's
+    methods from their recipes, SSOD's and MOS's from their own trainers."""
+    modes = needs.of(P, notebook)
+    loop = [_loop_model(P, mode) for mode in modes if training_methods.get(mode).objective is not None]
+    return loop + _ssod(P, notebook) + ([_mos(P, train_images)] if "MOS" in modes else [])
 
 
 def models(P: Params, notebooks: list[str], train_images: int) -> list[Model]:
@@ -66,7 +76,7 @@ def models(P: Params, notebooks: list[str], train_images: int) -> list[Model]:
     ssod_images = train_images - round(train_images * P.ssod.val_fraction)
     found: dict[str, tuple[int, int, list[str]]] = {}
     for notebook in notebooks:
-        for name, epochs, kind in _per_notebook(P, notebook):
+        for name, epochs, kind in _per_notebook(P, notebook, train_images):
             images = ssod_images if kind == "ssod" else train_images
             users = found.setdefault(name, (epochs, images, []))[2]
             if notebook not in users:

@@ -11,10 +11,10 @@ the work:
   (``ssod.pretrained`` then names that folder), so that the loading code runs too; their classifier
   has the tiny ID set's classes, so it loads, and is scored as released, as the real one on ImageNet;
 - epochs (:data:`EPOCHS` after a warm-up of 1 where the profile has one), batch sizes
-  (:data:`BATCH`), the synthetic and offline sets' sizes, the neighbours of KNN and of the kNN
-  monitor, SSD's clusters (each needs points for a covariance), SSD_k's k (it must leave an outlier
-  of each class to score), SSOD's held-out share (at least one image to select on), no data-loading
-  workers, the CPU;
+  (:data:`BATCH`), CSI's scoring views, MOS's steps, the synthetic and offline sets' sizes, the
+  neighbours of KNN and of the kNN monitor, SSD's clusters (each needs points for a covariance),
+  SSD_k's k (it must leave an outlier of each class to score), SSOD's held-out share (at least one
+  image to select on), no data-loading workers, the CPU;
 - checks are evaluated and recorded but do not stop a notebook (``checks.enforce: false``): tiny
   models cannot meet them. Every other error does.
 
@@ -42,6 +42,8 @@ SYNTHETIC = 12  # images per synthetic OOD set
 NEIGHBOURS = 5  # KNN's k and the kNN monitor's, below the tiny training sets' size
 CLUSTERS = 2  # SSD's k-means clusters at most: each needs a few points for its covariance
 HELD_OUT = 0.2  # SSOD's held-out share at least, so that a tiny set holds out an image to select on
+SCORE_VIEWS = 2  # CSI's augmented views per image and shift when scoring
+MOS_STEPS = [1, 2, 3]  # MOS's schedule: a warm-up step, one at lr, one at lr / 10
 OFFLINE = {"train_per_class": 8, "test_per_class": 4, "ood_per_set": 40}
 TORCHVISION_CLASSES = 1000  # the classes of torchvision's ImageNet weights
 
@@ -97,6 +99,16 @@ def overrides(P: Params, data_root: Path, weights: Path | None) -> dict[str, Any
                 "grid": {**knn.grid, "k": sorted({min(k, NEIGHBOURS) for k in knn.grid.get("k", [])})},
             },
         },
+        "csi": {
+            "epochs": EPOCHS,
+            "warmup_epochs": _warmup(P.csi.warmup_epochs),
+            "batch_size": min(P.csi.batch_size, BATCH),
+            "save_every": 1,
+            "monitor_every": min(P.csi.monitor_every, 1),
+            "knn_k": min(P.csi.knn_k, NEIGHBOURS),
+            "ood_samples": min(P.csi.ood_samples, SCORE_VIEWS),
+        },
+        "mos": {"batch_size": min(P.mos.batch_size, BATCH), "steps": MOS_STEPS},
         "checks": {"enforce": False},
     }
     if s.pretrained != "none":

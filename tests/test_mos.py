@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_experiment import tiny_bundle, tiny_params
 
-from ssdlib import mos, profiles
+from ssdlib import experiment, mos, profiles
 from ssdlib.detectors.base import FeatureSet
 from ssdlib.detectors.mos import MOS, check_groups, group_loss, slices, targets
 from ssdlib.features import extract
@@ -81,3 +81,7 @@ def test_a_tiny_mos_run_fine_tunes_only_the_head_once(tmp_path):
     assert scores.shape == (len(bundle.test),) and (scores < 0).all() and (scores >= -1).all()
     again = mos.trained(P, bundle, tmp_path)  # loaded, not trained again
     torch.testing.assert_close(again.head.weight, model.head.weight)
+
+    # notebook 05 scores MOS on the CE classifier's features: the same logits as a pass of the MOS network
+    from_classifier = mos.on_features(model, extract(experiment.classifier_for(P, bundle, tmp_path), bundle.test))
+    np.testing.assert_allclose(from_classifier.logits, extract(model, bundle.test).logits, rtol=1e-4, atol=1e-5)

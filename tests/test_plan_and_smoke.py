@@ -110,10 +110,24 @@ def test_the_cifar10_ssod_plan_trains_table_2s_baseline_models_and_no_simclr():
         "SupCE resnet18 w64": (100, ("05",)),
         "GODIN resnet18 w64": (100, ("05",)),
         "SupCon resnet18 w64": (10 + 490, ("05",)),
+        "CSI resnet18 w64": (10 + 990, ("05",)),  # Table 2's CSI: the repository's 1000 epochs
     }
     assert planned["SSOD resnet18 w64 alpha 1.5, LWB"].notebooks == ("04", "05")
     with_ssd = profiles.validate(profiles.merged(P.model_dump(mode="json"), {"ssd": {"in_comparison": True}}))
     assert "SimCLR resnet18 w64" in {m.name for m in plan.models(with_ssd, ["05"], 50_000)}
+
+
+def test_csi_and_mos_are_planned_where_the_profile_runs_them():
+    """Notebook 05 trains CSI with ``csi.in_comparison`` and MOS's head when ``mos.groups`` is set; MOS is
+    one pass of the frozen CE classifier plus its head's steps (the repository's rule below 20 000 images)."""
+    P = profiles.load(ROOT / "params" / "offline.yaml")
+    planned = {m.name: m for m in plan.models(P, ["05"], 3000)}
+    assert planned["CSI resnet18 w8"].epochs == P.csi.warmup_epochs + P.csi.epochs
+    assert planned["MOS head on SupCE resnet18 w8 (500 steps on frozen features)"].work == 3000
+    off = profiles.validate(
+        profiles.merged(P.model_dump(mode="json"), {"csi": {"in_comparison": False}, "mos": {"groups": None}})
+    )
+    assert not any(n.startswith(("CSI", "MOS")) for n in (m.name for m in plan.models(off, ["05"], 3000)))
 
 
 def test_smoke_cuts_notebook_05s_models_as_the_others():
@@ -124,3 +138,5 @@ def test_smoke_cuts_notebook_05s_models_as_the_others():
     assert planned["SupCE resnet18 w64"] == planned["GODIN resnet18 w64"] == smoke.EPOCHS
     assert cut.encoder.batch_size == cut.classifier.batch_size == smoke.BATCH
     assert cut.baselines.knn.k == smoke.NEIGHBOURS and cut.encoder.arch == "resnet18"
+    assert planned["CSI resnet18 w64"] == 1 + smoke.EPOCHS and cut.csi.batch_size == smoke.BATCH
+    assert cut.csi.ood_samples == smoke.SCORE_VIEWS and cut.csi.score_crop == P.csi.score_crop

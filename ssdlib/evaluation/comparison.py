@@ -7,7 +7,10 @@ One :class:`~ssdlib.evaluation.baselines.Scored` per method, all against ``bundl
 - KNN+ (Sun et al. 2022): the same KNN on the SupCon encoder's features;
 - SSD (SimCLR encoder) and SSD+ (SupCon encoder), one cluster, as SSD's default, unless
   ``ssd.in_comparison`` is off (the SSOD profiles: then no SimCLR encoder is trained);
-- SSOD (``ssdlib.ssod.runs``), when asked.
+- CSI (Tack et al. 2020) on its own network, with ``csi.in_comparison``;
+- SSOD (``ssdlib.ssod.runs``), when asked;
+- MOS (Huang & Li 2021): the CE classifier with a fine-tuned group head (``ssdlib.mos``), when
+  ``mos.groups`` is set.
 
 Models come from ``ssdlib.experiment`` (trained once per output folder and shared with the other
 notebooks). Also here: the OOD images each method trusts most (Fig. 4 of SSOD) and the
@@ -22,7 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ssdlib import experiment, needs
+from ssdlib import experiment, mos, needs
+from ssdlib.detectors.csi import CSI
+from ssdlib.detectors.mos import MOS
 from ssdlib.detectors.ssd import SSD
 from ssdlib.evaluation import baselines as bl
 from ssdlib.params import Params
@@ -50,6 +55,33 @@ def _ssd(name: str, cache: bl.FeatureCache, ood: list[str], mode: str, arch: str
         detector.score(cache.plain("test")),
         {o: detector.score(cache.plain(o)) for o in ood},
         info={"training_mode": mode, "arch": arch},
+    )
+
+
+def _csi(P: Params, bundle: DatasetBundle, output_dir, ood: list[str], device) -> bl.Scored:
+    model = experiment.model_for(P, bundle, output_dir, "CSI")
+    detector = CSI(samples=P.csi.ood_samples, crop=P.csi.score_crop, batch_size=P.data.batch_size)
+    cache = bl.FeatureCache(model, _sets(bundle), device, P.data.batch_size)
+    detector.fit(cache.represent(detector, "train"))
+    return bl.Scored(
+        "CSI",
+        f"ood_samples={P.csi.ood_samples}, crop={P.csi.score_crop:g}",
+        detector.score(cache.represent(detector, "test")),
+        {o: detector.score(cache.represent(detector, o)) for o in ood},
+        info={"training_mode": "CSI", "arch": P.encoder.arch},
+    )
+
+
+def _mos(P: Params, bundle: DatasetBundle, output_dir, classifier: bl.FeatureCache, ood: list[str]) -> bl.Scored:
+    """MOS on the CE classifier's features (its encoder is frozen in MOS): no second pass over the images."""
+    model = mos.trained(P, bundle, output_dir)
+    detector = MOS(P.mos.groups).fit(mos.on_features(model, classifier.plain("train")))
+    return bl.Scored(
+        "MOS",
+        f"groups={len(P.mos.groups)}",
+        detector.score(mos.on_features(model, classifier.plain("test"))),
+        {o: detector.score(mos.on_features(model, classifier.plain(o))) for o in ood},
+        info={"training_mode": "MOS", "arch": P.encoder.arch},
     )
 
 
@@ -103,8 +135,12 @@ def score_all(P: Params, bundle: DatasetBundle, output_dir: str | Path, *, ssod:
     if "SimCLR" in trains:
         out.append(_ssd("SSD", cache("SimCLR"), ood, "SimCLR", arch))
         out.append(_ssd("SSD+", supcon, ood, "SupCon", arch))
+    if "CSI" in trains:
+        out.append(_csi(P, bundle, output_dir, ood, device))
     if ssod:
         out.append(_ssod(P, bundle, output_dir, ood))
+    if "MOS" in trains:
+        out.append(_mos(P, bundle, output_dir, classifier, ood))
     return out
 
 

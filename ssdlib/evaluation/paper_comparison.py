@@ -58,11 +58,12 @@ def _supce(method: str) -> tuple[Counterpart, ...]:
 KNN, KNN_PLUS = _supce("KNN"), (Counterpart("KNN+", "SupCon"),)
 SSD, SSD_PLUS = (Counterpart("SSD", "SimCLR", "clusters=1"),), (Counterpart("SSD+", "SupCon", "clusters=1"),)
 SSOD = (Counterpart("SSOD", "SSOD", PROFILE_SETTING),)
+CSI = (Counterpart("CSI", "CSI"),)
 
 # (paper, the paper's name of a method) -> our rows for it, the first the run recorded wins. A paper
-# method missing here (CSI, MOS) has no counterpart in ssdlib: its cells show no number
-# of ours. Rows of ours missing here (SSD_k, SSOD x MSP, the ablations of SSOD Tables 4-6, of which
-# the targets hold no number) are left out.
+# method missing here has no counterpart in ssdlib: its cells show no number of ours. Rows of ours
+# missing here (SSD_k, SSOD x MSP, the ablations of SSOD Tables 4-6, of which the targets hold no
+# number) are left out.
 COUNTERPARTS: dict[tuple[str, str], tuple[Counterpart, ...]] = {
     # SSOD (Pei et al. 2023), Tables 1-3: the post-hoc baselines score one CE classifier; Table 1 runs
     # KNN without (w/o) and with (w/) SupCon pre-training, and SSOD without. MSP is the vanilla
@@ -80,6 +81,9 @@ COUNTERPARTS: dict[tuple[str, str], tuple[Counterpart, ...]] = {
     ("SSOD", "SSOD"): SSOD,
     ("SSOD", "SSOD (w/o)"): SSOD,
     ("SSOD", "SSOD (w/)"): (Counterpart("SSOD+", "SSOD+SupCon"),),  # notebook 04's SSOD (w/), when trained
+    # CSI (Table 2) and MOS (Table 3) of notebook 05, when the profile runs them (csi.in_comparison, mos.groups)
+    ("SSOD", "CSI"): CSI,
+    ("SSOD", "MOS"): (Counterpart("MOS", "MOS"),),
     # KNN (Sun et al. 2022), Table 1 (CIFAR-10) and Table 2 (ImageNet): KNN on a CE classifier's
     # features and KNN+ on a SupCon encoder's; SSD+ as SSD's default, one cluster.
     ("KNN", "KNN (w/o contrastive)"): KNN,
@@ -87,6 +91,7 @@ COUNTERPARTS: dict[tuple[str, str], tuple[Counterpart, ...]] = {
     ("KNN", "KNN+"): KNN_PLUS,
     ("KNN", "KNN+ (SupCon)"): KNN_PLUS,
     ("KNN", "SSD+"): SSD_PLUS,
+    ("KNN", "CSI"): CSI,
     # SSD (Sehwag et al. 2021), its README's released checkpoint and the paper: one cluster, SSD's default.
     ("SSD", "SSD"): SSD,
     ("SSD", "SSD+"): SSD_PLUS,
