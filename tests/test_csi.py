@@ -42,6 +42,8 @@ class Fixed(nn.Module):
         flat = x[:, :, :2, :2].flatten(1)  # 12 numbers
         return flat @ self.w, flat @ self.v
 
+    forward = project_and_shift
+
 
 def shifted_views(x, generator=None, scale=None):
     """A deterministic 'augmentation': a brightness shift per call, so the two views differ."""

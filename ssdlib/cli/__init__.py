@@ -25,6 +25,7 @@ COMMANDS = {
     "train": ("ssdlib.cli.train", "train an encoder (SimCLR, SupCon, SupCE), SSD vocabulary"),
     "eval": ("ssdlib.cli.evaluate", "evaluate SSD / SSD+ / SSD_k on a checkpoint, SSD vocabulary"),
     "ssod": ("ssdlib.cli.ssod", "train one SSOD run of a profile (e.g. under torchrun) for notebook 04 to load"),
+    "model": ("ssdlib.cli.model", "train one model of a profile (e.g. CSI under torchrun) for the notebooks to load"),
     "bench": ("ssdlib.bench", "time training and scoring on this device, beside SSD's own pipeline"),
 }
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT

@@ -37,7 +37,7 @@ class ShiftedContrastive:
         shifted = rotations(torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x))  # [4B], shift-major
         views = torch.cat([self.augment(shifted, generator=generator, scale=self.crop_scale) for _ in range(2)])
         with autocast():
-            z, logits = model.project_and_shift(views)
+            z, logits = model(views)  # CSINet.project_and_shift, through DistributedDataParallel under torchrun
         z1, z2 = F.normalize(z.float(), dim=-1).chunk(2)
         contrastive = contrastive_loss(gather(torch.stack([z1, z2], dim=1)), None, temperature=self.temperature)
         shift = torch.arange(SHIFTS, device=x.device).repeat_interleave(len(x)).repeat(2)

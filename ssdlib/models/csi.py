@@ -5,14 +5,13 @@ applied to the image (its ``shift_cls_layer``)."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 SHIFTS = 4  # rotations by 0, 90, 180 and 270 degrees
 
 
 class CSINet(nn.Module):
-    """Encoder + projection head + shift classifier; ``forward`` gives the unit projections."""
+    """Encoder + projection head + shift classifier; ``forward`` is :meth:`project_and_shift`."""
 
     def __init__(self, encoder: nn.Module, normalize: nn.Module | None = None, proj_dim: int = 128) -> None:
         super().__init__()
@@ -31,8 +30,9 @@ class CSINet(nn.Module):
         z = self.features(x)
         return self.head(z), self.shift_head(z)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.project_and_shift(x)[0], dim=-1)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss calls the model itself: DistributedDataParallel syncs gradients through ``forward`` only."""
+        return self.project_and_shift(x)
 
 
 def rotations(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,53 @@
+"""``ssdlib model``: train one shared-loop model of a profile outside the notebooks, e.g. on several GPUs.
+
+    torchrun --nproc_per_node 8 -m ssdlib.cli model --params params/cifar10_ssod.yaml --method CSI
+
+trains the network of a registered training method (``ssdlib.training.methods``: CSI, SupCon, SupCE,
+...) with the profile's section for it into ``<output-dir>/checkpoints/`` (default
+``outputs/<profile>/``, where ``ssdlib reproduce`` writes), under the same identity the notebooks
+check (``ssdlib.experiment.model_for``), so that they load it instead of training it. A stopped run
+resumes. Under torchrun each process trains on its slice of every batch (``ssdlib.training.loop``);
+rank 0 writes. SSOD's runs have their own command, ``ssdlib ssod``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ssdlib import data, experiment, profiles
+from ssdlib import params as params_mod
+from ssdlib.log import get as get_logger
+from ssdlib.project import OUTPUTS_DIR
+from ssdlib.training import distributed as dist
+from ssdlib.training import methods as training_methods
+
+LOG = get_logger(__name__)
+
+
+def loop_methods() -> list[str]:
+    """The registered methods the shared loop trains (those with an objective)."""
+    return [key for key, m in training_methods.methods().items() if m.objective is not None]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--params", type=Path, required=True, help="params profile, e.g. params/cifar10_ssod.yaml")
+    add("--method", required=True, choices=loop_methods(), help="the training method whose network to train")
+    add("--output-dir", type=Path, help="where checkpoints/ goes (default: outputs/<profile>/, as ssdlib reproduce)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        P = profiles.load(args.params)
+        dist.init_from_env()
+        bundle = data.get_datasets(P.data)
+    except (params_mod.ParamsError, ValueError, data.DatasetNotFoundError, data.UnknownDatasetError) as err:
+        LOG.error(f"ssdlib model: {err}")
+        return 1
+    output_dir = args.output_dir or OUTPUTS_DIR / P.profile
+    experiment.model_for(P, bundle, output_dir, args.method)
+    if dist.rank() == 0:
+        path = experiment.checkpoint_path(P, output_dir, args.method)
+        LOG.info(f"ssdlib model: {args.method} is in {path}; the notebooks load it from there")
+    return 0
