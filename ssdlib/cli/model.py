@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ssdlib import data, experiment, profiles
-from ssdlib import params as params_mod
+from ssdlib import experiment
+from ssdlib.cli import setup
 from ssdlib.log import get as get_logger
 from ssdlib.project import OUTPUTS_DIR
 from ssdlib.training import distributed as dist
@@ -38,13 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        P = profiles.load(args.params)
-        dist.init_from_env()
-        bundle = data.get_datasets(P.data)
-    except (params_mod.ParamsError, ValueError, data.DatasetNotFoundError, data.UnknownDatasetError) as err:
-        LOG.error(f"ssdlib model: {err}")
+    loaded = setup.profile_and_data(args.params, "model")
+    if loaded is None:
         return 1
+    P, bundle = loaded
     output_dir = args.output_dir or OUTPUTS_DIR / P.profile
     experiment.model_for(P, bundle, output_dir, args.method)
     if dist.rank() == 0:

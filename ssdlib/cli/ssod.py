@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ssdlib import data, profiles
 from ssdlib import params as params_mod
-from ssdlib.cli import choices
+from ssdlib.cli import choices, setup
 from ssdlib.log import get as get_logger
 from ssdlib.project import OUTPUTS_DIR
 from ssdlib.ssod import build, runs
@@ -38,15 +37,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        P = profiles.load(args.params)
-        overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
-        build.settings(P, supcon=args.supcon, **overrides)  # a bad value stops here, before any data is read
-        dist.init_from_env()
-        bundle = data.get_datasets(P.data)
-    except (params_mod.ParamsError, ValueError, data.DatasetNotFoundError, data.UnknownDatasetError) as err:
-        LOG.error(f"ssdlib ssod: {err}")
+    overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
+    loaded = setup.profile_and_data(args.params, "ssod", lambda P: build.settings(P, supcon=args.supcon, **overrides))
+    if loaded is None:
         return 1
+    P, bundle = loaded
     output_dir = args.output_dir or OUTPUTS_DIR / P.profile
     first = dist.rank() == 0
     run = runs.trained(
