@@ -75,8 +75,13 @@ def build_model(P: Params, bundle: DatasetBundle, mode: str) -> torch.nn.Module:
 
 def model_for(P: Params, bundle: DatasetBundle, output_dir: str | Path, mode: str) -> torch.nn.Module:
     """The network of training method ``mode`` trained with its params section (:func:`recipe_for`), once
-    per output folder (:func:`load_or_train`); in eval mode. SSOD's runs: ``ssdlib.ssod.runs.trained``."""
+    per output folder (:func:`load_or_train`), or the released one the section names; in eval mode.
+    SSOD's runs: ``ssdlib.ssod.runs.trained``."""
     method = training_methods.get(mode)
+    if method.uses_released(P):
+        LOG.info(f"{mode}: the released network of {method.section}.{method.release_key}, scored as it is")
+        released = method.released(P, bundle.num_classes, bundle.normalize())
+        return released.to(resolve_device(P.device)).eval()
     identity = method.identity(P) if method.identity else None
     return load_or_train(P, bundle, output_dir, build_model(P, bundle, mode), recipe_for(P, mode), identity=identity)
 

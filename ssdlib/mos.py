@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ssdlib import train_once
-from ssdlib.detectors.mos import check_groups, group_loss, targets
+from ssdlib.detectors.mos import check_groups, group_loss, resolve, targets
 from ssdlib.experiment import CHECKPOINT_DIR, classifier_for, recipe_for, resolve_device
 from ssdlib.feature_set import FeatureSet
 from ssdlib.features import extract
@@ -63,15 +63,18 @@ def _identity(P: Params, train) -> dict:
     }
 
 
-def trained(P: Params, bundle, output_dir: str | Path, *, log=None) -> nn.Module:
-    """The classifier with its fine-tuned group head, in eval mode (its ``classify`` gives the group logits)."""
+def trained(P: Params, bundle, output_dir: str | Path, *, log=None, frozen: FeatureSet | None = None) -> nn.Module:
+    """The classifier with its fine-tuned group head, in eval mode (its ``classify`` gives the group logits).
+    ``frozen``: the classifier's features of ``bundle.train`` with labels, where the caller has them
+    (notebook 05 does; on ImageNet that spares a pass over 1.28 M images)."""
     log = log or LOG.info
     if P.mos.groups is None:
         raise ParamsError("mos.groups is not set: name the class indices of each group (e.g. params/offline.yaml)")
-    check_groups(P.mos.groups, bundle.num_classes)
+    groups = resolve(P.mos.groups)
+    check_groups(groups, bundle.num_classes)
     classifier = classifier_for(P, bundle, output_dir)
     model = copy.deepcopy(classifier)
-    model.head = nn.Linear(classifier.head.in_features, bundle.num_classes + len(P.mos.groups))
+    model.head = nn.Linear(classifier.head.in_features, bundle.num_classes + len(groups))
     nn.init.zeros_(model.head.weight)
     nn.init.zeros_(model.head.bias)
     device = resolve_device(P.device)
@@ -83,9 +86,10 @@ def trained(P: Params, bundle, output_dir: str | Path, *, log=None) -> nn.Module
             log(f"loaded the MOS head from {path}")
             return model.to(device).eval()
         supports = schedule(len(bundle.train), P.mos.steps)
-        log(f"training MOS's group head ({len(P.mos.groups)} groups) for {supports[-1]} steps; it goes to {path}")
-        frozen = extract(classifier, bundle.train, device=device, batch_size=P.data.batch_size, desc="MOS features")
-        losses = _fit_head(model.head, frozen, P, supports, device)
+        log(f"training MOS's group head ({len(groups)} groups) for {supports[-1]} steps; it goes to {path}")
+        if frozen is None:
+            frozen = extract(classifier, bundle.train, device=device, batch_size=P.data.batch_size, desc="MOS features")
+        losses = _fit_head(model.head, frozen, groups, P, supports, device)
         state = {"head": model.head.state_dict(), "finished": True, "loss": losses, "params": {"identity": identity}}
         ckpt.save_atomic({"format": ckpt.FORMAT, **state}, path)
     return model.to(device).eval()
@@ -100,10 +104,10 @@ def on_features(model: nn.Module, frozen: FeatureSet) -> FeatureSet:
     return FeatureSet(features=frozen.features, logits=logits.numpy(), labels=frozen.labels)
 
 
-def _fit_head(head: nn.Linear, frozen, P: Params, supports: list[int], device) -> list[float]:
+def _fit_head(head: nn.Linear, frozen, groups: list[list[int]], P: Params, supports: list[int], device) -> list[float]:
     """SGD on the group loss of the frozen features; the loss of every step."""
     x = torch.from_numpy(frozen.features).float().to(device)
-    y = targets(torch.from_numpy(frozen.labels), P.mos.groups).to(device)
+    y = targets(torch.from_numpy(frozen.labels), groups).to(device)
     head.to(device).train()
     optimizer = torch.optim.SGD(head.parameters(), lr=P.mos.lr, momentum=P.mos.momentum)
     generator = torch.Generator().manual_seed(P.seed)
@@ -114,7 +118,7 @@ def _fit_head(head: nn.Linear, frozen, P: Params, supports: list[int], device) -
         batch, order = order[: P.mos.batch_size], order[P.mos.batch_size :]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, supports, P.mos.lr)
-        loss = group_loss(head(x[batch]), y[batch], P.mos.groups)
+        loss = group_loss(head(x[batch]), y[batch], groups)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"MOS's loss is {loss.item()} at step {step}: lower mos.lr")
         optimizer.zero_grad(set_to_none=True)

@@ -16,15 +16,17 @@ from ssdlib.training import methods as training_methods
 
 
 def comparison(P: Params) -> list[str]:
-    """Notebook 05's models: the CE classifier (the post-hoc baselines), GODIN's network when
-    ``baselines.methods`` has it, the SupCon encoder (KNN+, SSD+), the SimCLR encoder (SSD) unless
+    """Notebook 05's models: the CE classifier (the post-hoc baselines; released where
+    ``classifier.pretrained`` names one), GODIN's network when ``baselines.methods`` has it, the SupCon
+    encoder for KNN+ (``baselines.knn_plus``) and SSD+, the SimCLR encoder (SSD) unless
     ``ssd.in_comparison`` is off, CSI's network with ``csi.in_comparison``, SSOD, and MOS's group head
     (on the CE classifier) when ``mos.groups`` is set."""
     godin = ["GODIN"] if "godin" in P.baselines.methods else []
+    supcon = ["SupCon"] if P.baselines.knn_plus or P.ssd.in_comparison else []
     simclr = ["SimCLR"] if P.ssd.in_comparison else []
     csi = ["CSI"] if P.csi.in_comparison else []
     mos = ["MOS"] if P.mos.groups is not None else []
-    return ["SupCE", *godin, "SupCon", *simclr, *csi, "SSOD", *mos]
+    return ["SupCE", *godin, *supcon, *simclr, *csi, "SSOD", *mos]
 
 
 NOTEBOOKS: dict[str, Callable[[Params], list[str]]] = {

@@ -126,6 +126,12 @@ class EncoderParams(_Section):
 class ClassifierParams(_Section):
     """The supervised CE model of the same size: MSP and post-hoc baselines score it."""
 
+    pretrained: str = Field(
+        "none",
+        description="none: trained here (SupCE); else the released classifier of the encoder's arch, scored "
+        "as it is: a torchvision weights name (IMAGENET1K_V1, the ImageNet tables' ResNet-50), a local file "
+        "of its state dict, or a folder of <arch>.pth files",
+    )
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(0.1, gt=0)
@@ -304,10 +310,11 @@ class MOSParams(_Section):
     decay, a zero-initialised head; ``utils/hyperrule.py``: lr 0.003 with its step schedule;
     ``scripts/finetune_group_softmax.sh``: batch 512)."""
 
-    groups: list[list[int]] | None = Field(
+    groups: list[list[int]] | Literal["imagenet"] | None = Field(
         None,
-        description="class indices of each group (every class in one group); the paper: ImageNet's 8 WordNet "
-        "super-classes; null: MOS is not run (set: notebook 05 fine-tunes and scores it)",
+        description="class indices of each group (every class in one group); imagenet: the MOS repository's 8 "
+        "groups of ImageNet-1k by WordNet super-class (ssdlib/data/mos_imagenet_groups.txt); null: MOS is not "
+        "run (set: notebook 05 fine-tunes and scores it)",
     )
     batch_size: int = Field(512, ge=2)
     lr: float = Field(0.003, gt=0)
@@ -396,6 +403,11 @@ class BaselineParams(_Section):
         "with a seed no test set uses, never a test set",
     )
     tune_samples: int = Field(500, ge=10, description="images drawn for the validation OOD set")
+    knn_plus: bool = Field(
+        True,
+        description="notebook 05 trains a SupCon encoder and scores KNN on it (KNN+, Sun et al. 2022); false: "
+        "no KNN+ (nor SupCon encoder, unless SSD+ needs it)",
+    )
     tune_id_fraction: float = Field(
         0.1, gt=0, lt=1, description="share of ID train held out of the detectors' fit as ID validation when tuning"
     )
@@ -529,6 +541,15 @@ class Params(_Section):
     mos: MOSParams = MOSParams()
     baselines: BaselineParams = Field(default_factory=BaselineParams)  # built on use: the detectors register first
     checks: CheckParams = CheckParams()
+
+    @model_validator(mode="after")
+    def _released_classifier(self) -> Params:
+        if self.classifier.pretrained != "none" and self.encoder.width != 64:
+            raise ValueError(
+                f"classifier.pretrained loads a released network of width 64, but encoder.width is "
+                f"{self.encoder.width}: set encoder.width: 64 or classifier.pretrained: none"
+            )
+        return self
 
     @model_validator(mode="after")
     def _distinct_seeds(self) -> Params:

@@ -8,13 +8,14 @@ the work:
 - data: tiny files in each set's real on-disk format (:mod:`ssdlib.data.tiny`), written under a
   temporary data root, which torchvision's integrity check accepts for this run only;
 - pretrained weights: random ones, written as local files in torchvision's format, one per backbone
-  (``ssod.pretrained`` then names that folder), so that the loading code runs too; their classifier
-  has the tiny ID set's classes, so it loads, and is scored as released, as the real one on ImageNet;
+  (``ssod.pretrained`` and ``classifier.pretrained`` then name that folder), so that the loading
+  code runs too; their classifier has the tiny ID set's classes, so it loads, and is scored as
+  released, as the real one on ImageNet;
 - epochs (:data:`EPOCHS` after a warm-up of 1 where the profile has one), batch sizes
   (:data:`BATCH`), CSI's scoring views, MOS's steps, the synthetic and offline sets' sizes, the
   neighbours of KNN and of the kNN monitor, SSD's clusters (each needs points for a covariance),
   SSD_k's k (it must leave an outlier of each class to score), SSOD's held-out share (at least one
-  image to select on), no data-loading workers, the CPU;
+  image to select on), MOS's groups (halves of the tiny set's classes), no data-loading workers, the CPU;
 - checks are evaluated and recorded but do not stop a notebook (``checks.enforce: false``): tiny
   models cannot meet them. Every other error does.
 
@@ -113,17 +114,20 @@ def overrides(P: Params, data_root: Path, weights: Path | None) -> dict[str, Any
     }
     if s.pretrained != "none":
         out["ssod"]["pretrained"] = str(weights)
+    if c.pretrained != "none":
+        out["classifier"]["pretrained"] = str(weights)
     return out
 
 
 def write_weights(P: Params, folder: Path, num_classes: int = TORCHVISION_CLASSES) -> Path:
-    """Random weights of each backbone of ``P`` as torchvision's full network (its classifier for
-    ``num_classes`` classes), saved as torchvision's files are (a state dict), named ``<backbone>.pth``
-    in ``folder``."""
+    """Random weights of each SSOD backbone of ``P`` and of the released CE classifier's arch, as
+    torchvision's full network (its classifier for ``num_classes`` classes), saved as torchvision's files
+    are (a state dict), named ``<backbone>.pth`` in ``folder``."""
     from torchvision import models  # local: importing torchvision takes seconds
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name in plan.backbones(P):
+    released = [P.encoder.arch] if P.classifier.pretrained != "none" else []
+    for name in dict.fromkeys([*plan.backbones(P), *released]):
         torch.manual_seed(P.seed)
         torch.save(getattr(models, name)(weights=None, num_classes=num_classes).state_dict(), folder / f"{name}.pth")
     return folder
@@ -138,9 +142,12 @@ def prepare(P: Params, root: Path) -> dict[str, Any]:
     ).get(P.data.id_dataset)
     generated = offline.OOD_SETS if P.data.id_dataset == "offline" else ()
     tiny.write_sets([n for n in P.data.ood_datasets if n not in generated], data_root, **sets)
+    # a tiny set holds its highest label (ssdlib.data.tiny), so this is the class count its loader reports
+    classes = max(id_set["train"].labels) + 1 if id_set else None
     weights = None
-    if P.ssod.pretrained != "none":
-        # a tiny set holds its highest label (ssdlib.data.tiny), so this is the class count its loader reports
-        classes = max(id_set["train"].labels) + 1 if id_set else TORCHVISION_CLASSES
-        weights = write_weights(P, root / "weights", classes)
-    return overrides(P, data_root, weights)
+    if P.ssod.pretrained != "none" or P.classifier.pretrained != "none":
+        weights = write_weights(P, root / "weights", classes or TORCHVISION_CLASSES)
+    cuts = overrides(P, data_root, weights)
+    if P.mos.groups is not None and classes is not None:  # the profile's groups name classes the tiny set lacks
+        cuts["mos"]["groups"] = [list(range(classes // 2)), list(range(classes // 2, classes))]
+    return cuts

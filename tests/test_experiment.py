@@ -172,3 +172,27 @@ def test_a_model_trained_on_other_data_is_not_reused(tmp_path, capsys):
     [kept] = (tmp_path / "checkpoints").glob("SimCLR_resnet18_w4.other-params-*.pt")
     saved = load_checkpoint(kept)["model"]
     assert all(torch.equal(v, saved[k]) for k, v in first.state_dict().items())
+
+
+def test_a_released_classifier_stands_in_for_supce(tmp_path):
+    """classifier.pretrained (the ImageNet tables' setting): notebook 05's CE classifier is the released
+    network as it is, its fc the head; nothing trained, nothing planned; a class count that is not the ID
+    set's is an error naming the key."""
+    from torchvision.models import resnet18
+
+    from ssdlib import needs, plan
+
+    torch.manual_seed(0)
+    released = resnet18(num_classes=4).state_dict()
+    torch.save(released, tmp_path / "resnet18.pth")
+    raw = tiny_params(width=64).model_dump(mode="json")
+    raw["classifier"]["pretrained"] = str(tmp_path / "resnet18.pth")
+    P = profiles.validate(raw)
+    model = experiment.classifier_for(P, tiny_bundle(), tmp_path / "out")
+    assert torch.equal(model.head.weight, released["fc.weight"]) and not model.training
+    assert not (tmp_path / "out" / "checkpoints").exists()
+    assert "SupCE" in needs.of(P, "05") and not any(m.name.startswith("SupCE") for m in plan.models(P, ["05"], 48))
+    with pytest.raises(params.ParamsError, match="classifies 4 classes.*has 10"):
+        experiment.classifier_for(P, SimpleNamespace(**{**vars(tiny_bundle()), "num_classes": 10}), tmp_path / "o")
+    with pytest.raises(params.ParamsError, match="encoder.width is 4"):
+        profiles.validate({**tiny_params().model_dump(mode="json"), "classifier": raw["classifier"]})

@@ -12,7 +12,7 @@ from test_experiment import tiny_bundle, tiny_params
 
 from ssdlib import experiment, mos, profiles
 from ssdlib.detectors.base import FeatureSet
-from ssdlib.detectors.mos import MOS, check_groups, group_loss, slices, targets
+from ssdlib.detectors.mos import MOS, check_groups, group_loss, resolve, slices, targets
 from ssdlib.features import extract
 from ssdlib.training import load_checkpoint
 
@@ -85,3 +85,14 @@ def test_a_tiny_mos_run_fine_tunes_only_the_head_once(tmp_path):
     # notebook 05 scores MOS on the CE classifier's features: the same logits as a pass of the MOS network
     from_classifier = mos.on_features(model, extract(experiment.classifier_for(P, bundle, tmp_path), bundle.test))
     np.testing.assert_allclose(from_classifier.logits, extract(model, bundle.test).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_the_imagenet_preset_is_the_repository_s_8_wordnet_groups():
+    """Sizes as the MOS paper gives them; classes in torchvision's order (sorted WordNet ids): tench
+    (n01440764) is class 0, in group 0; toilet tissue (n15075141) is class 999, in group 4."""
+    groups = resolve("imagenet")
+    assert [len(g) for g in groups] == [398, 521, 9, 7, 52, 8, 3, 2]
+    check_groups(groups, 1000)
+    assert 0 in groups[0] and 999 in groups[4]
+    with pytest.raises(ValueError, match="no MOS group preset named 'cifar'"):
+        resolve("cifar")

@@ -107,8 +107,9 @@ class WithExtraKey(params.ClassifierParams):
 
 
 def test_the_recipe_carries_the_whole_section_into_the_identity():
-    plain = Recipe.from_section(WithExtraKey(), seed=0, mode="SupCE")
-    smoothed = Recipe.from_section(WithExtraKey(label_smoothing=0.1), seed=0, mode="SupCE")
+    released = training_methods.get("SupCE").scoring_keys  # classifier.pretrained: no training parameter
+    plain = Recipe.from_section(WithExtraKey(), seed=0, mode="SupCE", scoring=released)
+    smoothed = Recipe.from_section(WithExtraKey(label_smoothing=0.1), seed=0, mode="SupCE", scoring=released)
     assert plain.section == {"label_smoothing": 0.0} and smoothed.section == {"label_smoothing": 0.1}
     assert smoothed.differences(asdict(plain)) == [
         "section: {'label_smoothing': 0.0} in the checkpoint, {'label_smoothing': 0.1} now"
@@ -130,3 +131,11 @@ def test_the_plan_lists_what_the_needs_declare():
     epochs = {m.name: m.epochs for m in plan.models(P, ["02"], 100)}
     assert epochs["SupCE resnet18 w4"] == P.classifier.warmup_epochs + P.classifier.epochs
     assert epochs["SimCLR resnet18 w4"] == P.encoder.warmup_epochs + P.encoder.epochs
+
+
+def test_knn_plus_off_trains_no_supcon_encoder_unless_ssd_plus_needs_it():
+    P = tiny_params()
+    off = P.model_copy(update={"baselines": P.baselines.model_copy(update={"knn_plus": False})})
+    assert "SupCon" in needs.of(off, "05")  # SSD+ (ssd.in_comparison) still scores it
+    neither = off.model_copy(update={"ssd": off.ssd.model_copy(update={"in_comparison": False})})
+    assert needs.of(neither, "05") == ["SupCE", "SSOD"]

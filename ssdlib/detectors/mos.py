@@ -11,6 +11,7 @@ image has one group sure it is not "others". Higher = more ID.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +20,22 @@ import torch.nn.functional as F
 from ssdlib.detectors.base import Detector, FeatureSet
 
 Groups = Sequence[Sequence[int]]  # class indices per group
+PRESETS = {"imagenet": Path(__file__).resolve().parent.parent / "data" / "mos_imagenet_groups.txt"}
+
+
+def resolve(groups: Groups | str) -> list[list[int]]:
+    """Groups as class indices: as written, or a preset's (``mos.groups``). The ``imagenet`` preset lists
+    each class by WordNet id; its index is its place among the sorted ids, torchvision's ImageNet order."""
+    if not isinstance(groups, str):
+        return [list(g) for g in groups]
+    if groups not in PRESETS:
+        raise ValueError(f"no MOS group preset named {groups!r}; presets: {', '.join(PRESETS)}")
+    rows = [line.split() for line in PRESETS[groups].read_text().splitlines() if not line.startswith("#")]
+    index = {wnid: i for i, wnid in enumerate(sorted(wnid for wnid, _, _ in rows))}
+    out: list[list[int]] = [[] for _ in range(1 + max(int(g) for _, g, _ in rows))]
+    for wnid, g, _place in sorted(rows, key=lambda r: (int(r[1]), int(r[2]))):
+        out[int(g)].append(index[wnid])
+    return out
 
 
 def check_groups(groups: Groups, num_classes: int) -> None:

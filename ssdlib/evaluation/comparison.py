@@ -4,7 +4,7 @@ One :class:`~ssdlib.evaluation.baselines.Scored` per method, all against ``bundl
 
 - the post-hoc baselines of ``P.baselines.methods`` on the SupCE classifier (KNN there is
   "KNN w/o contrastive learning"), GODIN on its own network;
-- KNN+ (Sun et al. 2022): the same KNN on the SupCon encoder's features;
+- KNN+ (Sun et al. 2022): the same KNN on the SupCon encoder's features, with ``baselines.knn_plus``;
 - SSD (SimCLR encoder) and SSD+ (SupCon encoder), one cluster, as SSD's default, unless
   ``ssd.in_comparison`` is off (the SSOD profiles: then no SimCLR encoder is trained);
 - CSI (Tack et al. 2020) on its own network, with ``csi.in_comparison``;
@@ -27,7 +27,7 @@ import pandas as pd
 
 from ssdlib import experiment, mos, needs
 from ssdlib.detectors.csi import CSI
-from ssdlib.detectors.mos import MOS
+from ssdlib.detectors.mos import MOS, resolve
 from ssdlib.detectors.ssd import SSD
 from ssdlib.evaluation import baselines as bl
 from ssdlib.params import Params
@@ -74,11 +74,12 @@ def _csi(P: Params, bundle: DatasetBundle, output_dir, ood: list[str], device) -
 
 def _mos(P: Params, bundle: DatasetBundle, output_dir, classifier: bl.FeatureCache, ood: list[str]) -> bl.Scored:
     """MOS on the CE classifier's features (its encoder is frozen in MOS): no second pass over the images."""
-    model = mos.trained(P, bundle, output_dir)
-    detector = MOS(P.mos.groups).fit(mos.on_features(model, classifier.plain("train")))
+    model = mos.trained(P, bundle, output_dir, frozen=classifier.plain("train"))
+    groups = resolve(P.mos.groups)
+    detector = MOS(groups).fit(mos.on_features(model, classifier.plain("train")))
     return bl.Scored(
         "MOS",
-        f"groups={len(P.mos.groups)}",
+        f"groups={len(groups)}",
         detector.score(mos.on_features(model, classifier.plain("test"))),
         {o: detector.score(mos.on_features(model, classifier.plain(o))) for o in ood},
         info={"training_mode": "MOS", "arch": P.encoder.arch},
@@ -126,12 +127,13 @@ def score_all(P: Params, bundle: DatasetBundle, output_dir: str | Path, *, ssod:
             arch=arch,
             id_accuracy=bl.id_accuracy(godin),
         )
-    supcon = cache("SupCon")
-    out += _with_info(
-        bl.run(["knn"], P.baselines, supcon, ood, image_size=size, seed=seed, names={"knn": "KNN+"}),
-        training_mode="SupCon",
-        arch=arch,
-    )
+    supcon = cache("SupCon") if "SupCon" in trains else None
+    if P.baselines.knn_plus:
+        out += _with_info(
+            bl.run(["knn"], P.baselines, supcon, ood, image_size=size, seed=seed, names={"knn": "KNN+"}),
+            training_mode="SupCon",
+            arch=arch,
+        )
     if "SimCLR" in trains:
         out.append(_ssd("SSD", cache("SimCLR"), ood, "SimCLR", arch))
         out.append(_ssd("SSD+", supcon, ood, "SupCon", arch))

@@ -4,13 +4,14 @@ profile's classifier; its score is :class:`ssdlib.detectors.mos.MOS`. The recipe
 
 from __future__ import annotations
 
+from ssdlib.detectors.mos import resolve
 from ssdlib.methods import resnet_encoder
 from ssdlib.models.heads import SupNet
 from ssdlib.training.methods import TrainingMethod, register
 
 
 def _build(P, num_classes, normalize):
-    groups = len(P.mos.groups or ())
+    groups = len(resolve(P.mos.groups)) if P.mos.groups is not None else 0
     return SupNet(resnet_encoder(P), num_classes + groups, normalize=normalize)
 
 

@@ -44,7 +44,11 @@ class TrainingMethod:
     - ``encoder_mode``: SSD may score its features, so it is a valid ``encoder.training_mode``.
     - ``ssd_name``: the name of SSD's result rows on its features (SSD, SSD+, ...).
     - ``identity(P)``: what else defines its network beyond its section (e.g. GODIN's similarity).
-    - ``scoring_keys``: keys of its section that only score a trained network, left out of its identity.
+    - ``scoring_keys``: keys of its section that do not shape the trained network (scoring choices, or
+      the choice of a released network instead), left out of its identity.
+    - ``release_key``: a key of its section that may name a released network standing in for training
+      (SupCE: ``classifier.pretrained``; "none": trained here); ``released(P, num_classes, normalize)``
+      builds that network.
     """
 
     key: str
@@ -57,6 +61,12 @@ class TrainingMethod:
     ssd_name: str | None = None
     identity: Callable[[Params], dict[str, Any]] | None = None
     scoring_keys: tuple[str, ...] = ()
+    release_key: str | None = None
+    released: Callable[[Params, int, torch.nn.Module | None], torch.nn.Module] | None = None
+
+    def uses_released(self, P: Params) -> bool:
+        """Whether ``P`` names a released network for this method, which then trains nothing."""
+        return self.release_key is not None and getattr(getattr(P, self.section), self.release_key) != "none"
 
 
 _METHODS: dict[str, TrainingMethod] = {}
