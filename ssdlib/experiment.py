@@ -99,8 +99,10 @@ def recipe_for(P: Params, mode: str, section: Any = None) -> Recipe:
     method = training_methods.get(mode)
     section = section if section is not None else getattr(P, method.section)
     epochs = section.epochs_for(mode) if hasattr(section, "epochs_for") else section.epochs
+    released = [m.release_key for m in training_methods.methods().values() if m.section == method.section]
+    not_identity = (*method.scoring_keys, *filter(None, released))  # a released network's name trains nothing
     return Recipe.from_section(
-        section, seed=P.seed, deterministic=P.deterministic, mode=mode, epochs=epochs, scoring=method.scoring_keys
+        section, seed=P.seed, deterministic=P.deterministic, mode=mode, epochs=epochs, scoring=not_identity
     )
 
 

@@ -62,16 +62,11 @@ def _mos(P: Params, train_images: int) -> tuple[str, int, str]:
     return f"MOS head on SupCE {P.encoder.arch} w{P.encoder.width} ({steps} steps on frozen features)", 1, "encoder"
 
 
-def _trains_in_loop(method: training_methods.TrainingMethod, P: Params) -> bool:
-    """The shared loop trains it: it has an objective and the profile names no released network for it."""
-    return method.objective is not None and not method.uses_released(P)
-
-
 def _per_notebook(P: Params, notebook: str, train_images: int) -> list[tuple[str, int, str]]:
     """What ``ssdlib.needs`` declares for the notebook, as (name, epochs, kind): the shared loop's
     methods from their recipes (a released network trains nothing), SSOD's and MOS's from their own trainers."""
     modes = needs.of(P, notebook)
-    loop = [_loop_model(P, m) for m in modes if _trains_in_loop(training_methods.get(m), P)]
+    loop = [_loop_model(P, m) for m in modes if training_methods.get(m).trains_in_loop(P)]
     return loop + _ssod(P, notebook) + ([_mos(P, train_images)] if "MOS" in modes else [])
 
 

@@ -107,7 +107,7 @@ class WithExtraKey(params.ClassifierParams):
 
 
 def test_the_recipe_carries_the_whole_section_into_the_identity():
-    released = training_methods.get("SupCE").scoring_keys  # classifier.pretrained: no training parameter
+    released = (training_methods.get("SupCE").release_key,)  # recipe_for leaves it out, as it trains nothing
     plain = Recipe.from_section(WithExtraKey(), seed=0, mode="SupCE", scoring=released)
     smoothed = Recipe.from_section(WithExtraKey(label_smoothing=0.1), seed=0, mode="SupCE", scoring=released)
     assert plain.section == {"label_smoothing": 0.0} and smoothed.section == {"label_smoothing": 0.1}
@@ -139,3 +139,10 @@ def test_knn_plus_off_trains_no_supcon_encoder_unless_ssd_plus_needs_it():
     assert "SupCon" in needs.of(off, "05")  # SSD+ (ssd.in_comparison) still scores it
     neither = off.model_copy(update={"ssd": off.ssd.model_copy(update={"in_comparison": False})})
     assert needs.of(neither, "05") == ["SupCE", "SSOD"]
+
+
+def test_a_released_network_s_key_is_in_no_identity_of_its_section():
+    """classifier.pretrained names SupCE's released network: neither SupCE's recipe nor GODIN's (same
+    section) counts it, so setting it never retrains GODIN."""
+    for mode in ("SupCE", "GODIN"):
+        assert "pretrained" not in experiment.recipe_for(tiny_params(), mode).section

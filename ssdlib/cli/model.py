@@ -25,15 +25,15 @@ from ssdlib.training import methods as training_methods
 LOG = get_logger(__name__)
 
 
-def loop_methods() -> list[str]:
-    """The registered methods the shared loop trains (those with an objective)."""
-    return [key for key, m in training_methods.methods().items() if m.objective is not None]
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--params", type=Path, required=True, help="params profile, e.g. params/cifar10_ssod.yaml")
-    add("--method", required=True, choices=loop_methods(), help="the training method whose network to train")
+    add(
+        "--method",
+        required=True,
+        choices=training_methods.loop_methods(),
+        help="the training method whose network to train",
+    )
     add("--output-dir", type=Path, help="where checkpoints/ goes (default: outputs/<profile>/, as ssdlib reproduce)")
 
 
@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     P, bundle = loaded
     output_dir = args.output_dir or OUTPUTS_DIR / P.profile
+    method = training_methods.get(args.method)
+    if not method.trains_in_loop(P):
+        LOG.info(f"ssdlib model: {args.method} is the released network {method.section}.{method.release_key} names")
+        return 0
     experiment.model_for(P, bundle, output_dir, args.method)
     if dist.rank() == 0:
         path = experiment.checkpoint_path(P, output_dir, args.method)

@@ -10,6 +10,7 @@ image has one group sure it is not "others". Higher = more ID.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,12 +31,18 @@ def resolve(groups: Groups | str) -> list[list[int]]:
         return [list(g) for g in groups]
     if groups not in PRESETS:
         raise ValueError(f"no MOS group preset named {groups!r}; presets: {', '.join(PRESETS)}")
-    rows = [line.split() for line in PRESETS[groups].read_text().splitlines() if not line.startswith("#")]
+    return [list(g) for g in _preset(groups)]
+
+
+@functools.cache
+def _preset(name: str) -> tuple[tuple[int, ...], ...]:
+    """A preset's groups, read once per process."""
+    rows = [line.split() for line in PRESETS[name].read_text().splitlines() if not line.startswith("#")]
     index = {wnid: i for i, wnid in enumerate(sorted(wnid for wnid, _, _ in rows))}
     out: list[list[int]] = [[] for _ in range(1 + max(int(g) for _, g, _ in rows))]
     for wnid, g, _place in sorted(rows, key=lambda r: (int(r[1]), int(r[2]))):
         out[int(g)].append(index[wnid])
-    return out
+    return tuple(tuple(g) for g in out)
 
 
 def check_groups(groups: Groups, num_classes: int) -> None:

@@ -30,6 +30,7 @@ from ssdlib.detectors.csi import CSI
 from ssdlib.detectors.mos import MOS, resolve
 from ssdlib.detectors.ssd import SSD
 from ssdlib.evaluation import baselines as bl
+from ssdlib.feature_set import FeatureSet
 from ssdlib.params import Params
 from ssdlib.ssod import runs, scoring
 
@@ -76,7 +77,7 @@ def _mos(P: Params, bundle: DatasetBundle, output_dir, classifier: bl.FeatureCac
     """MOS on the CE classifier's features (its encoder is frozen in MOS): no second pass over the images."""
     model = mos.trained(P, bundle, output_dir, frozen=classifier.plain("train"))
     groups = resolve(P.mos.groups)
-    detector = MOS(groups).fit(mos.on_features(model, classifier.plain("train")))
+    detector = MOS(groups).fit(FeatureSet())  # MOS estimates nothing from the training set
     return bl.Scored(
         "MOS",
         f"groups={len(groups)}",

@@ -22,6 +22,5 @@ register(
         augment=supce_views,
         monitors=("knn", "top1"),
         identity=lambda P: {"similarity": P.baselines.godin.similarity},
-        scoring_keys=("pretrained",),  # classifier.pretrained is the CE classifier's, not GODIN's
     )
 )

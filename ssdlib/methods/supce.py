@@ -47,7 +47,6 @@ register(
         monitors=("knn", "top1"),
         encoder_mode=True,
         ssd_name="SSD (SupCE)",
-        scoring_keys=("pretrained",),
         release_key="pretrained",
         released=_released,
     )

@@ -44,11 +44,10 @@ class TrainingMethod:
     - ``encoder_mode``: SSD may score its features, so it is a valid ``encoder.training_mode``.
     - ``ssd_name``: the name of SSD's result rows on its features (SSD, SSD+, ...).
     - ``identity(P)``: what else defines its network beyond its section (e.g. GODIN's similarity).
-    - ``scoring_keys``: keys of its section that do not shape the trained network (scoring choices, or
-      the choice of a released network instead), left out of its identity.
+    - ``scoring_keys``: keys of its section that only score a trained network, left out of its identity.
     - ``release_key``: a key of its section that may name a released network standing in for training
       (SupCE: ``classifier.pretrained``; "none": trained here); ``released(P, num_classes, normalize)``
-      builds that network.
+      builds that network. No method trained from that section counts the key in its identity.
     """
 
     key: str
@@ -67,6 +66,10 @@ class TrainingMethod:
     def uses_released(self, P: Params) -> bool:
         """Whether ``P`` names a released network for this method, which then trains nothing."""
         return self.release_key is not None and getattr(getattr(P, self.section), self.release_key) != "none"
+
+    def trains_in_loop(self, P: Params) -> bool:
+        """Whether the shared loop trains it on ``P``: it has an objective and ``P`` names no released network."""
+        return self.objective is not None and not self.uses_released(P)
 
 
 _METHODS: dict[str, TrainingMethod] = {}
@@ -100,6 +103,11 @@ def get(key: str) -> TrainingMethod:
     if key not in known:
         raise ValueError(f"unknown training method {key!r}; registered: {', '.join(known)}")
     return known[key]
+
+
+def loop_methods() -> list[str]:
+    """The methods the shared loop can train (those with an objective)."""
+    return [key for key, m in methods().items() if m.objective is not None]
 
 
 def encoder_modes() -> list[str]:
