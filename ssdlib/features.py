@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tqdm.auto import tqdm
 
 from ssdlib.feature_set import FeatureSet
+from ssdlib.progress import bar as progress_bar
 from ssdlib.training.skeleton import autocast_for
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def collect(
     model.eval()
     features, logits, labels = [], [], []
     try:
-        for batch in tqdm(batches, desc=desc, leave=False):
+        for batch in progress_bar(batches, desc=desc, leave=False):
             f = features_of(batch[0] if isinstance(batch, (list, tuple)) else batch)
             features.append(f.float().cpu())
             if outputs is not None:

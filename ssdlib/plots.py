@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,32 @@ if TYPE_CHECKING:
     from ssdlib.training.loop import History
 
 
-def save(fig, out: str | Path, name: str, *, dpi: int = 120) -> Path:
-    """Write ``fig`` to ``<out>/<name>.png`` (tight bounding box) and return the path: the one way the
-    notebooks save figures."""
+def save(fig, out: str | Path, name: str, *, caption: str = "", dpi: int = 120) -> Path:
+    """Write ``fig`` to ``<out>/<name>.png`` (tight bounding box), with ``caption`` in the file's PNG text
+    (``Description``, which the report shows under it), close it and return the path."""
     path = Path(out) / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Description": caption} if caption else None)
+    plt.close(fig)
     return path
+
+
+def show(fig, out: str | Path, name: str, *, caption: str, dpi: int = 120) -> None:
+    """The one way the notebooks put out a figure: :func:`save` it, and in a notebook show the saved PNG
+    inline, whatever matplotlib's backend (papermill runs under Agg keep their figures too)."""
+    path = save(fig, out, name, caption=caption, dpi=dpi)
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    if shell is not None:
+        from IPython.display import Image, display  # local: only a notebook gets here
+
+        display(Image(filename=str(path), alt=caption))
+
+
+def caption_of(path: str | Path) -> str:
+    """The caption :func:`save` wrote into a figure's PNG ("" when it has none)."""
+    from PIL import Image  # local: only the report reads captions
+
+    with Image.open(path) as image:
+        return image.text.get("Description", "") if hasattr(image, "text") else ""
 
 
 def _setting_values(setting: str) -> dict[str, float]:

@@ -1,12 +1,20 @@
-"""Training progress, one line per epoch, from a notebook's kernel to the terminal of ``ssdlib reproduce``.
+"""Training progress where a person sees it: live bars, per-epoch lines, and the runner's terminal.
 
-papermill runs each notebook in a separate kernel process and, by default, shows none of its
-output, so a training cell that takes minutes looks stuck. The runner therefore names a file in
-the environment variable ``SSDLIB_PROGRESS_FILE`` before the kernel starts (the kernel inherits
-it); the training loops report each epoch with :class:`EpochReporter`, which logs to the
-``ssdlib.progress`` logger, and that logger appends to the named file only while the variable is
-set (elsewhere, e.g. in JupyterLab, it writes nowhere). The runner reads the file as it grows
-(:func:`follow`) and prints its lines, prefixed with the notebook's name.
+Three places show progress, each in the form that reads well there:
+
+- **Bars** (:func:`bar`): tqdm's, in a terminal and in a notebook front-end that someone is looking at
+  (JupyterLab renders them as widgets). A batch executor (papermill, nbval, nbconvert) gets none: there
+  a bar would only leave hundreds of frames in the saved notebook.
+- **A notebook's training log** (:class:`Panel`): in a kernel, a training run's messages (one line per
+  epoch, checkpoints, a resume) fill one output that is updated in place, so the executed notebook
+  keeps a few readable lines instead of a stream per message.
+- **The runner's terminal**: papermill runs each notebook in a separate kernel process and, by
+  default, shows none of its output, so a training cell that takes minutes looks stuck. The runner
+  therefore names a file in the environment variable ``SSDLIB_PROGRESS_FILE`` before the kernel starts
+  (the kernel inherits it); the training loops report each epoch with :class:`EpochReporter`, which
+  logs to the ``ssdlib.progress`` logger, and that logger appends to the named file only while the
+  variable is set (elsewhere, e.g. in JupyterLab, it writes nowhere). The runner reads the file as it
+  grows (:func:`follow`) and prints its lines, prefixed with the notebook's name.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
+from tqdm.auto import tqdm as auto_tqdm
 
 ENV_VAR = "SSDLIB_PROGRESS_FILE"
 LOGGER = "ssdlib.progress"
@@ -32,8 +41,7 @@ def logger() -> logging.Logger:
     so the handler follows the variable) and to nothing when it is unset."""
     log = logging.getLogger(LOGGER)
     log.setLevel(logging.INFO)
-    log.propagate = False  # the file only: the trainers' own lines already reach the console
-    log.propagate = False  # the training loops print their own epoch lines; these are for the runner
+    log.propagate = False  # the file only: the trainers' own lines already reach the console or a Panel
     target = os.environ.get(ENV_VAR)
     current = [h for h in log.handlers if isinstance(h, logging.FileHandler)]
     if current and (not target or current[0].baseFilename != os.path.abspath(target)):
@@ -45,6 +53,60 @@ def logger() -> logging.Logger:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
     return log
+
+
+def _kernel():
+    """The IPython kernel running this code, or None (a script, a terminal, pytest)."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return getattr(shell, "kernel", None)
+
+
+def someone_watching() -> bool:
+    """Whether live bars have a reader: a terminal, or a notebook front-end that takes input. Batch
+    executors (papermill, nbval, nbconvert) send their cells with ``allow_stdin`` off, which ipykernel
+    keeps per request; JupyterLab sends it on."""
+    kernel = _kernel()
+    if kernel is not None:
+        return bool(getattr(kernel, "_allow_stdin", False))
+    return sys.stderr.isatty()
+
+
+def bar(iterable=None, **options) -> tqdm:
+    """A tqdm bar (a widget in JupyterLab), shown only where :func:`someone_watching`; ``disable=True``
+    hides it anywhere."""
+    options["disable"] = options.get("disable", False) or not someone_watching()
+    return auto_tqdm(iterable, **options)
+
+
+class Panel:
+    """A training run's messages in one notebook output updated in place (the final text is what an
+    executed notebook keeps). Long runs show their first lines and the latest ones, with a count of
+    those left out between."""
+
+    HEAD, TAIL = 3, 15
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.handle = None
+
+    def write(self, message: str) -> None:
+        from IPython.display import Pretty, display  # local: only a kernel reaches here
+
+        self.lines.extend(message.splitlines() or [""])
+        shown = self.lines
+        if len(shown) > self.HEAD + self.TAIL + 1:
+            left_out = len(shown) - self.HEAD - self.TAIL
+            shown = [*shown[: self.HEAD], f"... ({left_out} lines left out)", *shown[-self.TAIL :]]
+        text = Pretty("\n".join(shown))
+        if self.handle is None:
+            self.handle = display(text, display_id=True)
+        else:
+            self.handle.update(text)
+
+
+def messages(fallback: Callable[[str], None]) -> Callable[[str], None]:
+    """Where a training run's messages go: a new :class:`Panel` in a kernel, ``fallback`` elsewhere."""
+    return Panel().write if _kernel() is not None else fallback
 
 
 def duration(seconds: float) -> str:

@@ -69,3 +69,58 @@ def test_trainer_reports_each_epoch(monkeypatch, tmp_path, one_thread):
     train(UnitLinear(), data, recipe, augment=identity_augment, log=lambda _m: None, progress=False, name="toy")
     lines = (tmp_path / "p.log").read_text().splitlines()
     assert [line.split(",")[0] for line in lines] == ["toy: epoch 1/2", "toy: epoch 2/2"]
+
+
+class FakeKernel:
+    """What :func:`progress.someone_watching` reads of an ipykernel: whether the request allowed input."""
+
+    def __init__(self, allow_stdin):
+        self._allow_stdin = allow_stdin
+
+
+@pytest.mark.parametrize("allow_stdin, bar_shown", [(True, True), (False, False)])
+def test_bars_only_where_someone_watches(monkeypatch, allow_stdin, bar_shown):
+    """JupyterLab sends input-allowing requests (a person is there); papermill and nbval do not."""
+    monkeypatch.setattr(progress, "_kernel", lambda: FakeKernel(allow_stdin))
+    assert progress.someone_watching() is allow_stdin
+    assert (not progress.bar(range(3)).disable) is bar_shown
+    assert progress.bar(range(3), disable=True).disable
+
+
+def test_outside_a_kernel_bars_follow_the_terminal(monkeypatch):
+    monkeypatch.setattr(progress, "_kernel", lambda: None)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert not progress.someone_watching() and progress.bar(range(3)).disable
+    said = []
+    assert progress.messages(said.append) == said.append  # no kernel: the fallback, untouched
+
+
+class FakeHandle:
+    def __init__(self, shown):
+        self.shown = shown
+
+    def update(self, obj):
+        self.shown.append(("update", obj.data))
+
+
+def test_a_panel_is_one_output_updated_in_place_and_stays_short(monkeypatch):
+    """A training run's messages fill one display; a long run keeps its first and latest lines."""
+    import IPython.display
+
+    shown = []
+
+    def display(obj, display_id=False):
+        assert display_id is True
+        shown.append(("display", obj.data))
+        return FakeHandle(shown)
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    panel = progress.Panel()
+    for epoch in range(1, 41):
+        panel.write(f"epoch {epoch}/40")
+    assert [kind for kind, _ in shown] == ["display"] + ["update"] * 39  # one output
+    last = shown[-1][1].splitlines()
+    head, tail = progress.Panel.HEAD, progress.Panel.TAIL
+    assert last[:head] == ["epoch 1/40", "epoch 2/40", "epoch 3/40"][:head]
+    assert last[head] == f"... ({40 - head - tail} lines left out)"
+    assert last[head + 1 :] == [f"epoch {e}/40" for e in range(41 - tail, 41)]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from pages import browser, executed_notebook_problems, page_problems
 
 from ssdlib import checks, profiles
 from ssdlib.evaluation import paper_comparison, results
@@ -115,3 +116,19 @@ def test_profile_runs_end_to_end_in_smoke_mode(path, smoke_runs):
     assert comparison.is_file() == (len(paper_comparison.covered_targets(P)) > 0)
     if comparison.is_file():
         assert "smoke" in comparison.read_text().lower()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_a_readers_view_of_the_smoke_run(path, smoke_runs):
+    """What a reader opens: executed notebooks with their figures and a few lines each, and the report and
+    notebook pages in a real browser, every image loaded, no console error, no table wider than the page."""
+    process, out, log = smoke_runs[path.name]
+    assert process.wait(timeout=TIMEOUT) == 0, log.read_text()[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    for name in run["notebooks"]:
+        assert executed_notebook_problems(out / name) == [], name
+    pages = ["report.html", *(Path(name).with_suffix(".html").name for name in run["notebooks"])]
+    with browser() as b:
+        for page in pages:
+            assert page_problems(b, (out / page).as_uri()) == [], page

@@ -17,7 +17,15 @@ from torch import nn
 from ssdlib.models.heads import SSLNet, SupNet
 from ssdlib.models.resnet import resnet
 from ssdlib.params import ClassifierParams, EncoderParams
-from ssdlib.training import CheckpointError, NonFiniteLossError, Recipe, Trainer, load_checkpoint, train
+from ssdlib.training import (
+    CheckpointError,
+    NonFiniteLossError,
+    Recipe,
+    Trainer,
+    TrainingInterrupted,
+    load_checkpoint,
+    train,
+)
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training.distributed import shard_batches
 from ssdlib.training.losses import contrastive_loss
@@ -329,6 +337,33 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert state["epoch"] == 2 and all(
         torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()
     )
+
+
+class InterruptAt:
+    """An augmentation that raises KeyboardInterrupt on call ``at`` (Ctrl-C, or Kernel > Interrupt)."""
+
+    def __init__(self, at):
+        self.calls, self.at = 0, at
+
+    def __call__(self, x, generator=None):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return x
+
+
+@pytest.mark.parametrize("at, said", [(2 * 3 * 2 + 3, "holds epoch 2: run the same cell"), (2, "before its first")])
+def test_ctrl_c_in_training_ends_in_one_line_saying_where_and_how_to_resume(tmp_path, at, said):
+    """Two views per step, 3 steps per epoch: call 15 is in epoch 3, after the checkpoint of epoch 2."""
+    path = tmp_path / "run.pt"
+    with pytest.raises(TrainingInterrupted) as err:
+        train(tiny_net("SimCLR"), tiny_data(), tiny_recipe("SimCLR"), augment=InterruptAt(at), checkpoint=path)
+    message = str(err.value)
+    assert said in message and "SimCLR" in message
+    assert isinstance(err.value, KeyboardInterrupt) and err.value.__suppress_context__
+    assert err.value._render_traceback_() == [f"KeyboardInterrupt: {message}"]  # what IPython shows: one line
+    if "holds" in said:
+        assert str(path) in message and "epoch 3/4" in message and load_checkpoint(path)["epoch"] == 2
 
 
 @pytest.mark.slow

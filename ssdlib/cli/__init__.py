@@ -26,6 +26,7 @@ COMMANDS = {
     "eval": ("ssdlib.cli.evaluate", "evaluate SSD / SSD+ / SSD_k on a checkpoint, SSD vocabulary"),
     "ssod": ("ssdlib.cli.ssod", "train one SSOD run of a profile (e.g. under torchrun) for notebook 04 to load"),
     "model": ("ssdlib.cli.model", "train one model of a profile (e.g. CSI under torchrun) for the notebooks to load"),
+    "report": ("ssdlib.cli.report", "(re)build the report page (report.html) of a run's output folder"),
     "bench": ("ssdlib.bench", "time training and scoring on this device, beside SSD's own pipeline"),
 }
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT

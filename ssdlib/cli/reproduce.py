@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 import ssdlib
-from ssdlib import atomic, checks, locks, plan, profiles, progress, smoke
+from ssdlib import atomic, checks, locks, plan, profiles, progress, report, smoke
 from ssdlib import params as params_mod
 from ssdlib.data import DatasetNotFoundError, UnknownDatasetError, get_datasets, real
 from ssdlib.data.checksums import SMOKE_DATA_ENV
@@ -132,6 +132,7 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
                 kernel_name="python3",
                 progress_bar=True,
                 log_output=log_output,
+                coalesce_streams=True,  # one stdout and one stderr output per cell, carriage returns applied
             )
     except pm.PapermillExecutionError as err:
         _publish(partial, executed)
@@ -187,6 +188,18 @@ def _announce(P: params_mod.Params, notebooks: list[Path], bundle, *, smoke: boo
     return planned
 
 
+def device_summary(name: str) -> str:
+    """The device the notebooks train on, as the report shows it: the GPU's name, or the CPU's threads."""
+    import torch  # local: torch is heavy and the CLI's other paths do without it
+
+    from ssdlib.experiment import resolve_device  # local: it imports torch
+
+    device = resolve_device(name)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} ({torch.cuda.device_count()} visible)"
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
 def data_summary(bundle) -> str:
     """Each set and its number of images, with the published count where it differs (a subset, or
     files missing)."""
@@ -226,6 +239,7 @@ def reproduce(
     notebook_dir: Path = NOTEBOOK_DIR,
     smoke: bool = False,
     seeds: list[int] | None = None,
+    write_report: bool = True,
 ) -> Path:
     """Run the notebooks of one params profile; return the output folder.
 
@@ -235,6 +249,7 @@ def reproduce(
     reason), however the run ends. ``smoke``: the same notebooks on tiny generated files with cut
     epochs (:mod:`ssdlib.smoke`), into ``outputs/<profile>_smoke`` unless ``output_dir`` is given.
     ``seeds`` (default: the profile's ``seeds``): one run per seed (:func:`_run_seeds`).
+    ``write_report``: end with ``report.html`` (:mod:`ssdlib.report`), for each seed and over them.
     """
     P = profiles.load(params_file)  # fails before anything is written
     seeds = seeds or P.seeds
@@ -250,7 +265,7 @@ def reproduce(
             P = profiles.load(params_file, overrides)  # as the notebooks will read it
         planned = _announce(P, notebooks, get_datasets(P.data), smoke=smoke)
         stack.enter_context(locks.holding(locks.folder_lock(output_dir), f"ssdlib reproduce into {output_dir}"))
-        info = {"profile": P.profile, "params_file": project_path(params_file), "smoke": smoke}
+        info = {"profile": P.profile, "params_file": project_path(params_file), "smoke": smoke, "report": write_report}
         info["plan"] = [{**asdict(m), "work": m.work} for m in planned]
         if seeds is None:
             _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
@@ -321,6 +336,14 @@ def _run_seeds(
     if paper_comparison.covered_targets(P).shape[0]:
         written.append(paper_comparison.write(output_dir, P, smoke=about["smoke"], rows=spread.gather(folders)))
     failed = [c for c in over if not c.passed]
+    message = f"{len(failed)} checks failed over the seeds: " + "; ".join(c.name for c in failed)
+    if failed and P.checks.enforce:
+        _record_end(output_dir, info, "checks over seeds", RunError(message))
+    else:
+        info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        _write_run(output_dir, info)
+    if about["report"]:
+        written.append(report.write(output_dir))
     for c in over:
         LOG.info(f"[ssdlib]   {c.describe()}")
     LOG.info(
@@ -329,11 +352,7 @@ def _run_seeds(
         f"({output_dir / checks.SEEDS_FILE})"
     )
     if failed and P.checks.enforce:
-        message = f"{len(failed)} checks failed over the seeds: " + "; ".join(c.name for c in failed)
-        _record_end(output_dir, info, "checks over seeds", RunError(message))
         raise RunError(f"{message} (each with its values per seed in {output_dir / checks.SEEDS_FILE})")
-    info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    _write_run(output_dir, info)
 
 
 def _finished_alike(folder: Path, P: params_mod.Params, notebooks: list[Path]) -> bool:
@@ -394,10 +413,12 @@ def _run(
     (output_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     info = {
         "status": "running",
+        "seed": P.seed,
         **about,
         "ssdlib_version": ssdlib.__version__,
         "git_commit": git_commit(),
         "python": sys.version.split()[0],
+        "device": device_summary(P.device),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "notebooks": {},
     }
@@ -411,6 +432,8 @@ def _run(
             seconds = execute(nb, output_dir, wanted, log_output)
         except BaseException as err:
             _record_end(output_dir, info, nb.name, err)
+            if about["report"] and isinstance(err, Exception):  # not after Ctrl-C: the user wants out
+                _report_of_failed_run(output_dir)
             raise
         info["notebooks"][nb.name] = round(seconds, 1)
         _write_run(output_dir, info)
@@ -422,6 +445,8 @@ def _run(
         written.append(paper_comparison.write(output_dir, P, smoke=about["smoke"]))
     info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _write_run(output_dir, info)
+    if about["report"]:
+        written.append(report.write(output_dir))
     LOG.info(
         f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {', '.join(map(str, written))}; "
         f"executed notebooks and figures in {output_dir}"
@@ -430,6 +455,15 @@ def _run(
         f"[ssdlib] checks: {checks.summary(output_dir)}; each with its value and threshold in "
         f"{output_dir / checks.CHECKS_FILE}" + (" (a smoke run: not enforced)" if about["smoke"] else "")
     )
+
+
+def _report_of_failed_run(output_dir: Path) -> None:
+    """The report of a run that stopped (what ran, the checks so far, the failed notebook's page); a
+    report that cannot be written only says so, so that the run's own failure stays the message."""
+    try:
+        report.write(output_dir)
+    except Exception as err:  # noqa: BLE001 - the run's failure, not the report's, is what the user must see
+        LOG.warning(f"[ssdlib] no report.html for this stopped run ({type(err).__name__}: {err})")
 
 
 def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException) -> None:
@@ -468,6 +502,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the profile's notebooks on CPU in minutes, on tiny generated files in each set's real format "
         "(into outputs/<profile>_smoke; checks reported, not enforced)",
     )
+    parser.add_argument("--no-report", action="store_true", help="skip report.html (ssdlib report DIR builds it later)")
     mode.add_argument(
         "--dry-run", action="store_true", help="check the params and the data root, print the plan; train nothing"
     )
@@ -481,7 +516,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             seeds = _seed_list(args.seeds) if args.seeds else None
             reproduce(
-                args.params, args.output_dir, only, args.overwrite, args.log_output, smoke=args.smoke, seeds=seeds
+                args.params,
+                args.output_dir,
+                only,
+                args.overwrite,
+                args.log_output,
+                smoke=args.smoke,
+                seeds=seeds,
+                write_report=not args.no_report,
             )
     except (RunError, params_mod.ParamsError, locks.BusyError, DatasetNotFoundError, UnknownDatasetError) as err:
         LOG.error(f"ssdlib reproduce: {err}")

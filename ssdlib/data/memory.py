@@ -13,7 +13,8 @@ import math
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+
+from ssdlib.progress import bar as progress_bar
 
 PROGRESS_ABOVE = 10_000  # sets larger than this show a progress bar while loading
 HELD_BYTES_LIMIT = 4 * 2**30  # sets up to this size as one float32 tensor are held in memory; larger ones stream
@@ -62,7 +63,7 @@ def tensors(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     show = n > PROGRESS_ABOVE if progress is None else progress
     start = 0
-    for images, labels in tqdm(loader, desc="loading images", disable=not show, leave=False):
+    for images, labels in progress_bar(loader, desc="loading images", disable=not show, leave=False):
         x[start : start + len(images)] = images
         y[start : start + len(images)] = torch.as_tensor(labels)
         start += len(images)

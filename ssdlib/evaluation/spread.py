@@ -149,5 +149,6 @@ def write(output_dir: str | Path, folders: dict[int, Path], extra: list[str] = (
     if not table.empty:
         figures = output_dir / FIGURES_DIR
         figures.mkdir(exist_ok=True)
-        written.append(plots.save(figure(table), figures, FIGURE))
+        caption = "AUROC of each method on each OOD set: the mean over the seeds, with error bars of one std."
+        written.append(plots.save(figure(table), figures, FIGURE, caption=caption))
     return written

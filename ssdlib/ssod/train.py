@@ -55,7 +55,6 @@ from typing import Any
 import pandas as pd
 import torch
 from torch.utils.data import Subset
-from tqdm.auto import tqdm
 
 from ssdlib import progress as progress_report
 from ssdlib.ssod.loss import ssod_loss, with_supcon
@@ -302,21 +301,24 @@ class SSODTrainer(TrainerSkeleton):
             raise ValueError("select: val_accuracy needs held-out data: set val_fraction > 0, or select: last")
         if r.select == "test_fpr95" and selection is None:
             raise ValueError("select: test_fpr95 needs the selection function (ssdlib.ssod.runs.trained builds it)")
-        bar = tqdm(
+        bar = progress_report.bar(
             range(self.epoch, epochs), desc="SSOD epochs", initial=self.epoch, total=epochs, disable=not self.progress
         )
         report = progress_report.EpochReporter(self.name, epochs, self.epoch) if self.rank == 0 else None
-        for epoch in bar:
-            self._train_epoch(train, epoch, epochs)
-            self._end_epoch(val, selection)
-            h = self.history
-            bar.set_postfix(ce=f"{h.ce[-1]:.3f}", ce_ood=f"{h.ce_ood[-1]:.3f}")
-            if warmup_checkpoint and self.epoch == r.warmup_epochs:
-                self.save(warmup_checkpoint, params)
-            if checkpoint:
-                self.save(checkpoint, params, finished=self.epoch == epochs)
-            if report:
-                report.epoch(self.epoch, {"CE": h.ce[-1], "CE_ood": h.ce_ood[-1], "val accuracy": h.val_accuracy[-1]})
+        with self.interruptible(epochs):
+            for epoch in bar:
+                self._train_epoch(train, epoch, epochs)
+                self._end_epoch(val, selection)
+                h = self.history
+                bar.set_postfix(ce=f"{h.ce[-1]:.3f}", ce_ood=f"{h.ce_ood[-1]:.3f}")
+                if warmup_checkpoint and self.epoch == r.warmup_epochs:
+                    self.save(warmup_checkpoint, params)
+                if checkpoint:
+                    self.save(checkpoint, params, finished=self.epoch == epochs)
+                if report:
+                    report.epoch(
+                        self.epoch, {"CE": h.ce[-1], "CE_ood": h.ce_ood[-1], "val accuracy": h.val_accuracy[-1]}
+                    )
         return self.history
 
     def use_selected(self) -> SSODNet:

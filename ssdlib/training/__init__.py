@@ -13,7 +13,7 @@ from ssdlib.training.checkpoint import CheckpointError
 from ssdlib.training.checkpoint import load as load_checkpoint
 from ssdlib.training.loop import History, Recipe, Trainer, train
 from ssdlib.training.monitor import classifier_accuracy, encoder_features, knn_accuracy
-from ssdlib.training.skeleton import NonFiniteLossError
+from ssdlib.training.skeleton import NonFiniteLossError, TrainingInterrupted
 
 __all__ = [
     "CheckpointError",
@@ -21,6 +21,7 @@ __all__ = [
     "NonFiniteLossError",
     "Recipe",
     "Trainer",
+    "TrainingInterrupted",
     "classifier_accuracy",
     "encoder_features",
     "knn_accuracy",

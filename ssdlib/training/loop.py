@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ssdlib import progress as progress_report
 from ssdlib.training import batches as reading
@@ -293,7 +293,7 @@ class Trainer(TrainerSkeleton):
             self.load_state_dict(ckpt.load(checkpoint), source=checkpoint)
             self.last_good = checkpoint
             self.log(f"resuming {checkpoint} after epoch {self.epoch}/{r.total_epochs}")
-        self.bar = tqdm(
+        self.bar = progress_report.bar(
             total=r.total_epochs * steps_per_epoch,
             initial=self.epoch * steps_per_epoch,
             unit="step",
@@ -302,7 +302,7 @@ class Trainer(TrainerSkeleton):
             mininterval=1.0,
         )
         report = progress_report.EpochReporter(self.name, r.total_epochs, self.epoch) if self.rank == 0 else None
-        with self.bar:
+        with self.bar, self.interruptible(r.total_epochs):
             for epoch in range(self.epoch, r.total_epochs):
                 self._train_epoch(train, epoch, steps_per_epoch)
                 self._monitor(train, test)

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import torch
 
 from ssdlib.log import get as get_logger
+from ssdlib.progress import messages as run_messages
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training import distributed as dist
 
@@ -44,6 +45,14 @@ LOSS_READ_EVERY = 50  # steps between reads of the step log on a GPU (every step
 
 class NonFiniteLossError(FloatingPointError):
     """The loss (or the weights) became NaN or inf; the message names where and the last good checkpoint."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or JupyterLab's Kernel > Interrupt) during training, said in one line: where it stopped and
+    how to go on. IPython shows ``_render_traceback_`` instead of a traceback through torch's internals."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
 
 
 def autocast_for(device: torch.device, amp: bool) -> tuple[Callable, torch.dtype | None]:
@@ -96,7 +105,8 @@ class TrainerSkeleton(ABC):
     and implements ``_step(batch) -> tensor`` (the step's log row, loss first), ``_record(row)``
     (append a read row to the history) and ``_advice()`` (what to change after a NaN). ``seeds``
     names the generators and their seeds; ``name`` names the run in progress lines; ``log`` takes
-    the run's messages (default: the subclass module's logger, :mod:`ssdlib.log`);
+    the run's messages (default: one output updated in place in a notebook, :class:`ssdlib.progress.Panel`,
+    the subclass module's logger elsewhere);
     ``deterministic``: deterministic kernels only (:func:`set_determinism`).
     """
 
@@ -124,7 +134,7 @@ class TrainerSkeleton(ABC):
         self.generators = {key: torch.Generator().manual_seed(seed) for key, seed in seeds.items()}
         self.read_every = LOSS_READ_EVERY if self.cuda else 1
         self.rank = dist.rank()
-        log = log or get_logger(type(self).__module__).info
+        log = log or run_messages(get_logger(type(self).__module__).info)  # one in-place output in a notebook
         self.log = log if self.rank == 0 else (lambda _msg: None)
         self.progress = progress and self.rank == 0
         self.name = name
@@ -132,6 +142,7 @@ class TrainerSkeleton(ABC):
         self.epoch = 0  # completed epochs
         self.position = "before the first step"
         self.last_good: Path | None = None
+        self.saved_epoch = 0  # the epochs that last_good holds
         self.optimizer: torch.optim.Optimizer | None = None
 
     def optimizer_options(self) -> dict[str, Any]:
@@ -215,7 +226,23 @@ class TrainerSkeleton(ABC):
         path = Path(path)
         if self.rank == 0:
             ckpt.save_atomic(state, path)
-        self.last_good = path
+        self.last_good, self.saved_epoch = path, self.epoch
+
+    @contextmanager
+    def interruptible(self, total_epochs: int) -> Iterator[None]:
+        """Turn Ctrl-C inside the block into :class:`TrainingInterrupted`, naming the epoch and what a rerun does."""
+        try:
+            yield
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:
+            where = f"{self.name} stopped in epoch {self.epoch + 1}/{total_epochs}"
+            if self.last_good is None:
+                raise TrainingInterrupted(f"{where}, before its first checkpoint: a rerun starts it over") from None
+            raise TrainingInterrupted(
+                f"{where}; {self.last_good} holds epoch {self.saved_epoch}: run the same cell or command again "
+                "to resume from there"
+            ) from None
 
     def load_state_dict(self, state: dict[str, Any], source: str | Path = "checkpoint") -> None:
         """Continue exactly where ``state`` left off: weights, optimizer, scaler, epochs, history, random state."""
@@ -223,7 +250,7 @@ class TrainerSkeleton(ABC):
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
+        self.epoch = self.saved_epoch = int(state["epoch"])
         self.history = self.history_type.from_dict(state["history"])
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one entry per process
         try:
