@@ -10,7 +10,7 @@ import yaml
 
 from ssdlib import checks, profiles
 from ssdlib.cli import reproduce as runner
-from ssdlib.evaluation import claims, results
+from ssdlib.evaluation import claims, paper_comparison, results
 
 OFFLINE = profiles.load("params/offline.yaml")
 BY_ID = {c.id: c for c in claims.CLAIMS}
@@ -136,6 +136,15 @@ def test_a_claim_the_profile_does_not_measure_says_why():
     textures = table.loc["ssod_fails_on_textures"]
     assert textures["verdict"] == claims.NOT_MEASURED and "Table 2 has SSOD ahead of KNN" in textures["note"]
     assert list(table.reset_index().columns) == claims.COLUMNS
+
+
+def test_a_paper_profiles_comparison_page_ends_with_the_claims_verdicts(tmp_path):
+    ssod_profile = profiles.load("params/cifar10_ssod.yaml")
+    table = claims.ledger({0: pd.DataFrame(columns=results.COLUMNS)}, ssod_profile)
+    extra = claims.markdown_lines(table, heading="## The papers' claims")
+    page = paper_comparison.write(tmp_path, ssod_profile, extra=extra).read_text()
+    assert page.index("## SSOD (Pei et al. 2023), Table 2") < page.index("## The papers' claims")
+    assert "| ssod_beats_msp " in page and "not measured" in page
 
 
 def test_every_claim_is_declared_once_with_its_source():

@@ -254,7 +254,8 @@ def _balance(run: Run) -> tuple[float, str]:
         raise NotMeasured("ssod.balances does not list LWB and another scheme")
     fpr = {b: run.value(ablated("balance", b), "fpr95", ood) for b in run.P.ssod.balances}
     best = min(others, key=fpr.get)
-    return fpr[best] - fpr["LWB"], f"FPR95 on {ood}: " + ", ".join(f"{b} {v:.3f}" for b, v in fpr.items())
+    label = f"{results.METRIC_LABELS['fpr95']} on {ood}: "
+    return fpr[best] - fpr["LWB"], label + ", ".join(f"{b} {v:.3f}" for b, v in fpr.items())
 
 
 def _backbones(run: Run) -> tuple[float, str]:
@@ -264,7 +265,8 @@ def _backbones(run: Run) -> tuple[float, str]:
         - run.value(ablated("backbone", b), "fpr95", ood)
         for b in _need(run.P.ssod.backbones, "the profile lists no ssod.backbones")
     }
-    return min(gains.values()), f"FPR95 gain on {ood}: " + ", ".join(f"{b} {v:.3f}" for b, v in gains.items())
+    label = f"{results.METRIC_LABELS['fpr95']} gain on {ood}: "
+    return min(gains.values()), label + ", ".join(f"{b} {v:.3f}" for b, v in gains.items())
 
 
 # -- the claims --------------------------------------------------------------------------------------
