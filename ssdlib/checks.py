@@ -1,5 +1,9 @@
 """The notebooks' sanity checks, stated by name, recorded in ``checks.json``, and able to fail.
 
+A sanity check asks whether the pipeline works (a finite loss, an encoder above chance, a detector that
+separates far OOD) and stops the run when it fails. The papers' findings are not checks but claims
+(:mod:`ssdlib.evaluation.claims`), judged over seeds and never stopping a run.
+
 A bare ``assert`` stops at the first failure and leaves no record of the checks that passed or
 of how close they came. Each notebook instead states its checks with :class:`Checks` and calls
 :meth:`Checks.conclude` in its last cell, which writes every check (value, threshold, passed) to
@@ -142,9 +146,10 @@ class Checks:
     def failed(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
 
-    def conclude(self) -> list[Check]:
+    def conclude(self) -> None:
         """Record this notebook's checks in ``checks.json`` (replacing its earlier ones), print them,
-        and raise an AssertionError naming every failed one (when enforced); returns the checks."""
+        and raise an AssertionError naming every failed one (when enforced). Returns nothing, so that a
+        notebook cell ending with it echoes no list of objects after the printed lines."""
         if not self.checks:
             raise ValueError(f"{self.notebook} states no checks: call at_least / at_most / holds before conclude")
         write(self.path, [c for c in read(self.path) if c.notebook != self.notebook] + self.checks)
@@ -161,7 +166,6 @@ class Checks:
             LOG.warning(f"{message}\n(checks.enforce is off: reported, not raised)")
         else:
             LOG.info(f"all {len(self.checks)} checks passed (recorded in {self.path})")
-        return list(self.checks)
 
 
 def read(path: str | Path) -> list[Check]:

@@ -452,8 +452,10 @@ class BaselineParams(_Section):
 
 
 class CheckParams(_Section):
-    """Thresholds of the checks the notebooks run on their own results (``ssdlib.checks``, recorded in
-    ``checks.json``), so that a broken pipeline fails loudly. Each must be able to fail: none below chance."""
+    """Thresholds of the sanity checks the notebooks run on their own results (``ssdlib.checks``, recorded in
+    ``checks.json``), so that a broken pipeline fails loudly: each below the worst of the recorded seeds and
+    clearly above chance. The papers' findings are claims, not checks (``ssdlib.evaluation.claims``: judged
+    over seeds, never stopping a run); the sets named here are read by both."""
 
     enforce: bool = Field(
         True,
@@ -464,42 +466,24 @@ class CheckParams(_Section):
     min_ssd_auroc: float = Field(
         0.9, ge=0, le=1, description="SSD's (and SSD_k's) AUROC on each of ssd_auroc_sets (far OOD)"
     )
-    ssd_auroc_sets: list[str] = Field(default_factory=list)
+    ssd_auroc_sets: list[str] = Field(
+        default_factory=list, description="far OOD sets: SSD's sanity checks, and a claim's detector sanity"
+    )
     min_knn_accuracy: float = Field(0.5, ge=0, le=1, description="kNN monitor accuracy of the trained encoder")
     min_supcon_knn_accuracy: float = Field(0.8, ge=0, le=1, description="kNN monitor accuracy of the SupCon encoder")
     min_classifier_accuracy: float = Field(0.9, ge=0, le=1, description="test accuracy of the SupCE classifier")
     near_ood_set: str | None = Field(
-        None, description="OOD set of the near-OOD checks (notebooks 02, 03); null: no near-OOD checks"
+        None,
+        description="near-OOD set of notebook 02's check and of SSD's near-OOD claims (SSD+, SSD_k); null: neither",
     )
     min_near_auroc: float = Field(0.7, ge=0, le=1, description="SSD's and MSP's AUROC on near_ood_set")
-    min_ssd_plus_gain: float = Field(
-        0.03, ge=-1, le=1, description="SSD+'s AUROC on near_ood_set at least this far above SSD's"
-    )
-    min_ssdk_near_gain: float = Field(
-        0.0,
-        ge=-1,
-        le=1,
-        description="SSD_k with the most known outliers: AUROC on near_ood_set strictly more than "
-        "this above plain SSD's",
-    )
-    max_ssdk_auroc_drop: float = Field(
-        0.02,
-        ge=0,
-        le=1,
-        description="SSD_k with the most known outliers: mean AUROC over the OOD sets at most "
-        "this far below plain SSD's",
-    )
     ssod_failure_set: str | None = Field(
         None,
-        description="OOD set of SSOD's failure case, where notebook 05 checks that SSOD's FPR95 is above KNN's "
-        "(SSOD Table 3: ImageNet vs Textures); null: no such check (on CIFAR-10, Table 2 has SSOD ahead of KNN)",
+        description="OOD set of SSOD's failure-case claim, SSOD's FPR95 above KNN's (SSOD Table 3: ImageNet vs "
+        "Textures); null: not measured (on CIFAR-10, Table 2 has SSOD ahead of KNN)",
     )
-    ssod_ood_set: str = Field("places365", description="OOD set on which SSOD must beat MSP of the vanilla classifier")
-    min_ssod_fpr95_gain: float = Field(
-        0.05, ge=-1, le=1, description="SSOD's FPR95 there at least this far below the vanilla classifier's MSP"
-    )
-    max_ssod_accuracy_drop: float = Field(
-        0.03, ge=0, le=1, description="SSOD's ID accuracy at most this far below the vanilla classifier's (alpha 0)"
+    ssod_ood_set: str = Field(
+        "places365", description="background-like OOD set of SSOD's claims against MSP, KNN and CSI (Places)"
     )
     min_ssod_background_offset: float = Field(
         0.0,

@@ -1,5 +1,5 @@
-"""Notebook 05's helpers: the most trusted OOD images, their counts per set, rows beside a paper table, and
-SSOD's failure case."""
+"""Notebook 05's helpers: the most trusted OOD images, their counts per set, and rows beside a paper table
+(SSOD's failure case is the claim ``ssod_fails_on_textures``, tests/test_claims.py)."""
 
 import numpy as np
 import pandas as pd
@@ -10,7 +10,6 @@ from ssdlib.evaluation.baselines import Scored
 from ssdlib.evaluation.comparison import (
     below_chance,
     beside_paper,
-    failure_case_fpr95,
     most_trusted,
     trusted_counts,
 )
@@ -93,15 +92,3 @@ def test_beside_paper_names_both_id_sets_and_matches_on_method():
     assert np.isnan(table.loc["SSOD", "ours fpr95 (offline)"])
     with pytest.raises(ValueError, match="no targets"):
         beside_paper(rows, targets, paper="SSOD", table="Table 9", ood_dataset="textures")
-
-
-def test_the_failure_case_reads_ssod_and_knn_on_the_named_set():
-    rows = [
-        {"method": "SSOD", "ood_dataset": "textures", "fpr95": 0.78},
-        {"method": "KNN", "ood_dataset": "textures", "fpr95": 0.21},
-        {"method": "KNN+", "ood_dataset": "textures", "fpr95": 0.05},
-        {"method": "KNN", "ood_dataset": "scenes", "fpr95": 0.9},
-    ]
-    assert failure_case_fpr95(rows, "textures") == (0.78, 0.21)
-    with pytest.raises(ValueError, match=r"ssod_failure_set = 'scenes': no row of SSOD on it"):
-        failure_case_fpr95(rows, "scenes")

@@ -3,7 +3,9 @@
 A run validates the params file first (nothing is written when it is invalid), then executes
 ``notebooks/NN_*.ipynb`` in order into ``outputs/<profile>/``, each with the profile's values
 injected after its ``parameters`` cell, and gathers the rows the notebooks recorded into
-``results.csv`` and ``results.md`` and their sanity checks into ``checks.json``. While a notebook
+``results.csv`` and ``results.md``, their sanity checks into ``checks.json``, and the papers' claims
+measured on those rows into ``claims.csv`` and ``claims.md`` (:mod:`ssdlib.evaluation.claims`; a claim
+never stops a run, a failed sanity check does). While a notebook
 runs, its training loops' per-epoch lines reach the terminal (:mod:`ssdlib.progress`). It stops
 at the first failing notebook, naming it and the cell. A finished run is never replaced
 silently: ``--overwrite`` is required, and it keeps the trained checkpoints so that models are
@@ -32,7 +34,7 @@ from ssdlib import atomic, checks, locks, plan, profiles, progress, report, smok
 from ssdlib import params as params_mod
 from ssdlib.data import DatasetNotFoundError, UnknownDatasetError, get_datasets, real
 from ssdlib.data.checksums import SMOKE_DATA_ENV
-from ssdlib.evaluation import paper_comparison, results, spread
+from ssdlib.evaluation import claims, paper_comparison, results, spread
 from ssdlib.log import get as get_logger
 from ssdlib.project import NOTEBOOK_DIR, OUTPUTS_DIR, git_commit, project_path
 
@@ -106,6 +108,8 @@ def prepare_output(output_dir: Path, overwrite: bool) -> None:
         *output_dir.glob("[0-9][0-9]_*.ipynb"),
         output_dir / results.RESULTS_FILE,
         output_dir / checks.CHECKS_FILE,
+        output_dir / claims.CSV_FILE,
+        output_dir / claims.MD_FILE,
         output_dir / progress.PROGRESS_FILE,
     ]:
         stale.unlink(missing_ok=True)
@@ -294,7 +298,8 @@ def _run_seeds(
 ) -> None:
     """One run of the profile per seed into ``<output_dir>/seed_<n>/``, then the tables over the seeds
     (:mod:`ssdlib.evaluation.spread`), the checks over the seeds (``checks_over_seeds.json``, also at the
-    top of ``results.md``) and ``paper_comparison.md`` with each number's spread. Every seed trains its
+    top of ``results.md``), the claims' ledger over the seeds (``claims.csv``, ``claims.md``) and
+    ``paper_comparison.md`` with each number's spread and the claims' verdicts. Every seed trains its
     own models (each depends on the seed); the generated data of a seed is cached and shared with any
     other run of it, and a seed whose folder holds its finished run with the same params and notebooks
     is not run again (unless ``overwrite``). With ``checks.enforce``, a check that fails on the mean or on
@@ -333,8 +338,11 @@ def _run_seeds(
     over = checks.over_seeds({seed: checks.read(folder) for seed, folder in folders.items()})
     checks.write_over_seeds(output_dir / checks.SEEDS_FILE, over)
     written = spread.write(output_dir, folders, extra=checks.seeds_markdown(over))
+    ledger = _claims(output_dir, P, {seed: results.load(folder) for seed, folder in folders.items()}, about["smoke"])
+    written += [output_dir / claims.CSV_FILE, output_dir / claims.MD_FILE]
     if paper_comparison.covered_targets(P).shape[0]:
-        written.append(paper_comparison.write(output_dir, P, smoke=about["smoke"], rows=spread.gather(folders)))
+        rows, extra = spread.gather(folders), claims.markdown_lines(ledger, heading="## The papers' claims")
+        written.append(paper_comparison.write(output_dir, P, smoke=about["smoke"], rows=rows, extra=extra))
     failed = [c for c in over if not c.passed]
     message = f"{len(failed)} checks failed over the seeds: " + "; ".join(c.name for c in failed)
     if failed and P.checks.enforce:
@@ -440,9 +448,11 @@ def _run(
         LOG.info(f"[ssdlib]     done in {seconds:.0f} s")
 
     csv_path, md_path = results.write_tables(output_dir)
-    written = [csv_path, md_path]
+    ledger = _claims(output_dir, P, {P.seed: results.load(output_dir)}, about["smoke"])
+    written = [csv_path, md_path, output_dir / claims.CSV_FILE, output_dir / claims.MD_FILE]
     if paper_comparison.covered_targets(P).shape[0]:
-        written.append(paper_comparison.write(output_dir, P, smoke=about["smoke"]))
+        extra = claims.markdown_lines(ledger, heading="## The papers' claims")
+        written.append(paper_comparison.write(output_dir, P, smoke=about["smoke"], extra=extra))
     info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _write_run(output_dir, info)
     if about["report"]:
@@ -464,6 +474,14 @@ def _report_of_failed_run(output_dir: Path) -> None:
         report.write(output_dir)
     except Exception as err:  # noqa: BLE001 - the run's failure, not the report's, is what the user must see
         LOG.warning(f"[ssdlib] no report.html for this stopped run ({type(err).__name__}: {err})")
+
+
+def _claims(output_dir: Path, P: params_mod.Params, per_seed: dict, smoke: bool):
+    """Write the claims' ledger of ``per_seed`` ({seed: result rows}), say its verdicts and return it. Whatever
+    a claim's verdict, nothing is raised: claims do not gate a run, sanity checks do."""
+    table = claims.write(output_dir, per_seed, P, smoke=smoke)
+    LOG.info(f"[ssdlib] the papers' claims: {claims.summary(table)} ({output_dir / claims.MD_FILE})")
+    return table
 
 
 def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException) -> None:

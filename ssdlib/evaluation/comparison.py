@@ -204,19 +204,6 @@ def beside_paper(
     return ours.join(theirs, how="outer").reindex(list(dict.fromkeys([*ours.index, *theirs.index])))
 
 
-def failure_case_fpr95(rows, ood_set: str) -> tuple[float, float]:
-    """FPR95 of SSOD and of KNN (on the CE classifier) on ``ood_set``, the set ``checks.ssod_failure_set``
-    names: SSOD's failure case (Table 3, ImageNet vs Textures) has SSOD's the higher."""
-    fpr95 = pd.DataFrame(rows).set_index(["method", "ood_dataset"])["fpr95"]
-    missing = [m for m in ("SSOD", "KNN") if (m, ood_set) not in fpr95.index]
-    if missing:
-        raise ValueError(
-            f"checks.ssod_failure_set = {ood_set!r}: no row of {' or '.join(missing)} on it; the check needs "
-            "both methods scored on that set (baselines.methods with knn, and SSOD)"
-        )
-    return float(fpr95[("SSOD", ood_set)]), float(fpr95[("KNN", ood_set)])
-
-
 def below_chance(rows) -> pd.DataFrame:
     """The (method, OOD set) pairs of ``rows`` whose AUROC is below 0.5: sets the method scores as *more*
     in-distribution than the ID test images, worst first."""

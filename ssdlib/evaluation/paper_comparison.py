@@ -145,17 +145,23 @@ def _first_source(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[source == source[notebook.sort_values(kind="stable").index[0]]]
 
 
-def counterpart_rows(rows: pd.DataFrame, paper: str, name: str, P: Params) -> pd.DataFrame:
-    """Our rows for ``paper``'s method ``name`` (:data:`COUNTERPARTS`), renamed ``name``; none if it has no
-    counterpart or the run recorded none."""
-    for c in COUNTERPARTS.get((paper, name), ()):
+def matching(rows: pd.DataFrame, counterparts: tuple[Counterpart, ...], P: Params) -> pd.DataFrame:
+    """Our rows of the first of ``counterparts`` the run recorded, those of the first notebook that recorded
+    them (:func:`_first_source`); none if the run recorded none of them."""
+    for c in counterparts:
         setting = profile_setting(P) if c.setting == PROFILE_SETTING else c.setting
         match = (rows["method"] == c.method) & (rows["training_mode"] == c.training_mode)
         if setting is not None:
             match &= rows["setting"] == setting
         if match.any():
-            return _first_source(rows[match]).assign(method=name)
+            return _first_source(rows[match])
     return rows.iloc[:0]
+
+
+def counterpart_rows(rows: pd.DataFrame, paper: str, name: str, P: Params) -> pd.DataFrame:
+    """Our rows for ``paper``'s method ``name`` (:data:`COUNTERPARTS`), renamed ``name``; none if it has no
+    counterpart or the run recorded none."""
+    return matching(rows, COUNTERPARTS.get((paper, name), ()), P).assign(method=name)
 
 
 def _table_methods(targets: pd.DataFrame) -> list[str]:
@@ -251,9 +257,17 @@ def markdown(rows, P: Params, *, smoke: bool, targets: pd.DataFrame | None = Non
     return "\n".join(lines)
 
 
-def write(output_dir: str | Path, P: Params, *, smoke: bool = False, rows: pd.DataFrame | None = None) -> Path:
+def write(
+    output_dir: str | Path,
+    P: Params,
+    *,
+    smoke: bool = False,
+    rows: pd.DataFrame | None = None,
+    extra: list[str] = (),
+) -> Path:
     """Write ``<output_dir>/paper_comparison.md`` (:func:`markdown` of ``rows``, by default those recorded
-    there; a multi-seed run passes every seed's); return its path."""
+    there; a multi-seed run passes every seed's), ``extra`` lines (the claims' verdicts) at its end; return its path."""
     path = Path(output_dir) / REPORT_FILE
-    path.write_text(markdown(results.load(output_dir) if rows is None else rows, P, smoke=smoke))
+    page = markdown(results.load(output_dir) if rows is None else rows, P, smoke=smoke)
+    path.write_text("\n".join([page, *extra]))
     return path
