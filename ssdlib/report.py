@@ -21,6 +21,7 @@ from pathlib import Path
 
 import ssdlib
 from ssdlib import atomic, checks, plots
+from ssdlib.evaluation import claims as claims_ledger
 from ssdlib.evaluation import spread
 from ssdlib.log import get as get_logger
 
@@ -46,7 +47,7 @@ def write(output_dir: str | Path) -> Path:
         kind=_kind(run, multi),
         facts=_facts(run, multi),
         notebooks=_notebook_rows(run, pages, multi),
-        claims=_markdown_file(folder / "claims.md"),
+        claims=_claims(folder, run),
         checks_summary=_checks_summary(folder, multi),
         checks=_checks_table(folder, multi),
         results=_results(folder, multi),
@@ -131,6 +132,32 @@ def _notebook_rows(run: dict, pages: dict[str, Path], multi: bool) -> list[dict]
         }
         for name in names
     ]
+
+
+VERDICT_CLASS = {"reproduced": "ok", "contradicted": "bad"}  # the others are neither: grey
+
+
+def _claims(folder: Path, run: dict) -> dict | None:
+    """The ledger (``claims.csv``) as the page shows it: a line of counts, the legend, and a row per claim
+    coloured by its verdict; None where the run wrote no ledger."""
+    import pandas as pd  # local: pandas is only needed for the tables
+
+    try:
+        table = pd.read_csv(folder / claims_ledger.CSV_FILE)
+    except (OSError, ValueError):
+        return None
+    shown = claims_ledger.shown(table).reset_index()
+    shown["verdict"] = shown["verdict"].str.strip("*")
+    return {
+        "summary": claims_ledger.summary(table),
+        "smoke": bool(run.get("smoke")),
+        "legend": _markdown(claims_ledger.LEGEND),
+        "columns": list(shown.columns),
+        "rows": [
+            {"css": VERDICT_CLASS.get(verdict, "neutral"), "cells": [("–" if pd.isna(v) else v) for v in row]}
+            for verdict, row in zip(table["verdict"], shown.itertuples(index=False))
+        ],
+    }
 
 
 def _checks_summary(folder: Path, multi: bool) -> str:

@@ -142,3 +142,26 @@ def test_reproduce_writes_the_report_unless_told_not_to(tmp_path, monkeypatch, f
     monkeypatch.setattr(cli, "reproduce", lambda *a, **kw: seen.update(kw) or tmp_path)
     assert main(["reproduce", "--params", "params/offline.yaml", *flag]) == 0
     assert seen["write_report"] is written
+
+
+def test_the_claims_show_with_their_verdicts(tmp_path):
+    """The ledger the run wrote (claims.csv) is on the page, a row per claim, coloured by its verdict."""
+    import pandas as pd
+
+    from ssdlib.evaluation import claims
+
+    folder = run_folder(tmp_path / "offline")
+    base = dict.fromkeys(claims.COLUMNS, None) | {"paper": "SSD", "direction": ">", "margin": 0.0, "n": 3}
+    rows = [
+        base | {"claim": "ssd_plus_near", "where": "Sec. 3.1", "statement": "SSD+ beats SSD on near OOD.",
+                "metric": "AUROC of SSD+ minus SSD's on near", "effect_mean": 0.08, "effect_std": 0.02,
+                "ci_low": 0.03, "ci_high": 0.13, "verdict": "reproduced"},
+        base | {"claim": "ssod_beats_msp", "where": "Table 2", "statement": "SSOD beats MSP on scenes.",
+                "metric": "FPR95 of MSP minus SSOD's", "effect_mean": 0.2, "effect_std": 0.3,
+                "ci_low": -0.5, "ci_high": 0.9, "verdict": "inconclusive"},
+    ]  # fmt: skip
+    pd.DataFrame(rows, columns=claims.COLUMNS).to_csv(folder / claims.CSV_FILE, index=False)
+    page = report.write(folder).read_text()
+    assert "1 reproduced, 1 inconclusive" in page or "1 inconclusive, 1 reproduced" in page
+    assert page.count('class="verdict-ok"') == 1 and page.count('class="verdict-neutral"') == 1
+    assert "SSD+ beats SSD on near OOD." in page and "[+0.030, +0.130]" in page
