@@ -186,3 +186,49 @@ def test_environment_sets_a_variable_and_restores_it(monkeypatch):
         assert os.environ[name] == "/tiny"
         raise RuntimeError("the run failed")
     assert os.environ[name] == "before"
+
+
+def test_a_folder_of_someone_elses_files_is_refused_and_left_as_it_was(
+    notebooks, profile, tmp_path, monkeypatch, capsys
+):
+    """``--output-dir .`` in a folder of the user's own results: nothing replaced, nothing added."""
+    from ssdlib.cli import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("results.csv", "results.md", "params.yaml"):
+        (mine / name).write_text(f"my own {name}")
+    with pytest.raises(runner.RunError, match=r"holds files that no ssdlib run wrote \(params.yaml, results.csv"):
+        runner.reproduce(profile, mine, notebook_dir=notebooks)
+    monkeypatch.chdir(mine)
+    assert main(["reproduce", "--params", str(profile), "--output-dir", "."]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "name a new or empty folder" in err[0]
+    assert sorted(p.name for p in mine.iterdir()) == ["params.yaml", "results.csv", "results.md"]
+    assert all((mine / n).read_text() == f"my own {n}" for n in ("results.csv", "results.md", "params.yaml"))
+
+
+def test_an_output_dir_that_is_a_file_or_empty_is_refused_in_one_line(profile, tmp_path, capsys):
+    from ssdlib.cli import main
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for flags, said in [
+        (["--output-dir", str(a_file)], f"--output-dir {a_file} is a file, not a folder: name a folder"),
+        (["--output-dir", ""], "--output-dir is empty (an unset shell variable?): give it a path, or leave it out"),
+        (["--output-dir="], "--output-dir is empty"),
+    ]:
+        assert main(["reproduce", "--params", str(profile), *flags]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+    assert a_file.read_text() == "mine"
+
+
+def test_a_folder_that_ssdlib_wrote_is_accepted(tmp_path):
+    (tmp_path / "checkpoints").mkdir()  # what `ssdlib model` trains before the first run
+    (tmp_path / locks.FOLDER_LOCK).write_text("")
+    runner.check_output_dir(tmp_path)
+    (tmp_path / "results.csv").write_text("a run's own table")
+    (tmp_path / runner.RUN_FILE).write_text("{}")
+    runner.check_output_dir(tmp_path)
+    runner.check_output_dir(tmp_path / "new")

@@ -45,6 +45,17 @@ def from_caller(args: argparse.Namespace, caller: str | None = None) -> argparse
     return args
 
 
+def empty_path_flag(argv: list[str]) -> str | None:
+    """The first path flag given an empty value (``--output-dir ""``, as an unset shell variable gives):
+    argparse would read it as the current folder."""
+    flags = {"--" + name.replace("_", "-") for name in PATH_ARGUMENTS}
+    for i, token in enumerate(argv):
+        flag, equals, value = token.partition("=")
+        if flag in flags and (value if equals else (argv[i + 1] if i + 1 < len(argv) else "x")).strip() == "":
+            return flag
+    return None
+
+
 def choices(schema: typing.Any, field: str | None = None) -> list[str]:
     """The values a flag may take, read from the params schema so the CLI never copies a list of names.
 
@@ -97,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"ssdlib {name}", description=COMMANDS[name][1])
     module.configure(cmd_parser)
     args = from_caller(cmd_parser.parse_args(argv[1:]))
+    empty = empty_path_flag(argv[1:])
+    if empty:
+        LOG.error(f"ssdlib {name}: {empty} is empty (an unset shell variable?): give it a path, or leave it out")
+        return 1
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

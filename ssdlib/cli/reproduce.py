@@ -90,6 +90,26 @@ def _write_run(output_dir: Path, info: dict) -> None:
     atomic.write(output_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
 
 
+OWN_ENTRIES = {RUN_FILE, locks.FOLDER_LOCK, "checkpoints"}  # what a folder may hold before its run.json exists
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse a folder that a run would spoil: a file, or a folder of someone else's files (a run replaces
+    results.csv, results.md, params.yaml, ...). A folder ssdlib wrote (its run.json, or only its lock and
+    the checkpoints ``ssdlib model`` trains there) is fine; what ``prepare_output`` clears is then its own."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RunError(f"--output-dir {output_dir} is a file, not a folder: name a folder (a new one is created)")
+    if not output_dir.is_dir() or (output_dir / RUN_FILE).is_file():
+        return
+    foreign = sorted(p.name for p in output_dir.iterdir() if p.name not in OWN_ENTRIES)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f", ... ({len(foreign) - 5} more)" if len(foreign) > 5 else "")
+        raise RunError(
+            f"{output_dir} holds files that no ssdlib run wrote ({shown}) and a run would replace some of them: "
+            f"name a new or empty folder, e.g. --output-dir {output_dir / 'ssdlib-run'}"
+        )
+
+
 def prepare_output(output_dir: Path, overwrite: bool) -> None:
     """Refuse to replace a finished run unless asked; clear the previous run's notebooks, table, checks
     and progress log."""
@@ -243,6 +263,7 @@ def reproduce(
     notebooks = profile_notebooks(P, notebook_dir, only)
     default_dir = OUTPUTS_DIR / (f"{P.profile}_smoke" if smoke else P.profile)
     output_dir = Path(output_dir or default_dir).resolve()
+    check_output_dir(output_dir)
     with contextlib.ExitStack() as stack:
         overrides: dict = {}
         if smoke:
