@@ -7,7 +7,7 @@ import pytest
 from PIL import UnidentifiedImageError
 
 import ssdlib.bench
-from ssdlib.cli import INTERRUPTED, main
+from ssdlib.cli import INTERRUPTED, TERMINATED, Terminated, main
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,7 @@ from ssdlib.cli import INTERRUPTED, main
         (UnidentifiedImageError("cannot identify image file 'dtd/images/a/b.jpg'"), 1, "remove or replace that file"),
         (ValueError("something odd\nsecond line"), 1, "ValueError: something odd (the traceback: ssdlib --debug"),
         (KeyboardInterrupt(), INTERRUPTED, "interrupted (Ctrl-C)"),
+        (Terminated(), TERMINATED, "terminated (SIGTERM); what was written is kept"),
     ],
 )
 def test_failures_end_in_one_line_and_an_exit_code(monkeypatch, capsys, error, code, said):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import yaml
 import ssdlib
 from ssdlib import atomic, checks, locks, plan, profiles, progress, smoke
 from ssdlib import params as params_mod
+from ssdlib.cli import Terminated, disk_full
 from ssdlib.data import DatasetNotFoundError, UnknownDatasetError, get_datasets, real
 from ssdlib.data.checksums import SMOKE_DATA_ENV
 from ssdlib.evaluation import paper_comparison, results, spread
@@ -40,6 +42,9 @@ LOG = get_logger(__name__)
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_.+\.ipynb$")
 RUN_FILE = "run.json"
+KERNEL_LOG = "kernel.log"  # what the notebooks' kernels print on stderr
+RUN_SPARE = ".run.json.spare"  # disk space kept for run.json's last write (see _write_run)
+SPARE_BYTES = 1 << 16
 
 
 class RunError(RuntimeError):
@@ -86,8 +91,24 @@ def _read_run(output_dir: Path) -> dict:
 
 
 def _write_run(output_dir: Path, info: dict) -> None:
-    """Replace run.json atomically: a failed write (a full disk) leaves the previous one."""
-    atomic.write(output_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
+    """Replace run.json atomically: a failed write (a full disk) leaves the previous one.
+
+    While a run goes on, a hidden file beside it keeps some disk space for the last write: when the disk is
+    full, that file is deleted and the write tried again, so that run.json never stays ``running``."""
+    text = json.dumps(info, indent=2) + "\n"
+    spare = output_dir / RUN_SPARE
+    try:
+        atomic.write(output_dir / RUN_FILE, text)
+    except OSError as err:
+        if err.errno != errno.ENOSPC or not spare.is_file():
+            raise
+        spare.unlink()
+        atomic.write(output_dir / RUN_FILE, text)
+    if info.get("status") != "running":
+        spare.unlink(missing_ok=True)
+    elif not spare.is_file():
+        with contextlib.suppress(OSError):  # no space to keep: the run goes on without
+            atomic.write(spare, bytes(max(SPARE_BYTES, 2 * len(text))))
 
 
 OWN_ENTRIES = {RUN_FILE, locks.FOLDER_LOCK, "checkpoints"}  # what a folder may hold before its run.json exists
@@ -111,8 +132,8 @@ def check_output_dir(output_dir: Path) -> None:
 
 
 def prepare_output(output_dir: Path, overwrite: bool) -> None:
-    """Refuse to replace a finished run unless asked; clear the previous run's notebooks, table, checks
-    and progress log."""
+    """Refuse to replace a finished run unless asked; clear the previous run's notebooks, table and checks
+    (``progress.log`` and ``kernel.log`` are appended to: a resumed run keeps the lines of its first part)."""
     previous = _read_run(output_dir)
     if previous.get("status") == "finished" and not overwrite:
         raise RunError(
@@ -126,7 +147,6 @@ def prepare_output(output_dir: Path, overwrite: bool) -> None:
         *output_dir.glob("[0-9][0-9]_*.ipynb"),
         output_dir / results.RESULTS_FILE,
         output_dir / checks.CHECKS_FILE,
-        output_dir / progress.PROGRESS_FILE,
     ]:
         stale.unlink(missing_ok=True)
 
@@ -136,7 +156,8 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
 
     The kernel's training progress (``<output_dir>/progress.log``) is printed as it comes, each line
     prefixed with the notebook's name. papermill writes to a hidden partial file, which replaces the
-    executed copy only when it is a whole notebook: a full disk never leaves a truncated one.
+    executed copy only when it is a whole notebook: a full disk never leaves a truncated one. The kernel's
+    own messages go to ``kernel.log`` (:func:`_kernel_logged_to`), not to the terminal.
     """
     import papermill as pm  # local: papermill is heavy and only executing a notebook needs it
 
@@ -152,10 +173,14 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
                 kernel_name="python3",
                 progress_bar=True,
                 log_output=log_output,
+                kernel_manager_class=_kernel_logged_to(output_dir / KERNEL_LOG),
             )
     except pm.PapermillExecutionError as err:
         _publish(partial, executed)
         cell = _source_cell_number(executed, err.cell_index)
+        full = re.match(rf"\[Errno {errno.ENOSPC}\] [^:]*(?:: '(.*)')?$", err.evalue or "")
+        if err.ename == "OSError" and full:
+            raise RunError(f"notebook {notebook.name} stopped at cell {cell}: {disk_full(full.group(1))}") from None
         raise RunError(
             f"notebook {notebook.name} failed at cell {cell} (counting from 1 in notebooks/{notebook.name}): "
             f"{err.ename}: {err.evalue}\nThe executed copy with the full traceback is {executed}"
@@ -163,6 +188,20 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
     finally:
         _publish(partial, executed)
     return time.perf_counter() - start
+
+
+def _kernel_logged_to(log: Path) -> type:
+    """A kernel manager whose kernels write their stderr to ``log`` (appended). The kernel would share
+    the terminal: its start-up warning, and the traceback it prints when stopped while it answers
+    (``ZMQError: Socket operation on non-socket`` after Ctrl-C), would bury the run's own last line."""
+    from jupyter_client.manager import AsyncKernelManager  # local: only executing a notebook needs it
+
+    class LoggedKernel(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            with log.open("ab") as fh:  # the kernel keeps its own copy of the file descriptor
+                await super().start_kernel(**kw, stderr=fh)
+
+    return LoggedKernel
 
 
 def _publish(partial: Path, executed: Path) -> None:
@@ -182,7 +221,11 @@ def _source_cell_number(executed: Path, index: int) -> int:
     """1-based number of executed cell ``index`` in the source notebook (without papermill's injected cell)."""
     import nbformat  # local: nbformat is heavy and only a failed notebook's report needs it
 
-    cells = nbformat.read(executed, as_version=4).cells
+    cells = [  # as executed: without the error banners papermill adds after a failure
+        c
+        for c in nbformat.read(executed, as_version=4).cells
+        if "papermill-error-cell-tag" not in c.metadata.get("tags", [])
+    ]
     injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
     return index + 1 - sum(1 for i in injected if i < index)
 
@@ -251,8 +294,8 @@ def reproduce(
 
     The params and the data are checked, and the plan printed, before anything is written. One run at
     a time per folder (:mod:`ssdlib.locks`): a second one stops before writing anything.
-    ``run.json`` ends as ``finished``, ``failed`` or ``interrupted`` (with the notebook and the
-    reason), however the run ends. ``smoke``: the same notebooks on tiny generated files with cut
+    ``run.json`` ends as ``finished``, ``failed``, ``interrupted`` (Ctrl-C) or ``terminated`` (SIGTERM), with
+    the notebook and the reason, however the run ends. ``smoke``: the same notebooks on tiny generated files with cut
     epochs (:mod:`ssdlib.smoke`), into ``outputs/<profile>_smoke`` unless ``output_dir`` is given.
     ``seeds`` (default: the profile's ``seeds``): one run per seed (:func:`_run_seeds`).
     """
@@ -273,11 +316,29 @@ def reproduce(
         stack.enter_context(locks.holding(locks.folder_lock(output_dir), f"ssdlib reproduce into {output_dir}"))
         info = {"profile": P.profile, "params_file": project_path(params_file), "smoke": smoke}
         info["plan"] = [{**asdict(m), "work": m.work} for m in planned]
-        if seeds is None:
-            _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
-        else:
-            _run_seeds(P, params_file, info, overrides, notebooks, output_dir, seeds, overwrite, log_output)
+        try:
+            if seeds is None:
+                _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
+            else:
+                _run_seeds(P, params_file, info, overrides, notebooks, output_dir, seeds, overwrite, log_output)
+        except BaseException as err:
+            _close_unfinished(output_dir, err)
+            raise
     return output_dir
+
+
+def _close_unfinished(output_dir: Path, err: BaseException) -> None:
+    """Mark each run.json of this run still ``running`` (the folder's, its seeds') as ``err`` ended it: a
+    run that stops outside a notebook (writing params.yaml or the tables) never stays ``running``."""
+    for folder in [output_dir, *sorted(p.parent for p in output_dir.glob(f"seed_*/{RUN_FILE}"))]:
+        info = _read_run(folder)
+        if info.get("status") == "running":
+            status, reason = _ending(err)
+            info.update(
+                status=status, reason=reason[:500], ended=datetime.now(timezone.utc).isoformat(timespec="seconds")
+            )
+            with contextlib.suppress(OSError):
+                _write_run(folder, info)
 
 
 def seed_overrides(seed: int) -> dict:
@@ -454,12 +515,11 @@ def _run(
 
 
 def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException) -> None:
-    """Write ``failed`` or ``interrupted`` with the notebook and the reason into run.json (a failing
+    """Write ``failed``, ``interrupted`` or ``terminated`` with the notebook and the reason into run.json (a failing
     write, e.g. on a full disk, leaves the previous run.json as it was)."""
-    interrupted = isinstance(err, KeyboardInterrupt)
-    reason = "interrupted (Ctrl-C)" if interrupted else (f"{type(err).__name__}: {err}".splitlines() or [""])[0]
+    status, reason = _ending(err)
     info.update(
-        status="interrupted" if interrupted else "failed",
+        status=status,
         failed_notebook=notebook,
         reason=reason[:500],
         ended=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -468,7 +528,17 @@ def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException)
         _write_run(output_dir, info)
     except OSError:
         pass
-    LOG.info(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})")
+    if status == "failed":  # after Ctrl-C or SIGTERM, the one line of the command is all that is shown
+        LOG.info(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})")
+
+
+def _ending(err: BaseException) -> tuple[str, str]:
+    """run.json's status and reason for a run that ``err`` ended."""
+    if isinstance(err, Terminated):
+        return "terminated", "terminated (SIGTERM)"
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted", "interrupted (Ctrl-C)"
+    return "failed", (f"{type(err).__name__}: {err}".splitlines() or [""])[0]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
