@@ -126,6 +126,9 @@ def explain(err: BaseException) -> str:
             f"no network ({getattr(err, 'reason', err)}): download the dataset on a machine that has one and "
             "place it under data.root, with data.download: false"
         )
+    if type(err).__name__ == "BadImageError":  # its message names the file and the fix; from a DataLoader
+        # worker, it is the last line of the worker's traceback
+        return str(err).strip().splitlines()[-1].split("BadImageError: ", 1)[-1]
     if isinstance(err, UnidentifiedImageError):
         return f"{err}: not a readable image; remove or replace that file"
     first = (str(err).strip().splitlines() or [""])[0]

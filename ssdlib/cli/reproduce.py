@@ -269,12 +269,30 @@ def data_summary(bundle) -> str:
     )
 
 
+def check_images(bundle) -> None:
+    """Decode the images of every folder set (all, or a sample of a large set, said as such): a file that
+    is no image, or a truncated one, is found before any training starts."""
+    sets = {f"{bundle.name} train": bundle.train, f"{bundle.name} test": bundle.test, **bundle.ood}
+    for label, dataset in sets.items():
+        checked, total, bad = real.bad_images(dataset)
+        if bad:
+            shown = "; ".join(bad[:3]) + (f"; ... ({len(bad) - 3} more)" if len(bad) > 3 else "")
+            raise RunError(
+                f"{label}: {len(bad)} of {checked:,} images opened cannot be read: {shown}; remove or replace them"
+            )
+        if total:
+            sample = "every one" if checked == total else f"{checked:,} spread over the files (a sample)"
+            LOG.info(f"[ssdlib] images of {label}: {total:,}, decoded {sample}; all readable")
+
+
 def dry_run(params_file: Path, only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> None:
-    """Validate the params and the data (every set present, its size) and print the plan; train nothing,
-    write nothing."""
+    """Validate the params and the data (every set present, its size, the images of folder sets readable)
+    and print the plan; train nothing, write nothing."""
     P = profiles.load(params_file)
     notebooks = profile_notebooks(P, notebook_dir, only)
-    _announce(P, notebooks, get_datasets(P.data), smoke=False)
+    bundle = get_datasets(P.data)
+    _announce(P, notebooks, bundle, smoke=False)
+    check_images(bundle)
     for line in plan.weights_status(P):
         LOG.info(f"[ssdlib] weights: {line}")
     LOG.info("[ssdlib] dry run: the params and the data are in order; nothing was trained or written")
