@@ -7,7 +7,7 @@ injected after its ``parameters`` cell, and gathers the rows the notebooks recor
 runs, its training loops' per-epoch lines reach the terminal (:mod:`ssdlib.progress`). It stops
 at the first failing notebook, naming it and the cell. A finished run is never replaced
 silently: ``--overwrite`` is required, and it keeps the trained checkpoints so that models are
-not retrained for nothing.
+not retrained for nothing; a folder of someone else's files is refused (:func:`check_output_dir`).
 """
 
 from __future__ import annotations
