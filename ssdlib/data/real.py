@@ -292,10 +292,16 @@ def _open(name: str, split: str, root: str | None, size: int, download: bool) ->
             return entry.open(path, split, evaluation_transform(size), download and entry.downloadable)
         except (RuntimeError, FileNotFoundError) as err:
             corrupt = corrupt_files(name, path)
-            if corrupt:
+            if len(corrupt) == 1:
                 raise DatasetNotFoundError(
-                    f"{name}: {', '.join(map(str, corrupt))} corrupt (not the published file: its md5 sum differs); "
+                    f"{name}: {corrupt[0]} corrupt (not the published file: its md5 sum differs); "
                     f"delete it and obtain it again: {how}"
+                ) from None
+            if corrupt:
+                names = ", ".join(p.name for p in corrupt)
+                raise DatasetNotFoundError(
+                    f"{name}: {len(corrupt)} files in {corrupt[0].parent} corrupt ({names}: not the published files, "
+                    f"their md5 sums differ); delete them and obtain them again: {how}"
                 ) from None
             raise DatasetNotFoundError(f"{name}: not found in {path} ({err}). To obtain it: {how}") from None
 
