@@ -10,6 +10,7 @@ ssdlib.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -29,22 +30,52 @@ def write_with(path: str | Path, dump: Callable[[BinaryIO], object]) -> Path:
     streaming a checkpoint, with no copy of it in memory); return ``path``.
 
     The folder is created if missing. The new file gets the usual permissions (0o666 less the umask).
-    If ``dump`` raises, the target is left as it was.
+    If ``dump`` raises, the target is left as it was. A full disk is raised as ``OSError(ENOSPC)`` naming
+    ``path``, also where ``dump`` turned it into its own error (``torch.save``: "unexpected pos").
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            dump(fh)
+            sink = _Sink(fh)
+            try:
+                dump(sink)
+            except Exception as err:
+                if sink.failure is None or sink.failure is err:
+                    raise
+                raise sink.failure from err
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+class _Sink:
+    """The file that ``dump`` writes into, remembering the error of a failed write: ``torch.save`` reports
+    a full disk as "unexpected pos", and this is how the real cause is known."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh, self.failure = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as err:
+            self.failure = err
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
 
 
 def _open_temp(path: Path) -> tuple[int, Path]:

@@ -38,9 +38,9 @@ def checkpoint_lock(checkpoint: str | Path) -> Path:
 
 
 @contextmanager
-def holding(lock: str | Path, what: str) -> Iterator[Path]:
+def holding(lock: str | Path, what: str, elsewhere: str = "--output-dir") -> Iterator[Path]:
     """Hold ``lock`` exclusively (creating its folder) while the block runs; ``what`` names the work
-    in the message another run gets."""
+    in the message another run gets, ``elsewhere`` the flag that writes somewhere else."""
     lock = Path(lock)
     if int(os.environ.get("RANK", "0")) > 0:  # torchrun's other processes of this run: rank 0 holds it
         yield lock
@@ -53,7 +53,7 @@ def holding(lock: str | Path, what: str) -> Iterator[Path]:
         os.close(fd)
         raise BusyError(
             f"{what}: {lock.parent} is in use by another run ({_holder(lock)}). Wait for it to finish, stop it, "
-            "or write somewhere else (--output-dir)."
+            f"or write somewhere else ({elsewhere})."
         ) from None
     try:
         holder = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}

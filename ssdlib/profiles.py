@@ -79,11 +79,39 @@ def validate(raw: dict[str, Any], source: str = "<params>") -> Params:
     return P
 
 
+class _DuplicateKey(ValueError):
+    """A mapping that gives one key twice (YAML keeps the last one silently)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping: a profile that sets ``epochs``
+    twice means one of the two, and which one won would go unnoticed."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in lines:
+                raise _DuplicateKey(f"key {key!r} given twice in one section (lines {lines[key]} and {line}); keep one")
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ParamsError(f"{path}: a folder, not a params file; name a YAML file, e.g. params/offline.yaml")
     if not path.is_file():
         raise ParamsError(f"{path}: no such params file; the profiles are in params/ (e.g. params/offline.yaml)")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
+    except UnicodeDecodeError as err:
+        raise ParamsError(
+            f"{path}: not UTF-8 text (byte {err.start} is {err.object[err.start : err.start + 1]!r}); "
+            "save it as UTF-8, or check that it is the params file you meant"
+        ) from None
+    except _DuplicateKey as err:
+        raise ParamsError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
 

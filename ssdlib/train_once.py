@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ssdlib import locks
+from ssdlib import locks, progress
 from ssdlib.params import Params
 from ssdlib.training import checkpoint as ckpt
 from ssdlib.training.batches import Images
@@ -41,9 +41,25 @@ def data_identity(P: Params, train: Images) -> dict[str, Any]:
 
 
 def _differences(saved: dict[str, Any], identity: dict[str, Any]) -> str:
-    """Why a checkpoint of identity ``saved`` is not the model of ``identity``: its images, or its params."""
+    """Why a checkpoint of identity ``saved`` is not the model of ``identity``: its images, or the params
+    that differ (at most five, each with both values)."""
     images = ckpt.data_differences((saved.get("data") or {}).get("images"), identity["data"]["images"])
-    return f"other data ({'; '.join(images)})" if images else "other params"
+    if images:
+        return f"other data ({'; '.join(images)})"
+    changed = _changed_keys(saved, identity)
+    shown = "; ".join(changed[:5]) + (f"; ... ({len(changed) - 5} more)" if len(changed) > 5 else "")
+    return f"other params ({shown})" if changed else "other params"
+
+
+def _changed_keys(saved: Any, now: Any, key: str = "") -> list[str]:
+    """``key.sub: saved -> now`` for each leaf that differs between two nested mappings."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [
+            line
+            for k in dict.fromkeys([*saved, *now])
+            for line in _changed_keys(saved.get(k), now.get(k), f"{key}.{k}" if key else str(k))
+        ]
+    return [] if saved == now else [f"{key}: {saved!r} -> {now!r}"]
 
 
 @contextmanager
@@ -58,6 +74,8 @@ def slot(path: Path, identity: dict[str, Any], what: str, log: Callable[[str], N
             kept = path.with_name(f"{path.stem}.other-params-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
             path.replace(kept)
             why = _differences(saved or {}, identity)
-            log(f"{path} was trained with {why}; kept it as {kept.name} and training a new one")
+            message = f"{path} was trained with {why}; kept it as {kept.name} and training a new one"
+            log(message)
+            progress.logger().info(message)  # on the terminal of `ssdlib reproduce`, not only in the notebook
             state = None
         yield state

@@ -50,3 +50,29 @@ def test_the_leaf_imports_nothing_of_ssdlib_and_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full, a device that is always full")
+def test_a_full_disk_during_a_checkpoint_save_is_named_with_the_path(tmp_path, monkeypatch):
+    """torch.save reports a full disk as "[enforce fail at inline_container.cc] unexpected pos": raised as
+    ENOSPC naming the checkpoint, which the CLI explains in one line; the old checkpoint stays."""
+    from functools import partial
+
+    import torch
+
+    from ssdlib.cli import explain
+
+    path = tmp_path / "checkpoint.pt"
+    atomic.write_with(path, partial(torch.save, {"w": torch.ones(3)}))
+    real_fdopen = os.fdopen
+
+    def full_disk(fd, mode):
+        os.close(fd)
+        return real_fdopen(os.open("/dev/full", os.O_WRONLY), mode)
+
+    monkeypatch.setattr(atomic.os, "fdopen", full_disk)
+    with pytest.raises(OSError) as err:
+        atomic.write_with(path, partial(torch.save, {"w": torch.zeros(600_000)}))
+    assert err.value.errno == 28 and err.value.filename == str(path)
+    assert explain(err.value).startswith(f"the disk is full ({path}): free some space and run the same command again")
+    assert torch.load(path)["w"].tolist() == [1.0, 1.0, 1.0] and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -155,3 +155,32 @@ def test_a_file_that_would_run_code_is_refused_as_such_not_as_corrupt(tmp_path):
     with pytest.raises(CheckpointError, match=r"beyond tensors \(posix\.system.*--trust-checkpoint") as err:
         read_checkpoint(path)
     assert "corrupt" not in str(err.value)
+
+
+def test_random_bytes_and_a_plain_pickle_each_get_their_own_advice(tmp_path):
+    """torch advises "re-running with weights_only=False will likely succeed" for both: right for neither
+    random bytes (not a checkpoint at all) nor a plain pickle (full unpickling runs its code)."""
+    import os
+    import pickle
+
+    noise, plain, empty = tmp_path / "noise.pt", tmp_path / "plain.pkl", tmp_path / "empty.pt"
+    noise.write_bytes(b"\x13" + os.urandom(2000))
+    plain.write_bytes(pickle.dumps({"model": _RunsACommand()}))
+    empty.write_bytes(b"")
+    for path, said in [
+        (noise, "noise.pt: not a PyTorch checkpoint (neither a zip archive nor a pickle: it starts with b'\\x13"),
+        (empty, "empty.pt: not a PyTorch checkpoint (neither a zip archive nor a pickle: it is empty)"),
+        (plain, "plain.pkl: a plain pickle (not a PyTorch zip archive) that safe loading cannot read"),
+    ]:
+        with pytest.raises(CheckpointError) as err:
+            read_checkpoint(path)
+        message = str(err.value)
+        assert message.startswith(f"{tmp_path}/{said}") and "will likely succeed" not in message
+        assert "\n" not in message and ("--trust-checkpoint" in message) == (path == plain)
+
+
+def test_trusting_a_checkpoint_says_so(tmp_path, caplog):
+    path = tmp_path / "supcontrast.pth"
+    torch.save({"opt": argparse.Namespace(lr=0.1), "model": SSLNet(resnet("resnet18", width=8)).state_dict()}, path)
+    read_checkpoint(path, trust=True)
+    assert f"{path}: unpickled fully (--trust-checkpoint): any code hidden in the file runs now" in caplog.text

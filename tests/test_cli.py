@@ -7,7 +7,7 @@ import pytest
 from PIL import UnidentifiedImageError
 
 import ssdlib.bench
-from ssdlib.cli import INTERRUPTED, main
+from ssdlib.cli import INTERRUPTED, TERMINATED, Terminated, main
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,7 @@ from ssdlib.cli import INTERRUPTED, main
         (UnidentifiedImageError("cannot identify image file 'dtd/images/a/b.jpg'"), 1, "remove or replace that file"),
         (ValueError("something odd\nsecond line"), 1, "ValueError: something odd (the traceback: ssdlib --debug"),
         (KeyboardInterrupt(), INTERRUPTED, "interrupted (Ctrl-C)"),
+        (Terminated(), TERMINATED, "terminated (SIGTERM); what was written is kept"),
     ],
 )
 def test_failures_end_in_one_line_and_an_exit_code(monkeypatch, capsys, error, code, said):
@@ -56,28 +57,75 @@ def test_relative_paths_resolve_where_the_user_typed_them():
     assert untouched.params == Path("p.yaml")
 
 
-def test_an_unreadable_image_in_a_folder_is_named_with_the_fix(tmp_path):
-    """A zero-byte .jpg among the images of an OOD folder: the real loader's error, explained in one line."""
+def _folder_with_bad_images(tmp_path):
+    """A folder set of one good image, a zero-byte .jpg, a text file named .jpg and a truncated JPEG."""
     from PIL import Image
-
-    from ssdlib.cli import explain
-    from ssdlib.data import get_datasets, tensors
-    from ssdlib.params import DataParams, OfflineBenchmark
 
     folder = tmp_path / "scenes" / "any"
     folder.mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(folder / "good.png")
     (folder / "broken.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image")
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(folder / "cut.jpg", quality=95)
+    whole = (folder / "cut.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    return tmp_path / "scenes"
+
+
+@pytest.mark.parametrize("name, reason", [("broken.jpg", "not an image file"), ("cut.jpg", "truncated")])
+def test_an_unreadable_image_in_a_folder_is_named_with_the_fix(tmp_path, name, reason):
+    """The loader names the file PIL does not ("Truncated File Read"), and the CLI says it in one line, also
+    when the error comes from a DataLoader worker (which re-raises it with the worker's traceback)."""
+    from ssdlib.cli import explain
+    from ssdlib.data import BadImageError, real
+
+    path = _folder_with_bad_images(tmp_path) / "any" / name
+    with pytest.raises(BadImageError) as err:
+        real.read_image(str(path))
+    line = explain(err.value)
+    assert line.startswith(f"{path}: not a readable image (") and reason in line.lower()
+    assert line.endswith("; remove or replace that file") and "\n" not in line
+    from_worker = BadImageError(
+        f"Caught BadImageError in DataLoader worker process 0.\nOriginal Traceback ...\n"
+        f"ssdlib.data.real.BadImageError: {err.value}"
+    )
+    assert explain(from_worker) == line
+
+
+def test_eval_names_a_truncated_image_of_an_ood_folder(tmp_path):
+    from ssdlib.data import BadImageError, get_datasets, tensors
+    from ssdlib.params import DataParams, OfflineBenchmark
+
+    folder = _folder_with_bad_images(tmp_path)
+    for name in ("broken.jpg", "notes.jpg"):
+        (folder / "any" / name).unlink()
     data = DataParams(
-        ood_datasets=[f"imagefolder:{tmp_path / 'scenes'}"],
+        ood_datasets=[f"imagefolder:{folder}"],
         image_size=8,
         offline=OfflineBenchmark(train_per_class=2, test_per_class=2, ood_per_set=2),
     )
-    bundle = get_datasets(data)
-    with pytest.raises(UnidentifiedImageError) as err:
-        tensors(next(iter(bundle.ood.values())))
-    line = explain(err.value)
-    assert "broken.jpg" in line and "remove or replace that file" in line and "\n" not in line
+    with pytest.raises(BadImageError, match=f"{folder / 'any' / 'cut.jpg'}: not a readable image"):
+        tensors(next(iter(get_datasets(data).ood.values())))
+
+
+def test_a_dry_run_opens_the_images_of_folder_sets_and_names_the_bad_ones(tmp_path, capsys):
+    import yaml
+
+    from ssdlib.cli import main
+
+    folder = _folder_with_bad_images(tmp_path)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        yaml.safe_dump({"profile": "p", "notebooks": ["00"], "data": {"ood_datasets": [f"imagefolder:{folder}"]}})
+    )
+    assert main(["reproduce", "--params", str(profile), "--dry-run"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"3 of 4 images opened cannot be read: {folder / 'any' / 'broken.jpg'}" in err[0]
+    assert str(folder / "any" / "cut.jpg") in err[0] and str(folder / "any" / "notes.jpg") in err[0]
+    for name in ("broken.jpg", "cut.jpg", "notes.jpg"):
+        (folder / "any" / name).unlink()
+    assert main(["reproduce", "--params", str(profile), "--dry-run"]) == 0
+    assert "decoded every one; all readable" in capsys.readouterr().out
 
 
 def test_flag_choices_are_read_from_the_params_schema():

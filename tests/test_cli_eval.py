@@ -174,3 +174,24 @@ def test_bad_runs_fail_before_work_with_a_reason(tmp_path, profile, capsys):
     assert main(wrong_width) == 1
     assert "wrong arch or width" in capsys.readouterr().err
     assert not (tmp_path / "res").exists()
+
+
+def test_a_checkpoint_is_not_scored_as_another_training_mode_than_it_records(tmp_path, profile, capsys):
+    ckpt = tmp_path / "simclr.pt"
+    torch.save(
+        {
+            "format": "ssdlib-train-1",
+            "model": SSLNet(resnet("resnet18", width=4)).state_dict(),
+            "recipe": {"mode": "SimCLR"},
+        },
+        ckpt,
+    )
+    args = eval_args(tmp_path, ckpt, profile)
+    args[args.index("--training-mode") + 1] = "SupCon"
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"ssdlib eval: {ckpt}: trained as SimCLR (the checkpoint records it), evaluated with --training-mode SupCon: "
+        "pass --training-mode SimCLR"
+    ]
+    assert not (tmp_path / "res").exists()

@@ -199,3 +199,14 @@ def test_expected_counts_are_the_published_sets():
     assert real.expected_count("cifar10", "train") == 50000 and real.expected_count("imagenet", "val") == 50000
     assert real.expected_count("textures", "") == 5640 and real.expected_count("svhn", "test") == 26032
     assert real.expected_count("places365", "") is None and real.expected_count("imagefolder:mine", "") is None
+
+
+def test_a_corrupt_file_of_a_set_is_named_not_called_missing(tmp_path, cifar10):
+    """Random bytes under CIFAR-10's file names: torchvision says "not found or corrupted", naming none."""
+    batch = tmp_path / "cifar10" / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(np.random.default_rng(0).bytes(batch.stat().st_size))
+    with pytest.raises(DatasetNotFoundError) as err:
+        get_datasets(data(tmp_path))
+    message = str(err.value)
+    assert message.startswith(f"cifar10: {batch} corrupt (not the published file: its md5 sum differs); delete it")
+    assert "not found" not in message and "\n" not in message

@@ -196,3 +196,21 @@ def test_a_released_classifier_stands_in_for_supce(tmp_path):
         experiment.classifier_for(P, SimpleNamespace(**{**vars(tiny_bundle()), "num_classes": 10}), tmp_path / "o")
     with pytest.raises(params.ParamsError, match="encoder.width is 4"):
         profiles.validate({**tiny_params().model_dump(mode="json"), "classifier": raw["classifier"]})
+
+
+def test_a_retrain_forced_by_changed_params_says_which_on_the_runners_terminal(tmp_path, monkeypatch):
+    """The notebook's kernel logs to its cell; `ssdlib reproduce` shows the lines of progress.log."""
+    from ssdlib import progress, train_once
+    from ssdlib.training import checkpoint as ckpt
+
+    path, lines = tmp_path / "SimCLR_resnet18_w4.pt", tmp_path / "progress.log"
+    data = {"images": {"size": 20}}
+    saved = {"arch": "resnet18", "recipe": {"lr": 0.1, "epochs": 2, "mode": "SimCLR"}, "data": data}
+    ckpt.save_atomic({"format": ckpt.FORMAT, "params": {"identity": saved}}, path)
+    monkeypatch.setenv(progress.ENV_VAR, str(lines))
+    said = []
+    now = {**saved, "recipe": {**saved["recipe"], "lr": 0.05, "epochs": 3}}
+    with train_once.slot(path, now, "training", said.append) as state:
+        assert state is None
+    expected = "was trained with other params (recipe.lr: 0.1 -> 0.05; recipe.epochs: 2 -> 3); kept it as"
+    assert expected in said[0] and expected in lines.read_text()

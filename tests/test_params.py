@@ -220,3 +220,22 @@ def test_each_paper_profile_writes_its_baselines_paper_settings(profile):
             assert getattr(P.baselines.section(key), field) == value, (key, field)
     assert P.baselines.tune is False  # the papers' fixed values, not a grid's pick
     assert set(P.baselines.methods) - {"msp", "maxlogit"} <= set(written)
+
+
+def test_a_folder_a_non_utf8_file_and_a_key_given_twice_are_named(tmp_path):
+    with pytest.raises(params.ParamsError, match=rf"^{tmp_path}: a folder, not a params file; name a YAML file"):
+        profiles.load(tmp_path)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("profile: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(
+        params.ParamsError, match=r"latin.yaml: not UTF-8 text \(byte 12 is b'\\xe9'\); save it as UTF-8"
+    ):
+        profiles.load(latin)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("profile: p\nencoder:\n  epochs: 2\n  lr: 0.1\n  epochs: 20\n")
+    with pytest.raises(params.ParamsError) as err:
+        profiles.load(twice)
+    assert str(err.value) == f"{twice}: key 'epochs' given twice in one section (lines 3 and 5); keep one"
+    twice.write_text("profile: p\nencoder: {epochs: 2}\ndata: {epochs: 3}\n")  # one key per section is fine
+    with pytest.raises(params.ParamsError, match="data.epochs"):  # (refused by the schema, not as a duplicate)
+        profiles.load(twice)

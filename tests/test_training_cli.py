@@ -159,3 +159,12 @@ def test_ssds_command_lines_train_and_evaluate_on_cifar_files(tmp_path, monkeypa
     assert [line.split(",")[1].strip() for line in lines] == [
         f"OOD = {d}" for d in ("cifar100", "svhn", "textures", "blobs")
     ]
+
+
+def test_a_busy_run_folder_suggests_a_flag_that_train_has(tmp_path, capsys):
+    from ssdlib import locks
+
+    with locks.holding(locks.folder_lock(tmp_path / "x"), "the first run"):
+        code = cli_train.run(parse(*tiny_run("SimCLR", "0.1", tmp_path, "x", "--dataset", "offline")))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].endswith("or write somewhere else (another --exp-name).")

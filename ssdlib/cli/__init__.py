@@ -2,17 +2,20 @@
 
 Each sub-command module exposes ``configure(parser)`` and ``run(args) -> int``; they are
 imported only when used, so ``ssdlib --help`` stays fast. Whatever goes wrong ends in one line
-that names the problem and the fix (exit code 1; 130 after Ctrl-C); ``ssdlib --debug COMMAND``
-or ``SSDLIB_DEBUG=1`` shows the traceback instead.
+that names the problem and the fix (exit code 1; 130 after Ctrl-C, 143 after SIGTERM); ``ssdlib --debug
+COMMAND`` or ``SSDLIB_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 import typing
 from urllib.error import URLError
 
@@ -30,8 +33,43 @@ COMMANDS = {
     "bench": ("ssdlib.bench", "time training and scoring on this device, beside SSD's own pipeline"),
 }
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+TERMINATED = 143  # and by SIGTERM (128 + 15)
 PATH_ARGUMENTS = ("params", "output_dir", "results_dir", "data_dir", "ckpt")
 CALLER_DIR = "SSDLIB_CALLER_DIR"  # set by ./run, which changes into the project before running ssdlib
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (from ``timeout``, a scheduler, ``kill``), raised as Ctrl-C is so that the same clean-ups
+    run (locks freed, run.json closed); a subclass, so that code stopping on Ctrl-C stops on it too."""
+
+
+@contextlib.contextmanager
+def stopping_on_signals():
+    """Ctrl-C raises KeyboardInterrupt, SIGTERM :class:`Terminated`; any later signal is ignored until the
+    process exits, so that the command's one line stays the last one (a command that got none restores
+    the previous handlers)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    caught = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in caught}
+    received = []
+
+    def first(signum, _frame):
+        received.append(signum)
+        for s in caught:
+            signal.signal(s, lambda *_: None)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    for s in caught:
+        if previous[s] is not signal.SIG_IGN:  # e.g. SIGINT in a job started in the background with &
+            signal.signal(s, first)
+    try:
+        yield
+    finally:
+        if not received:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def from_caller(args: argparse.Namespace, caller: str | None = None) -> argparse.Namespace:
@@ -44,6 +82,17 @@ def from_caller(args: argparse.Namespace, caller: str | None = None) -> argparse
         if value is not None and not os.path.isabs(value):
             setattr(args, name, type(value)(os.path.join(caller, value)))
     return args
+
+
+def empty_path_flag(argv: list[str]) -> str | None:
+    """The first path flag given an empty value (``--output-dir ""``, as an unset shell variable gives):
+    argparse would read it as the current folder."""
+    flags = {"--" + name.replace("_", "-") for name in PATH_ARGUMENTS}
+    for i, token in enumerate(argv):
+        flag, equals, value = token.partition("=")
+        if flag in flags and (value if equals else (argv[i + 1] if i + 1 < len(argv) else "x")).strip() == "":
+            return flag
+    return None
 
 
 def choices(schema: typing.Any, field: str | None = None) -> list[str]:
@@ -59,20 +108,28 @@ def choices(schema: typing.Any, field: str | None = None) -> list[str]:
     return list(values)
 
 
+def disk_full(path: str | None) -> str:
+    """The one line for a full disk (ENOSPC), wherever it was met."""
+    return (
+        f"the disk is full ({path or 'while writing'}): free some space and run the same command "
+        "again; finished checkpoints are kept and a stopped training resumes"
+    )
+
+
 def explain(err: BaseException) -> str:
     """One line for a failure no command handled itself: what went wrong and what to do."""
     from PIL import UnidentifiedImageError  # local: PIL is heavy, and `ssdlib --help` imports this module
 
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return (
-            f"the disk is full ({err.filename or 'while writing'}): free some space and run the same command "
-            "again; finished checkpoints are kept and a stopped training resumes"
-        )
+        return disk_full(err.filename)
     if isinstance(err, URLError) or (isinstance(err, OSError) and err.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH)):
         return (
             f"no network ({getattr(err, 'reason', err)}): download the dataset on a machine that has one and "
             "place it under data.root, with data.download: false"
         )
+    if type(err).__name__ == "BadImageError":  # its message names the file and the fix; from a DataLoader
+        # worker, it is the last line of the worker's traceback
+        return str(err).strip().splitlines()[-1].split("BadImageError: ", 1)[-1]
     if isinstance(err, UnidentifiedImageError):
         return f"{err}: not a readable image; remove or replace that file"
     first = (str(err).strip().splitlines() or [""])[0]
@@ -98,8 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"ssdlib {name}", description=COMMANDS[name][1])
     module.configure(cmd_parser)
     args = from_caller(cmd_parser.parse_args(argv[1:]))
+    empty = empty_path_flag(argv[1:])
+    if empty:
+        LOG.error(f"ssdlib {name}: {empty} is empty (an unset shell variable?): give it a path, or leave it out")
+        return 1
     try:
-        return int(module.run(args) or 0)
+        with stopping_on_signals():
+            return int(module.run(args) or 0)
+    except Terminated:
+        if debug:
+            raise
+        LOG.error(f"ssdlib {name}: terminated (SIGTERM); what was written is kept and the same command resumes")
+        return TERMINATED
     except KeyboardInterrupt:
         if debug:
             raise

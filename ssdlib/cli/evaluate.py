@@ -121,9 +121,16 @@ def results_line(id_dataset: str, ood_dataset: str, clusters: int, r: dict) -> s
 
 
 def _load_model(P: params_mod.Params, bundle: DatasetBundle, args: argparse.Namespace, device):
-    """The network of ``--training-mode`` with the checkpoint's encoder (SSD scores encoder features only)."""
+    """The network of ``--training-mode`` with the checkpoint's encoder (SSD scores encoder features only).
+    An ssdlib checkpoint records how it was trained: a SimCLR encoder scored as SupCon is refused."""
     model = build_model(P, bundle, args.training_mode)
-    load_checkpoint(args.ckpt, model, trust=args.trust_checkpoint, encoder_only=True)
+    meta = load_checkpoint(args.ckpt, model, trust=args.trust_checkpoint, encoder_only=True)
+    trained = meta["recipe"].get("mode") if isinstance(meta.get("recipe"), dict) else None
+    if trained and trained != args.training_mode:
+        raise CheckpointError(
+            f"{args.ckpt}: trained as {trained} (the checkpoint records it), evaluated with --training-mode "
+            f"{args.training_mode}: pass --training-mode {trained}"
+        )
     return model.to(device).eval()
 
 

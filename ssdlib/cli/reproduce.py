@@ -9,13 +9,14 @@ never stops a run, a failed sanity check does). While a notebook
 runs, its training loops' per-epoch lines reach the terminal (:mod:`ssdlib.progress`). It stops
 at the first failing notebook, naming it and the cell. A finished run is never replaced
 silently: ``--overwrite`` is required, and it keeps the trained checkpoints so that models are
-not retrained for nothing.
+not retrained for nothing; a folder of someone else's files is refused (:func:`check_output_dir`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import yaml
 import ssdlib
 from ssdlib import atomic, checks, locks, plan, profiles, progress, report, smoke
 from ssdlib import params as params_mod
+from ssdlib.cli import Terminated, disk_full
 from ssdlib.data import DatasetNotFoundError, UnknownDatasetError, get_datasets, real
 from ssdlib.data.checksums import SMOKE_DATA_ENV
 from ssdlib.evaluation import claims, paper_comparison, results, spread
@@ -42,6 +44,9 @@ LOG = get_logger(__name__)
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_.+\.ipynb$")
 RUN_FILE = "run.json"
+KERNEL_LOG = "kernel.log"  # what the notebooks' kernels print on stderr
+RUN_SPARE = ".run.json.spare"  # disk space kept for run.json's last write (see _write_run)
+SPARE_BYTES = 1 << 16
 
 
 class RunError(RuntimeError):
@@ -88,13 +93,49 @@ def _read_run(output_dir: Path) -> dict:
 
 
 def _write_run(output_dir: Path, info: dict) -> None:
-    """Replace run.json atomically: a failed write (a full disk) leaves the previous one."""
-    atomic.write(output_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
+    """Replace run.json atomically: a failed write (a full disk) leaves the previous one.
+
+    While a run goes on, a hidden file beside it keeps some disk space for the last write: when the disk is
+    full, that file is deleted and the write tried again, so that run.json never stays ``running``."""
+    text = json.dumps(info, indent=2) + "\n"
+    spare = output_dir / RUN_SPARE
+    try:
+        atomic.write(output_dir / RUN_FILE, text)
+    except OSError as err:
+        if err.errno != errno.ENOSPC or not spare.is_file():
+            raise
+        spare.unlink()
+        atomic.write(output_dir / RUN_FILE, text)
+    if info.get("status") != "running":
+        spare.unlink(missing_ok=True)
+    elif not spare.is_file():
+        with contextlib.suppress(OSError):  # no space to keep: the run goes on without
+            atomic.write(spare, bytes(max(SPARE_BYTES, 2 * len(text))))
+
+
+OWN_ENTRIES = {RUN_FILE, locks.FOLDER_LOCK, "checkpoints"}  # what a folder may hold before its run.json exists
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse a folder that a run would spoil: a file, or a folder of someone else's files (a run replaces
+    results.csv, results.md, params.yaml, ...). A folder ssdlib wrote (its run.json, or only its lock and
+    the checkpoints ``ssdlib model`` trains there) is fine; what ``prepare_output`` clears is then its own."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RunError(f"--output-dir {output_dir} is a file, not a folder: name a folder (a new one is created)")
+    if not output_dir.is_dir() or (output_dir / RUN_FILE).is_file():
+        return
+    foreign = sorted(p.name for p in output_dir.iterdir() if p.name not in OWN_ENTRIES)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f", ... ({len(foreign) - 5} more)" if len(foreign) > 5 else "")
+        raise RunError(
+            f"{output_dir} holds files that no ssdlib run wrote ({shown}) and a run would replace some of them: "
+            f"name a new or empty folder, e.g. --output-dir {output_dir / 'ssdlib-run'}"
+        )
 
 
 def prepare_output(output_dir: Path, overwrite: bool) -> None:
-    """Refuse to replace a finished run unless asked; clear the previous run's notebooks, table, checks
-    and progress log."""
+    """Refuse to replace a finished run unless asked; clear the previous run's notebooks, table and checks
+    (``progress.log`` and ``kernel.log`` are appended to: a resumed run keeps the lines of its first part)."""
     previous = _read_run(output_dir)
     if previous.get("status") == "finished" and not overwrite:
         raise RunError(
@@ -108,9 +149,10 @@ def prepare_output(output_dir: Path, overwrite: bool) -> None:
         *output_dir.glob("[0-9][0-9]_*.ipynb"),
         output_dir / results.RESULTS_FILE,
         output_dir / checks.CHECKS_FILE,
+        *output_dir.glob("[0-9][0-9]_*.html"),
+        output_dir / report.REPORT_FILE,
         output_dir / claims.CSV_FILE,
         output_dir / claims.MD_FILE,
-        output_dir / progress.PROGRESS_FILE,
     ]:
         stale.unlink(missing_ok=True)
 
@@ -120,7 +162,8 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
 
     The kernel's training progress (``<output_dir>/progress.log``) is printed as it comes, each line
     prefixed with the notebook's name. papermill writes to a hidden partial file, which replaces the
-    executed copy only when it is a whole notebook: a full disk never leaves a truncated one.
+    executed copy only when it is a whole notebook: a full disk never leaves a truncated one. The kernel's
+    own messages go to ``kernel.log`` (:func:`_kernel_logged_to`), not to the terminal.
     """
     import papermill as pm  # local: papermill is heavy and only executing a notebook needs it
 
@@ -137,10 +180,14 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
                 progress_bar=True,
                 log_output=log_output,
                 coalesce_streams=True,  # one stdout and one stderr output per cell, carriage returns applied
+                kernel_manager_class=_kernel_logged_to(output_dir / KERNEL_LOG),
             )
     except pm.PapermillExecutionError as err:
         _publish(partial, executed)
         cell = _source_cell_number(executed, err.cell_index)
+        full = re.match(rf"\[Errno {errno.ENOSPC}\] [^:]*(?:: '(.*)')?$", err.evalue or "")
+        if err.ename == "OSError" and full:
+            raise RunError(f"notebook {notebook.name} stopped at cell {cell}: {disk_full(full.group(1))}") from None
         raise RunError(
             f"notebook {notebook.name} failed at cell {cell} (counting from 1 in notebooks/{notebook.name}): "
             f"{err.ename}: {err.evalue}\nThe executed copy with the full traceback is {executed}"
@@ -148,6 +195,20 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
     finally:
         _publish(partial, executed)
     return time.perf_counter() - start
+
+
+def _kernel_logged_to(log: Path) -> type:
+    """A kernel manager whose kernels write their stderr to ``log`` (appended). The kernel would share
+    the terminal: its start-up warning, and the traceback it prints when stopped while it answers
+    (``ZMQError: Socket operation on non-socket`` after Ctrl-C), would bury the run's own last line."""
+    from jupyter_client.manager import AsyncKernelManager  # local: only executing a notebook needs it
+
+    class LoggedKernel(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            with log.open("ab") as fh:  # the kernel keeps its own copy of the file descriptor
+                await super().start_kernel(**kw, stderr=fh)
+
+    return LoggedKernel
 
 
 def _publish(partial: Path, executed: Path) -> None:
@@ -167,7 +228,11 @@ def _source_cell_number(executed: Path, index: int) -> int:
     """1-based number of executed cell ``index`` in the source notebook (without papermill's injected cell)."""
     import nbformat  # local: nbformat is heavy and only a failed notebook's report needs it
 
-    cells = nbformat.read(executed, as_version=4).cells
+    cells = [  # as executed: without the error banners papermill adds after a failure
+        c
+        for c in nbformat.read(executed, as_version=4).cells
+        if "papermill-error-cell-tag" not in c.metadata.get("tags", [])
+    ]
     injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
     return index + 1 - sum(1 for i in injected if i < index)
 
@@ -223,12 +288,30 @@ def data_summary(bundle) -> str:
     )
 
 
+def check_images(bundle) -> None:
+    """Decode the images of every folder set (all, or a sample of a large set, said as such): a file that
+    is no image, or a truncated one, is found before any training starts."""
+    sets = {f"{bundle.name} train": bundle.train, f"{bundle.name} test": bundle.test, **bundle.ood}
+    for label, dataset in sets.items():
+        checked, total, bad = real.bad_images(dataset)
+        if bad:
+            shown = "; ".join(bad[:3]) + (f"; ... ({len(bad) - 3} more)" if len(bad) > 3 else "")
+            raise RunError(
+                f"{label}: {len(bad)} of {checked:,} images opened cannot be read: {shown}; remove or replace them"
+            )
+        if total:
+            sample = "every one" if checked == total else f"{checked:,} spread over the files (a sample)"
+            LOG.info(f"[ssdlib] images of {label}: {total:,}, decoded {sample}; all readable")
+
+
 def dry_run(params_file: Path, only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> None:
-    """Validate the params and the data (every set present, its size) and print the plan; train nothing,
-    write nothing."""
+    """Validate the params and the data (every set present, its size, the images of folder sets readable)
+    and print the plan; train nothing, write nothing."""
     P = profiles.load(params_file)
     notebooks = profile_notebooks(P, notebook_dir, only)
-    _announce(P, notebooks, get_datasets(P.data), smoke=False)
+    bundle = get_datasets(P.data)
+    _announce(P, notebooks, bundle, smoke=False)
+    check_images(bundle)
     for line in plan.weights_status(P):
         LOG.info(f"[ssdlib] weights: {line}")
     LOG.info("[ssdlib] dry run: the params and the data are in order; nothing was trained or written")
@@ -249,8 +332,8 @@ def reproduce(
 
     The params and the data are checked, and the plan printed, before anything is written. One run at
     a time per folder (:mod:`ssdlib.locks`): a second one stops before writing anything.
-    ``run.json`` ends as ``finished``, ``failed`` or ``interrupted`` (with the notebook and the
-    reason), however the run ends. ``smoke``: the same notebooks on tiny generated files with cut
+    ``run.json`` ends as ``finished``, ``failed``, ``interrupted`` (Ctrl-C) or ``terminated`` (SIGTERM), with
+    the notebook and the reason, however the run ends. ``smoke``: the same notebooks on tiny generated files with cut
     epochs (:mod:`ssdlib.smoke`), into ``outputs/<profile>_smoke`` unless ``output_dir`` is given.
     ``seeds`` (default: the profile's ``seeds``): one run per seed (:func:`_run_seeds`).
     ``write_report``: end with ``report.html`` (:mod:`ssdlib.report`), for each seed and over them.
@@ -262,6 +345,7 @@ def reproduce(
     notebooks = profile_notebooks(P, notebook_dir, only)
     default_dir = OUTPUTS_DIR / (f"{P.profile}_smoke" if smoke else P.profile)
     output_dir = Path(output_dir or default_dir).resolve()
+    check_output_dir(output_dir)
     with contextlib.ExitStack() as stack:
         overrides: dict = {}
         if smoke:
@@ -271,11 +355,29 @@ def reproduce(
         stack.enter_context(locks.holding(locks.folder_lock(output_dir), f"ssdlib reproduce into {output_dir}"))
         info = {"profile": P.profile, "params_file": project_path(params_file), "smoke": smoke, "report": write_report}
         info["plan"] = [{**asdict(m), "work": m.work} for m in planned]
-        if seeds is None:
-            _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
-        else:
-            _run_seeds(P, params_file, info, overrides, notebooks, output_dir, seeds, overwrite, log_output)
+        try:
+            if seeds is None:
+                _run(P, info, overrides, notebooks, output_dir, overwrite=overwrite, log_output=log_output)
+            else:
+                _run_seeds(P, params_file, info, overrides, notebooks, output_dir, seeds, overwrite, log_output)
+        except BaseException as err:
+            _close_unfinished(output_dir, err)
+            raise
     return output_dir
+
+
+def _close_unfinished(output_dir: Path, err: BaseException) -> None:
+    """Mark each run.json of this run still ``running`` (the folder's, its seeds') as ``err`` ended it: a
+    run that stops outside a notebook (writing params.yaml or the tables) never stays ``running``."""
+    for folder in [output_dir, *sorted(p.parent for p in output_dir.glob(f"seed_*/{RUN_FILE}"))]:
+        info = _read_run(folder)
+        if info.get("status") == "running":
+            status, reason = _ending(err)
+            info.update(
+                status=status, reason=reason[:500], ended=datetime.now(timezone.utc).isoformat(timespec="seconds")
+            )
+            with contextlib.suppress(OSError):
+                _write_run(folder, info)
 
 
 def seed_overrides(seed: int) -> dict:
@@ -351,7 +453,7 @@ def _run_seeds(
         info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         _write_run(output_dir, info)
     if about["report"]:
-        written.append(report.write(output_dir))
+        written.append(_report_of_finished_run(output_dir))
     for c in over:
         LOG.info(f"[ssdlib]   {c.describe()}")
     LOG.info(
@@ -456,7 +558,7 @@ def _run(
     info.update(status="finished", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _write_run(output_dir, info)
     if about["report"]:
-        written.append(report.write(output_dir))
+        written.append(_report_of_finished_run(output_dir))
     LOG.info(
         f"[ssdlib] finished in {sum(info['notebooks'].values()):.0f} s. Results: {', '.join(map(str, written))}; "
         f"executed notebooks and figures in {output_dir}"
@@ -465,6 +567,18 @@ def _run(
         f"[ssdlib] checks: {checks.summary(output_dir)}; each with its value and threshold in "
         f"{output_dir / checks.CHECKS_FILE}" + (" (a smoke run: not enforced)" if about["smoke"] else "")
     )
+
+
+def _report_of_finished_run(output_dir: Path) -> Path:
+    """``report.html`` of a run whose results are all written; a report that fails says so in one line."""
+    try:
+        return report.write(output_dir)
+    except Exception as err:  # noqa: BLE001 - any failure of the page; the run's files are complete
+        raise RunError(
+            f"the run finished and its results are in {output_dir}, but report.html was not written "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            f"rebuild it with: ssdlib report {output_dir}"
+        ) from None
 
 
 def _report_of_failed_run(output_dir: Path) -> None:
@@ -485,12 +599,11 @@ def _claims(output_dir: Path, P: params_mod.Params, per_seed: dict, smoke: bool)
 
 
 def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException) -> None:
-    """Write ``failed`` or ``interrupted`` with the notebook and the reason into run.json (a failing
+    """Write ``failed``, ``interrupted`` or ``terminated`` with the notebook and the reason into run.json (a failing
     write, e.g. on a full disk, leaves the previous run.json as it was)."""
-    interrupted = isinstance(err, KeyboardInterrupt)
-    reason = "interrupted (Ctrl-C)" if interrupted else (f"{type(err).__name__}: {err}".splitlines() or [""])[0]
+    status, reason = _ending(err)
     info.update(
-        status="interrupted" if interrupted else "failed",
+        status=status,
         failed_notebook=notebook,
         reason=reason[:500],
         ended=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -499,7 +612,17 @@ def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException)
         _write_run(output_dir, info)
     except OSError:
         pass
-    LOG.info(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})")
+    if status == "failed":  # after Ctrl-C or SIGTERM, the one line of the command is all that is shown
+        LOG.info(f"[ssdlib] checks so far: {checks.summary(output_dir)} ({output_dir / checks.CHECKS_FILE})")
+
+
+def _ending(err: BaseException) -> tuple[str, str]:
+    """run.json's status and reason for a run that ``err`` ended."""
+    if isinstance(err, Terminated):
+        return "terminated", "terminated (SIGTERM)"
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted", "interrupted (Ctrl-C)"
+    return "failed", (f"{type(err).__name__}: {err}".splitlines() or [""])[0]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         LOG.error(f"ssdlib train: {err}")
         return 1
     try:
-        with locks.holding(locks.folder_lock(run_dir), f"ssdlib train into {run_dir}"):
+        with locks.holding(locks.folder_lock(run_dir), f"ssdlib train into {run_dir}", "another --exp-name"):
             return _train(P, args, bundle, train_set, run_dir, checkpoint, device)
     except locks.BusyError as err:
         LOG.error(f"ssdlib train: {err}")

@@ -6,10 +6,11 @@ model's first layer (:class:`Normalize`, from :meth:`DatasetBundle.normalize`).
 
 from ssdlib.data.memory import ImageTensorDataset, channel_stats, held_or_streamed, tensors
 from ssdlib.data.normalize import Normalize
-from ssdlib.data.real import DatasetNotFoundError
+from ssdlib.data.real import BadImageError, DatasetNotFoundError
 from ssdlib.data.registry import DatasetBundle, UnknownDatasetError, get_datasets, ood_names
 
 __all__ = [
+    "BadImageError",
     "DatasetBundle",
     "DatasetNotFoundError",
     "ImageTensorDataset",

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ssdlib.data.checksums import registered_checksums, smoke_root_active, torchvision_dataset
@@ -32,6 +33,38 @@ from ssdlib.data.preprocessing import evaluation_transform
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is not where it was looked for; the message says where and how to obtain it."""
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be read; the message names it and says what to do."""
+
+
+def read_image(path: str) -> Image.Image:
+    """torchvision's ImageFolder loader (PIL, RGB) that names the file it cannot read: PIL's own errors
+    ("Truncated File Read", "cannot identify image file <_io.BufferedReader ...>") do not."""
+    try:
+        with open(path, "rb") as fh:
+            return Image.open(fh).convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:  # what PIL raises for a broken file
+        reason = "not an image file" if isinstance(err, UnidentifiedImageError) else str(err) or type(err).__name__
+        raise BadImageError(f"{path}: not a readable image ({reason}); remove or replace that file") from None
+
+
+DRY_RUN_IMAGES = 5000  # images of a folder set that a dry run decodes: all of a smaller set, else this many
+
+
+def bad_images(dataset: Dataset, limit: int = DRY_RUN_IMAGES) -> tuple[int, int, list[str]]:
+    """Decode the images of a folder set (every one, or ``limit`` spread evenly over its sorted files):
+    (checked, total, one message per bad file). (0, 0, []) for a set that is not a folder of images."""
+    paths = [path for path, _ in getattr(dataset, "samples", [])]
+    step = max(1, -(-len(paths) // limit))  # ceil: at most ``limit`` files
+    bad = []
+    for path in paths[::step]:
+        try:
+            read_image(path)
+        except BadImageError as err:
+            bad.append(str(err).split("; remove or replace")[0])
+    return len(paths[::step]), len(paths), bad
 
 
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -66,17 +99,17 @@ def _split_arg(cls: str):
 
 
 def _image_folder(path: Path, split: str, tf, download: bool) -> Dataset:
-    return torchvision_dataset("ImageFolder")(str(path / split if split else path), transform=tf)
+    return torchvision_dataset("ImageFolder")(str(path / split if split else path), transform=tf, loader=read_image)
 
 
 def _textures(path: Path, split: str, tf, download: bool) -> Dataset:
     """SSD's ``dtd/images``, else torchvision's ``dtd/dtd/images`` (which ``download`` creates)."""
     for images in (path / "images", path / "dtd" / "images"):
         if images.is_dir():
-            return torchvision_dataset("ImageFolder")(str(images), transform=tf)
+            return torchvision_dataset("ImageFolder")(str(images), transform=tf, loader=read_image)
     if download:
         torchvision_dataset("DTD")(str(path.parent), download=True)
-        return torchvision_dataset("ImageFolder")(str(path / "dtd" / "images"), transform=tf)
+        return torchvision_dataset("ImageFolder")(str(path / "dtd" / "images"), transform=tf, loader=read_image)
     raise FileNotFoundError(f"neither {path / 'images'} nor {path / 'dtd' / 'images'} exists")
 
 
@@ -231,14 +264,46 @@ def _smoke_checksums(root: str | None):
     return contextlib.nullcontext()
 
 
+CHECKED_FILES = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "svhn": "SVHN", "stl10": "STL10"}  # md5-listed
+
+
+def corrupt_files(name: str, path: Path) -> list[Path]:
+    """The files of torchvision set ``name`` under ``path`` that are there but do not match their md5 sum:
+    torchvision says "not found or corrupted" of a set with one bad file, naming none."""
+    if name not in CHECKED_FILES:
+        return []
+    from torchvision.datasets.utils import check_integrity  # local: importing torchvision takes seconds
+
+    cls = torchvision_dataset(CHECKED_FILES[name])
+    folder = path / getattr(cls, "base_folder", "")
+    listed = [*getattr(cls, "train_list", []), *getattr(cls, "test_list", [])]
+    listed += [(file, md5) for _url, file, md5 in getattr(cls, "split_list", {}).values()]
+    meta = getattr(cls, "meta", None)
+    if isinstance(meta, dict):  # CIFAR's class names
+        listed.append((meta["filename"], meta["md5"]))
+    return [folder / f for f, md5 in listed if (folder / f).is_file() and not check_integrity(str(folder / f), md5)]
+
+
 def _open(name: str, split: str, root: str | None, size: int, download: bool) -> Dataset:
     entry, path = resolve(name, root)
-    try:
-        with _smoke_checksums(root):  # torchvision checks the files when constructed
+    how = entry.how_to_get.format(path=path)
+    with _smoke_checksums(root):  # torchvision checks the files when constructed
+        try:
             return entry.open(path, split, evaluation_transform(size), download and entry.downloadable)
-    except (RuntimeError, FileNotFoundError) as err:
-        how = entry.how_to_get.format(path=path)
-        raise DatasetNotFoundError(f"{name}: not found in {path} ({err}). To obtain it: {how}") from None
+        except (RuntimeError, FileNotFoundError) as err:
+            corrupt = corrupt_files(name, path)
+            if len(corrupt) == 1:
+                raise DatasetNotFoundError(
+                    f"{name}: {corrupt[0]} corrupt (not the published file: its md5 sum differs); "
+                    f"delete it and obtain it again: {how}"
+                ) from None
+            if corrupt:
+                names = ", ".join(p.name for p in corrupt)
+                raise DatasetNotFoundError(
+                    f"{name}: {len(corrupt)} files in {corrupt[0].parent} corrupt ({names}: not the published files, "
+                    f"their md5 sums differ); delete them and obtain them again: {how}"
+                ) from None
+            raise DatasetNotFoundError(f"{name}: not found in {path} ({err}). To obtain it: {how}") from None
 
 
 def open_id(name: str, root: str | None, size: int, download: bool) -> tuple[Dataset, Dataset]:

@@ -22,6 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ssdlib.log import get as get_logger
+
+LOG = get_logger(__name__)
+
 _SHOWN = 5  # keys listed per kind of mismatch in error messages
 # torch's two wordings: "Unsupported global: GLOBAL argparse.Namespace ..." (an allow-list miss) and
 # "Trying to load unsupported GLOBAL posix.system whose module posix is blocked" (a blocked module)
@@ -42,11 +46,29 @@ def read_checkpoint(path: str | Path, *, trust: bool = False):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if trust:
+        LOG.warning(f"{path}: unpickled fully (--trust-checkpoint): any code hidden in the file runs now")
     try:
-        return torch.load(path, map_location="cpu", weights_only=not trust)
+        with warnings.catch_warnings():  # torch's note on a pickle's protocol would come before the one line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=not trust)
     except Exception as err:  # torch raises RuntimeError, EOFError, KeyError, UnpicklingError, ...
         message = str(err)
         unsafe = _UNSAFE_GLOBAL.search(message)
+        kind = _kind(path)
+        if kind == "neither":
+            start = path.read_bytes()[:8]
+            raise CheckpointError(
+                f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle: "
+                f"{f'it starts with {start!r}' if start else 'it is empty'}); download or save it again, or check "
+                "that it is the file you meant"
+            ) from None
+        if kind == "pickle" and not trust and not unsafe:
+            raise CheckpointError(
+                f"{path}: a plain pickle (not a PyTorch zip archive) that safe loading cannot read: it holds "
+                "Python objects, and full unpickling can run code hidden in the file. If you trust where it came "
+                "from, load it with trust=True (CLI: --trust-checkpoint)."
+            ) from None
         if unsafe and not trust:
             raise CheckpointError(
                 f"{path}: the file holds Python objects beyond tensors ({unsafe.group(1)}; SupContrast "
@@ -56,10 +78,22 @@ def read_checkpoint(path: str | Path, *, trust: bool = False):
                 "it with trust=True (CLI: --trust-checkpoint)."
             ) from None
         first_line = message.strip().splitlines()[0] if message.strip() else ""
+        said = "" if first_line.startswith("Weights only load failed") else f" ({type(err).__name__}: {first_line})"
         raise CheckpointError(
-            f"{path}: cannot be read as a PyTorch checkpoint; it looks corrupt or truncated "
-            f"({type(err).__name__}: {first_line}). Download or save it again."
+            f"{path}: cannot be read as a PyTorch checkpoint; it looks corrupt or truncated{said}. "
+            "Download or save it again."
         ) from None
+
+
+def _kind(path: Path) -> str:
+    """What a file that ``torch.load`` refused starts as: "zip" (torch.save's archive), "pickle" (a legacy
+    torch.save, or any pickle) or "neither" (random bytes, a text file): torch's own error advises full
+    unpickling for all three."""
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    if head == b"PK":
+        return "zip"
+    return "pickle" if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5 else "neither"
 
 
 def state_dict_of(content, source: str = "<checkpoint>") -> dict[str, torch.Tensor]:
