@@ -106,7 +106,7 @@ def _facts(run: dict, multi: bool) -> list[tuple[str, str]]:
         ("started", run.get("started")),
         ("finished", run.get("finished") or run.get("ended")),
         ("git commit", run.get("git_commit")),
-        ("seeds", ", ".join(map(str, run["seeds"])) if multi else run.get("seed")),
+        ("seeds", ", ".join(map(str, run["seeds"]))) if multi else ("seed", run.get("seed")),
         ("device", run.get("device")),
         ("ssdlib", run.get("ssdlib_version")),
         ("python", run.get("python")),
@@ -244,8 +244,12 @@ def _read_text(path: Path) -> str | None:
 
 
 def _markdown(text: str) -> str:
+    """Markdown as HTML, nested under the page's own section: a leading title goes (the section heads it)
+    and every heading moves one level down."""
     import mistune  # local: only the report renders Markdown (nbconvert's own renderer)
 
+    text = re.sub(r"\A\s*# [^\n]*\n", "", text)
+    text = re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.M)
     return mistune.create_markdown(escape=True, plugins=["table"])(text)
 
 

@@ -91,8 +91,9 @@ def executed_notebook_problems(path: Path) -> list[str]:
                 streams += 1
                 if "\r" in output.text or "it/s]" in output.text or "%|" in output.text:
                     problems.append(f"cell {i}: progress-bar frames in {output.name}")
-            plain = output.get("data", {}).get("text/plain", "")
-            if any(r in plain for r in RAW_REPRS) and "image/png" not in output.get("data", {}):
+            data = output.get("data", {})
+            plain = data.get("text/plain", "")
+            if set(data) == {"text/plain"} and any(r in plain for r in RAW_REPRS):  # nothing richer to show
                 problems.append(f"cell {i}: raw repr {plain[:60]!r}")
     if streams > MAX_STREAMS:
         problems.append(f"{streams} stream outputs (at most {MAX_STREAMS})")
