@@ -124,9 +124,15 @@ def test_tensors_of_lazy_and_in_memory_sets(bundle):
     assert bundle.train[0][0].max() > 0
 
 
-def test_tensors_shows_a_bar_for_large_sets(capsys):
+def test_tensors_shows_a_bar_for_large_sets_where_someone_watches(capsys, monkeypatch):
+    from ssdlib import progress
+
+    monkeypatch.setattr(progress, "someone_watching", lambda: True)  # a terminal, or JupyterLab
     tensors(SyntheticImages("uniform", 4, 8), progress=True)
     assert "loading images" in capsys.readouterr().err
+    monkeypatch.setattr(progress, "someone_watching", lambda: False)  # a batch run: no frames in its output
+    tensors(SyntheticImages("uniform", 4, 8), progress=True)
+    assert "loading images" not in capsys.readouterr().err
 
 
 def test_dataset_grid_shows_samples_of_every_set(bundle):
