@@ -237,7 +237,8 @@ DRIVER = (  # `ssdlib reproduce` on the test's notebooks, in a process of its ow
     "import sys, functools, pathlib\n"
     "from ssdlib.cli import main, reproduce\n"
     "reproduce.reproduce = functools.partial(reproduce.reproduce, notebook_dir=pathlib.Path(sys.argv[1]))\n"
-    "sys.exit(main(sys.argv[2:]))"
+    "sys.argv = ['ssdlib', *sys.argv[2:]]\n"
+    "sys.exit(main())"  # as the console script calls it: the whole process is the command
 )
 WAITING_CELL = "from ssdlib import progress\nprogress.EpochReporter('toy', 3).epoch(1)\nimport time\ntime.sleep(120)"
 

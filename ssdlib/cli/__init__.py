@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import errno
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -136,7 +137,18 @@ def explain(err: BaseException) -> str:
     return f"{type(err).__name__}: {first} (the traceback: ssdlib --debug ..., or SSDLIB_DEBUG=1)"
 
 
+def _quiet_teardown() -> None:
+    """Once stopping on Ctrl-C or SIGTERM, stop quietly: another Ctrl-C (an impatient user, a terminal that
+    signals the whole group) is ignored until the process ends with its code, and the stopped notebook's
+    kernel, gone mid-cell, is not reported again by the task that waited for it (asyncio's "Task exception
+    was never retrieved" when the interpreter ends, after our one line)."""
+    for name in ("SIGINT", "SIGTERM"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    logging.getLogger("asyncio").disabled = True
+
+
 def main(argv: list[str] | None = None) -> int:
+    whole_process = argv is None  # the command itself, not a call from Python (a test): it may end quietly
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = bool(os.environ.get("SSDLIB_DEBUG"))
     if argv[:1] == ["--debug"]:
@@ -165,11 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         if debug:
             raise
+        if whole_process:
+            _quiet_teardown()
         LOG.error(f"ssdlib {name}: terminated (SIGTERM); what was written is kept and the same command resumes")
         return TERMINATED
     except KeyboardInterrupt:
         if debug:
             raise
+        if whole_process:
+            _quiet_teardown()
         LOG.error(f"ssdlib {name}: interrupted (Ctrl-C); what was written is kept (run.json says where it stopped)")
         return INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the last line of defence: one line, not a traceback
