@@ -46,7 +46,7 @@ def write(output_dir: str | Path) -> Path:
         run={"profile": "?", "status": "?", **run},
         kind=_kind(run, multi),
         facts=_facts(run, multi),
-        notebooks=_notebook_rows(run, pages, multi),
+        notebooks=_notebook_rows(run, _seed_pages(folder, run) if multi else pages, multi),
         claims=_claims(folder, run),
         checks_summary=_checks_summary(folder, multi),
         checks=_checks_table(folder, multi),
@@ -114,8 +114,20 @@ def _facts(run: dict, multi: bool) -> list[tuple[str, str]]:
     return [(key, str(value)) for key, value in rows if value not in (None, "")]
 
 
-def _notebook_rows(run: dict, pages: dict[str, Path], multi: bool) -> list[dict]:
-    """Each notebook with its seconds (a multi-seed run: the mean over the seeds) and its page."""
+def _seed_pages(folder: Path, run: dict) -> dict[str, list[tuple[str, str]]]:
+    """{notebook: [(seed label, its page relative to ``folder``)]} over the seeds of a multi-seed run."""
+    pages: dict[str, list[tuple[str, str]]] = {}
+    for seed in run["seeds"]:
+        for page in sorted(spread.seed_folder(folder, seed).glob("[0-9][0-9]_*.html")):
+            pages.setdefault(page.with_suffix(".ipynb").name, []).append(
+                (f"seed {seed}", page.relative_to(folder).as_posix())
+            )
+    return pages
+
+
+def _notebook_rows(run: dict, pages: dict, multi: bool) -> list[dict]:
+    """Each notebook with its seconds (a multi-seed run: the mean over the seeds) and its page(s): a list of
+    (label, link)."""
     if multi:
         per_seed = [times for times in run.get("runs", {}).values() if times]
         names = list(dict.fromkeys(name for times in per_seed for name in times))
@@ -128,7 +140,7 @@ def _notebook_rows(run: dict, pages: dict[str, Path], multi: bool) -> list[dict]
         {
             "name": name + label,
             "seconds": f"{seconds[name]:.0f}" if name in seconds else "–",
-            "html": pages[name].name if name in pages else None,
+            "html": (pages[name] if multi else [(pages[name].name, pages[name].name)]) if name in pages else [],
         }
         for name in names
     ]

@@ -123,7 +123,7 @@ def test_the_cifar10_ssod_plan_trains_table_2s_baseline_models_and_no_simclr():
 def test_csi_and_mos_are_planned_where_the_profile_runs_them():
     """Notebook 05 trains CSI with ``csi.in_comparison`` and MOS's head when ``mos.groups`` is set; MOS is
     one pass of the frozen CE classifier plus its head's steps (the repository's rule below 20 000 images)."""
-    P = profiles.load(ROOT / "params" / "offline.yaml")
+    P = profiles.load(ROOT / "params" / "offline.yaml", {"csi": {"in_comparison": True}})
     planned = {m.name: m for m in plan.models(P, ["05"], 3000)}
     assert planned["CSI resnet18 w8"].epochs == P.csi.warmup_epochs + P.csi.epochs
     assert planned["MOS head on SupCE resnet18 w8 (500 steps on frozen features)"].work == 3000

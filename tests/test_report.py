@@ -116,6 +116,7 @@ def test_a_multi_seed_report_shows_the_spread_and_links_each_seed(tmp_path):
     page = report.write(top).read_text()
     assert "2 seeds (0, 1)" in page and "74.1 ± 0.2" in page and "90.6" in page
     assert 'href="seed_0/report.html"' in page and 'href="seed_1/report.html"' in page
+    assert 'href="seed_0/00_data.html"' in page and 'href="seed_1/00_data.html"' in page  # each seed's notebook
     assert page.count("Checks over seeds") == 0  # shown once, as the page's own checks table
     assert "0 of 2 checks hold on the mean and on every seed" in page or "1 of 2 checks hold" in page
 

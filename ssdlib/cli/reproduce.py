@@ -409,6 +409,7 @@ def _run_seeds(
     prepare_output(output_dir, overwrite)
     (output_dir / "params.yaml").write_text(yaml.safe_dump(P.model_dump(mode="json"), sort_keys=False))
     info = {"status": "running", **about, "seeds": seeds, "git_commit": git_commit(), "runs": {}}
+    info["device"] = device_summary(P.device)
     info["started"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_run(output_dir, info)
     folders = {}
