@@ -188,4 +188,4 @@ def follow(
             else:
                 os.environ[ENV_VAR] = previous
             stop.set()
-            thread.join()
+            thread.join(timeout=5)  # bounded: after Ctrl-C a lock the printing thread waits on may never be freed

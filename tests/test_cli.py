@@ -1,6 +1,7 @@
 """The ssdlib command's last line of defence: one line naming the problem and the fix, not a traceback."""
 
 import errno
+import time
 from urllib.error import URLError
 
 import pytest
@@ -150,3 +151,28 @@ def test_flag_choices_are_read_from_the_params_schema():
     assert flags["ssdlib.cli.train"]["device"] == flags["ssdlib.cli.evaluate"]["device"] == ["auto", "cpu", "cuda"]
     assert flags["ssdlib.cli.evaluate"]["kmeans"] == ["sklearn", "faiss"]
     assert flags["ssdlib.cli.ssod"]["balance"] == ["LW", "DR", "LWB"]
+
+
+def test_a_stop_ends_the_command_even_where_a_library_swallows_the_ctrl_c(monkeypatch):
+    """A signal's exception lands wherever the main thread is; where a library swallows it, the stop hook
+    (reproduce kills its kernels) ends the wait, and the error that follows ends as the stop."""
+    import os
+    import signal
+
+    from ssdlib import cli
+
+    monkeypatch.setattr(cli, "STOPPED_BY", [])
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    hooked = []
+    try:
+        with pytest.raises(Terminated), cli.stopping_on_signals(), cli.when_stopped(lambda: hooked.append(1)):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except Terminated:
+                pass  # swallowed, as a library might
+            raise RuntimeError("the kernel died")  # what the hook's kill makes the library raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert hooked == [1] and cli.STOPPED_BY == [signal.SIGTERM] and not cli.STOP_HOOKS

@@ -44,31 +44,63 @@ class Terminated(KeyboardInterrupt):
     run (locks freed, run.json closed); a subclass, so that code stopping on Ctrl-C stops on it too."""
 
 
+STOP_HOOKS: list = []  # called on the first Ctrl-C or SIGTERM, before it is raised (see when_stopped)
+STOPPED_BY: list[int] = []  # the signal that stopped this command, once one has
+
+
+@contextlib.contextmanager
+def when_stopped(hook):
+    """Call ``hook()`` at the first Ctrl-C or SIGTERM while the block runs. The exception a signal raises
+    lands wherever the main thread happens to be, and a library may swallow it (a notebook's executor
+    waiting on its kernel): a hook that ends the work the block waits on (e.g. kills its kernel) makes
+    sure the command still stops."""
+    STOP_HOOKS.append(hook)
+    try:
+        yield
+    finally:
+        STOP_HOOKS.remove(hook)
+
+
+def stop_exception() -> KeyboardInterrupt | None:
+    """What the signal that stopped this command raises (None when none has): whatever error a stop
+    caused on its way out, the command ends as stopped."""
+    if not STOPPED_BY:
+        return None
+    return Terminated() if STOPPED_BY[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
 @contextlib.contextmanager
 def stopping_on_signals():
     """Ctrl-C raises KeyboardInterrupt, SIGTERM :class:`Terminated`; any later signal is ignored until the
     process exits, so that the command's one line stays the last one (a command that got none restores
-    the previous handlers)."""
+    the previous handlers). Errors raised after a stop (a kernel killed by a stop hook) end as the stop."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
     caught = (signal.SIGINT, signal.SIGTERM)
     previous = {s: signal.getsignal(s) for s in caught}
-    received = []
 
     def first(signum, _frame):
-        received.append(signum)
+        STOPPED_BY.append(signum)
         for s in caught:
             signal.signal(s, lambda *_: None)
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        for hook in list(STOP_HOOKS):
+            with contextlib.suppress(Exception):
+                hook()
+        raise stop_exception()
 
     for s in caught:
         if previous[s] is not signal.SIG_IGN:  # e.g. SIGINT in a job started in the background with &
             signal.signal(s, first)
     try:
         yield
+    except Exception:
+        stopped = stop_exception()
+        if stopped is None:
+            raise
+        raise stopped from None
     finally:
-        if not received:
+        if not STOPPED_BY:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 

@@ -33,7 +33,7 @@ import yaml
 import ssdlib
 from ssdlib import atomic, checks, locks, plan, profiles, progress, report, smoke
 from ssdlib import params as params_mod
-from ssdlib.cli import Terminated, disk_full
+from ssdlib.cli import Terminated, disk_full, stop_exception, when_stopped
 from ssdlib.data import DatasetNotFoundError, UnknownDatasetError, get_datasets, real
 from ssdlib.data.checksums import SMOKE_DATA_ENV
 from ssdlib.evaluation import claims, paper_comparison, results, spread
@@ -170,7 +170,10 @@ def execute(notebook: Path, output_dir: Path, parameters: dict, log_output: bool
     start = time.perf_counter()
     executed, partial = output_dir / notebook.name, output_dir / f".{notebook.stem}.partial.ipynb"
     try:
-        with progress.follow(output_dir / progress.PROGRESS_FILE, prefix=f"[{notebook.stem}] "):
+        with (
+            when_stopped(stop_kernels),
+            progress.follow(output_dir / progress.PROGRESS_FILE, prefix=f"[{notebook.stem}] "),
+        ):
             pm.execute_notebook(
                 str(notebook),
                 str(partial),
@@ -207,8 +210,21 @@ def _kernel_logged_to(log: Path) -> type:
         async def start_kernel(self, **kw):
             with log.open("ab") as fh:  # the kernel keeps its own copy of the file descriptor
                 await super().start_kernel(**kw, stderr=fh)
+            RUNNING_KERNELS.append(self)
 
     return LoggedKernel
+
+
+RUNNING_KERNELS: list = []  # the kernels this process started (LoggedKernel), for stop_kernels
+
+
+def stop_kernels() -> None:
+    """Kill the notebook kernels this process started (a stop hook, :func:`ssdlib.cli.when_stopped`): the
+    cell they run ends at once, so that papermill returns even where it swallowed the Ctrl-C."""
+    for manager in RUNNING_KERNELS:
+        process = getattr(manager.provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
 
 
 def _publish(partial: Path, executed: Path) -> None:
@@ -543,7 +559,7 @@ def _run(
             seconds = execute(nb, output_dir, wanted, log_output)
         except BaseException as err:
             _record_end(output_dir, info, nb.name, err)
-            if about["report"] and isinstance(err, Exception):  # not after Ctrl-C: the user wants out
+            if about["report"] and isinstance(err, Exception) and stop_exception() is None:  # not after Ctrl-C
                 _report_of_failed_run(output_dir)
             raise
         info["notebooks"][nb.name] = round(seconds, 1)
@@ -618,7 +634,8 @@ def _record_end(output_dir: Path, info: dict, notebook: str, err: BaseException)
 
 
 def _ending(err: BaseException) -> tuple[str, str]:
-    """run.json's status and reason for a run that ``err`` ended."""
+    """run.json's status and reason for a run that ``err`` ended (a stop, whatever error it caused)."""
+    err = stop_exception() or err
     if isinstance(err, Terminated):
         return "terminated", "terminated (SIGTERM)"
     if isinstance(err, KeyboardInterrupt):
