@@ -233,8 +233,10 @@ def test_a_folder_that_ssdlib_wrote_is_accepted(tmp_path):
     runner.check_output_dir(tmp_path / "new")
 
 
-DRIVER = (  # `ssdlib reproduce` on the test's notebooks, in a process of its own
-    "import sys, functools, pathlib\n"
+DRIVER = (  # `ssdlib reproduce` on the test's notebooks, in a process of its own, as started from a terminal:
+    # Ctrl-C on (a test suite run as a background job inherits SIGINT ignored, which the command would keep)
+    "import sys, functools, pathlib, signal\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
     "from ssdlib.cli import main, reproduce\n"
     "reproduce.reproduce = functools.partial(reproduce.reproduce, notebook_dir=pathlib.Path(sys.argv[1]))\n"
     "sys.argv = ['ssdlib', *sys.argv[2:]]\n"
