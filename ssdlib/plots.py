@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
+from ssdlib import progress
 from ssdlib.detectors.base import l2_normalize
 from ssdlib.metrics import auroc
 
@@ -32,8 +32,7 @@ def show(fig, out: str | Path, name: str, *, caption: str, dpi: int = 120) -> No
     """The one way the notebooks put out a figure: :func:`save` it, and in a notebook show the saved PNG
     inline, whatever matplotlib's backend (papermill runs under Agg keep their figures too)."""
     path = save(fig, out, name, caption=caption, dpi=dpi)
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    if shell is not None:
+    if progress.kernel() is not None:
         from IPython.display import Image, display  # local: only a notebook gets here
 
         display(Image(filename=str(path), alt=caption))

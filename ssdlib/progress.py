@@ -55,7 +55,7 @@ def logger() -> logging.Logger:
     return log
 
 
-def _kernel():
+def kernel():
     """The IPython kernel running this code, or None (a script, a terminal, pytest)."""
     shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
     return getattr(shell, "kernel", None)
@@ -65,9 +65,9 @@ def someone_watching() -> bool:
     """Whether live bars have a reader: a terminal, or a notebook front-end that takes input. Batch
     executors (papermill, nbval, nbconvert) send their cells with ``allow_stdin`` off, which ipykernel
     keeps per request; JupyterLab sends it on."""
-    kernel = _kernel()
-    if kernel is not None:
-        return bool(getattr(kernel, "_allow_stdin", False))
+    running = kernel()
+    if running is not None:
+        return bool(getattr(running, "_allow_stdin", False))
     return sys.stderr.isatty()
 
 
@@ -106,7 +106,7 @@ class Panel:
 
 def messages(fallback: Callable[[str], None]) -> Callable[[str], None]:
     """Where a training run's messages go: a new :class:`Panel` in a kernel, ``fallback`` elsewhere."""
-    return Panel().write if _kernel() is not None else fallback
+    return Panel().write if kernel() is not None else fallback
 
 
 def duration(seconds: float) -> str:

@@ -81,14 +81,14 @@ class FakeKernel:
 @pytest.mark.parametrize("allow_stdin, bar_shown", [(True, True), (False, False)])
 def test_bars_only_where_someone_watches(monkeypatch, allow_stdin, bar_shown):
     """JupyterLab sends input-allowing requests (a person is there); papermill and nbval do not."""
-    monkeypatch.setattr(progress, "_kernel", lambda: FakeKernel(allow_stdin))
+    monkeypatch.setattr(progress, "kernel", lambda: FakeKernel(allow_stdin))
     assert progress.someone_watching() is allow_stdin
     assert (not progress.bar(range(3)).disable) is bar_shown
     assert progress.bar(range(3), disable=True).disable
 
 
 def test_outside_a_kernel_bars_follow_the_terminal(monkeypatch):
-    monkeypatch.setattr(progress, "_kernel", lambda: None)
+    monkeypatch.setattr(progress, "kernel", lambda: None)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     assert not progress.someone_watching() and progress.bar(range(3)).disable
     said = []

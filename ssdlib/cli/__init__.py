@@ -82,8 +82,8 @@ def stopping_on_signals():
 
     def first(signum, _frame):
         STOPPED_BY.append(signum)
-        for s in caught:
-            signal.signal(s, lambda *_: None)
+        for s in caught:  # SIG_IGN, not a Python no-op: Python puts its own handlers back to the default as it exits
+            signal.signal(s, signal.SIG_IGN)
         for hook in list(STOP_HOOKS):
             with contextlib.suppress(Exception):
                 hook()
@@ -170,12 +170,9 @@ def explain(err: BaseException) -> str:
 
 
 def _quiet_teardown() -> None:
-    """Once stopping on Ctrl-C or SIGTERM, stop quietly: another Ctrl-C (an impatient user, a terminal that
-    signals the whole group) is ignored until the process ends with its code, and the stopped notebook's
-    kernel, gone mid-cell, is not reported again by the task that waited for it (asyncio's "Task exception
-    was never retrieved" when the interpreter ends, after our one line)."""
-    for name in ("SIGINT", "SIGTERM"):
-        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    """Once stopping on Ctrl-C or SIGTERM (later signals are already ignored: :func:`stopping_on_signals`),
+    the stopped notebook's kernel, gone mid-cell, is not reported again by the task that waited for it
+    (asyncio's "Task exception was never retrieved" when the interpreter ends, after our one line)."""
     logging.getLogger("asyncio").disabled = True
 
 
