@@ -3,6 +3,7 @@ hand-written results table, and a run that a failed claim does not stop while a 
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -204,3 +205,32 @@ def test_a_failed_claim_does_not_stop_a_run_and_a_failed_sanity_check_does(claim
     with pytest.raises(runner.RunError, match="1 checks failed over the seeds: pipeline_ran"):
         runner.reproduce(profile, tmp_path / "failed", notebook_dir=notebook_dir, seeds=[0, 1, 2])
     assert (tmp_path / "failed" / claims.CSV_FILE).is_file()  # the ledger is written before the run fails
+
+
+LEDGER = Path("docs/ledger")
+
+
+def test_the_committed_ledger_is_of_the_committed_profile_and_its_sanity_held_on_every_seed():
+    """docs/ledger is the offline profile's run over 8 fresh seeds: a change to the profile (a threshold, a recipe)
+    leaves it stale, and this says so; every sanity check of that run held on every seed."""
+    ran = profiles.load(LEDGER / "params.yaml")
+    same = {"exclude": {"seed", "seeds"}}
+    assert ran.model_dump(**same) == OFFLINE.model_dump(**same), (
+        "params/offline.yaml changed since docs/ledger was written: rerun the command in docs/ledger/README.md"
+    )
+    over_seeds = json.loads((LEDGER / "checks_over_seeds.json").read_text())
+    assert len(ran.seeds) == 8 and over_seeds
+    failed = [f"{c['notebook']} {c['name']} on {c['failed_seeds']}" for c in over_seeds if not c["passed"]]
+    assert not failed
+    assert all(sorted(map(int, c["values"])) == sorted(ran.seeds) for c in over_seeds)
+
+
+def test_the_committed_ledger_is_what_the_claims_module_computes_from_its_seeds_rows():
+    ran = profiles.load(LEDGER / "params.yaml")
+    per_seed = {seed: pd.read_csv(LEDGER / f"seed_{seed}" / "results.csv") for seed in ran.seeds}
+    rebuilt = claims.ledger(per_seed, ran).set_index("claim")
+    committed = pd.read_csv(LEDGER / claims.CSV_FILE).set_index("claim")
+    assert list(rebuilt.index) == list(committed.index)
+    assert (rebuilt["verdict"] == committed["verdict"]).all()
+    measured = committed["effect_mean"].notna()
+    assert rebuilt.loc[measured, "effect_mean"].to_numpy() == pytest.approx(committed.loc[measured, "effect_mean"])
